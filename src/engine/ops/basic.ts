@@ -1,0 +1,69 @@
+// Factories for the dense kernels: embedding gather, RMSNorm and the bf16 matmul.
+import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import type { OpContext } from './context.js';
+
+export function embedOp(ctx: OpContext, a: { tokens: GPUBuffer; table: GPUBuffer; x: GPUBuffer; hidden: number }): Dispatch {
+  const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden } });
+  return {
+    label: 'embed',
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.tokens, a.table, a.x], 'embed'),
+    groups: (s) => grid(s.tokens),
+  };
+}
+
+export function rmsnormOp(
+  ctx: OpContext,
+  a: { x: GPUBuffer; scale: GPUBuffer; y: GPUBuffer; hidden: number; eps: number; outRows?: boolean; label: string },
+): Dispatch {
+  const pipeline = ctx.shaders.pipeline({
+    shader: 'rmsnorm',
+    defines: { WG: Math.min(ctx.wg, 128), REDUCE_N: 1, H: a.hidden },
+    flags: a.outRows ? ['OUT_ROWS'] : [],
+  });
+  const params = uniformBuffer(ctx.gpu, new Params().f32(a.eps), `${a.label}.params`);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.scale, a.y], a.label),
+    groups: (s) => grid(a.outRows ? s.outRows : s.tokens),
+  };
+}
+
+export interface MatmulArgs {
+  x: GPUBuffer;
+  /** bf16 [n][k] */
+  w: GPUBuffer;
+  bias?: GPUBuffer;
+  y: GPUBuffer;
+  k: number;
+  n: number;
+  /** y += x W^T (+ bias): the residual add. */
+  accumulate?: boolean;
+  /** x holds the step's logits rows (unembedding) rather than all its tokens. */
+  outRows?: boolean;
+  label: string;
+}
+
+// Rows per workgroup and tokens per workgroup: TT tokens share every weight load.
+const ROWS = 4;
+const TT = 8;
+
+export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
+  if (a.k % 8 !== 0) throw new Error(`${a.label}: input size ${a.k} is not a multiple of 8`);
+  const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
+  const pipeline = ctx.shaders.pipeline({
+    shader: 'matmul_bf16',
+    defines: { WG: Math.min(ctx.wg, 64), ROWS, TT, REDUCE_N: ROWS * TT },
+    flags,
+  });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
+  const rowGroups = Math.ceil(a.n / ROWS);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    groups: (s) => grid(rowGroups, 1, Math.ceil((a.outRows ? s.outRows : s.tokens) / TT)),
+  };
+}

@@ -1,0 +1,135 @@
+// Buffer helpers, kernel parameter packing and dispatch recording. Everything here is created
+// once at load; the per-step path only encodes prebuilt (pipeline, bind group, grid) triples.
+import type { Gpu } from './device.js';
+
+export const STORAGE_USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+
+export function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+export function storageBuffer(gpu: Gpu, size: number, label: string, usage = STORAGE_USAGE()): GPUBuffer {
+  const max = gpu.device.limits.maxBufferSize;
+  const bytes = Math.max(16, align(size, 16));
+  if (bytes > max) throw new Error(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize ${max}`);
+  return gpu.device.createBuffer({ label, size: bytes, usage });
+}
+
+export function uploadBuffer(gpu: Gpu, data: ArrayBufferView, label: string, usage = STORAGE_USAGE()): GPUBuffer {
+  const buf = storageBuffer(gpu, data.byteLength, label, usage);
+  writeBuffer(gpu, buf, 0, data);
+  return buf;
+}
+
+/** queue.writeBuffer in bounded pieces so Dawn's staging memory stays small for huge tensors. */
+export function writeBuffer(gpu: Gpu, buf: GPUBuffer, offset: number, data: ArrayBufferView): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const piece = 64 << 20;
+  const whole = bytes.byteLength & ~3;
+  for (let o = 0; o < whole; o += piece) {
+    gpu.device.queue.writeBuffer(buf, offset + o, bytes, o, Math.min(piece, whole - o));
+  }
+  if (whole < bytes.byteLength) {
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(whole));
+    gpu.device.queue.writeBuffer(buf, offset + whole, tail);
+  }
+}
+
+export async function readBuffer(gpu: Gpu, src: GPUBuffer, offset = 0, size = src.size - offset): Promise<ArrayBuffer> {
+  const staging = gpu.device.createBuffer({
+    size: align(size, 4),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, offset, staging, 0, align(size, 4));
+  gpu.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0, size);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Packs a kernel's uniform parameter struct: every field is 4 bytes, in declaration order. */
+export class Params {
+  private readonly words: number[] = [];
+  private readonly view = new DataView(new ArrayBuffer(4));
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`u32 parameter out of range: ${v}`);
+    this.words.push(v >>> 0);
+    return this;
+  }
+  i32(v: number): this {
+    this.view.setInt32(0, v, true);
+    this.words.push(this.view.getUint32(0, true));
+    return this;
+  }
+  f32(v: number): this {
+    this.view.setFloat32(0, v, true);
+    this.words.push(this.view.getUint32(0, true));
+    return this;
+  }
+  bytes(): Uint32Array {
+    const out = new Uint32Array(align(Math.max(this.words.length, 1), 4));
+    out.set(this.words);
+    return out;
+  }
+}
+
+export function uniformBuffer(gpu: Gpu, params: Params | Uint32Array, label: string): GPUBuffer {
+  const data = params instanceof Params ? params.bytes() : params;
+  return uploadBuffer(gpu, data, label, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+}
+
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** Binds buffers to @group(0) @binding(0..n-1) in order. */
+export function bindGroup(gpu: Gpu, pipeline: GPUComputePipeline, buffers: Binding[], label?: string): GPUBindGroup {
+  return gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),
+  });
+}
+
+/** What varies between steps and sizes grids: tokens in the forward and rows that need logits. */
+export interface StepShape {
+  tokens: number;
+  outRows: number;
+}
+
+export type Groups = [number, number, number];
+
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  groups: Groups | ((s: StepShape) => Groups);
+}
+
+/**
+ * Workgroup counts for `n` groups laid out in 2D: WebGPU caps each dimension at 65535, so kernels
+ * linearise `wid.x + wid.y * nwg.x` and return when past their count.
+ */
+export function grid(n: number, y = 1, z = 1, maxDim = 65535): [number, number, number] {
+  if (n <= maxDim) return [Math.max(1, n), y, z];
+  if (y !== 1) throw new Error(`grid: ${n} groups with y=${y} exceed the dimension limit`);
+  const rows = Math.ceil(n / maxDim);
+  return [Math.ceil(n / rows), rows, z];
+}
+
+/** Encodes dispatches into one pass, setting the pipeline only when it changes. */
+export function encodeDispatches(pass: GPUComputePassEncoder, list: readonly Dispatch[], shape: StepShape): number {
+  let last: GPUComputePipeline | null = null;
+  for (const d of list) {
+    if (d.pipeline !== last) {
+      pass.setPipeline(d.pipeline);
+      last = d.pipeline;
+    }
+    const g = typeof d.groups === 'function' ? d.groups(shape) : d.groups;
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(g[0], g[1], g[2]);
+  }
+  return list.length;
+}
