@@ -1,13 +1,52 @@
-// Random-weight gpt-oss checkpoints in the Hugging Face layout, for tests, offline smoke runs and
-// benchmarks. Scales follow the oracle fixtures: residual stream of RMS ~2, peaked-but-not-one-hot
-// attention, MXFP4 experts whose gate/up values sometimes pass the swiglu limit, so routing and
-// the clamps behave like a trained model's.
+// Random-weight gpt-oss models, for tests, offline smoke runs and benchmarks: in memory (a tensor
+// source the engine loads like a checkpoint) or written to disk in the Hugging Face layout.
+// Scales follow the oracle fixtures: residual stream of RMS ~2, peaked-but-not-one-hot attention,
+// MXFP4 experts whose gate/up values sometimes pass the swiglu limit, so routing and the clamps
+// behave like a trained model's.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expectedTensors } from './checkpoint.js';
-import type { ModelConfig } from './config.js';
+import { expectedTensors, type CanonicalTensor, type TensorSpec } from './checkpoint.js';
+import { configFromPreset, type ModelConfig } from './config.js';
 import { f32ToBf16Array } from './mxfp4.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors.js';
+
+const O200K_HARMONY_VOCAB = 201088;
+/** <|return|>, <|call|>: harmony's stop tokens. */
+const HARMONY_EOS = [200002, 200012];
+
+/** Shapes of the synthetic models: the real gpt-oss configs, and tiny ones for CPU runs. */
+export const SYNTHETIC_PRESETS: Record<string, () => ModelConfig> = {
+  '20b': () =>
+    configFromPreset({
+      numLayers: 24, numExperts: 32, expertsPerToken: 4, vocabSize: O200K_HARMONY_VOCAB, hiddenSize: 2880,
+      intermediateSize: 2880, numHeads: 64, numKvHeads: 8, headDim: 64, slidingWindow: 128, eosTokenIds: HARMONY_EOS,
+    }, 'synthetic:20b'),
+  '120b': () =>
+    configFromPreset({
+      numLayers: 36, numExperts: 128, expertsPerToken: 4, vocabSize: O200K_HARMONY_VOCAB, hiddenSize: 2880,
+      intermediateSize: 2880, numHeads: 64, numKvHeads: 8, headDim: 64, slidingWindow: 128, eosTokenIds: HARMONY_EOS,
+    }, 'synthetic:120b'),
+  // full o200k_harmony vocabulary, tiny everything else: serves real text through the tokenizer
+  tiny: () =>
+    configFromPreset({
+      numLayers: 2, numExperts: 8, expertsPerToken: 2, vocabSize: O200K_HARMONY_VOCAB, hiddenSize: 64,
+      intermediateSize: 64, numHeads: 2, numKvHeads: 1, headDim: 64, slidingWindow: 128, eosTokenIds: HARMONY_EOS,
+    }, 'synthetic:tiny'),
+  // a few MB: the quickest model that still has every part (GQA, both layer types, top-k of many)
+  mini: () =>
+    configFromPreset({
+      numLayers: 2, numExperts: 16, expertsPerToken: 4, vocabSize: 512, hiddenSize: 64, intermediateSize: 64,
+      numHeads: 4, numKvHeads: 1, headDim: 64, slidingWindow: 16,
+    }, 'synthetic:mini'),
+};
+
+export function syntheticConfig(name: string): ModelConfig {
+  const make = SYNTHETIC_PRESETS[name];
+  if (!make) {
+    throw new Error(`unknown synthetic model "${name}"; known: ${Object.keys(SYNTHETIC_PRESETS).map((n) => `synthetic:${n}`).join(', ')}`);
+  }
+  return make();
+}
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -20,6 +59,12 @@ function rng(seed: number): () => number {
   };
 }
 
+function nameSeed(name: string, seed: number): number {
+  let h = 2166136261 ^ seed;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
 function gaussians(r: () => number, n: number, std: number, mean = 0): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -29,53 +74,68 @@ function gaussians(r: () => number, n: number, std: number, mean = 0): Float32Ar
   return out;
 }
 
-/** E8M0 byte whose scale makes a row of `k` random FP4 values dot a unit vector to about `target`. */
+/** E8M0 byte whose scale makes a row of `k` random FP4 values dot a unit-RMS vector to about `target`. */
 function scaleByte(k: number, target: number): number {
   // E|FP4 value|^2 over the 16 codes is ~11.1
   return Math.round(127 + Math.log2(target / Math.sqrt(k * 11.1)));
 }
 
-/** The tensors of a random model under their Hugging Face names. */
-export function syntheticTensors(c: ModelConfig, seed = 1): TensorToWrite[] {
-  const r = rng(seed);
-  const H = c.hiddenSize;
-  const out: TensorToWrite[] = [];
-  for (const spec of expectedTensors(c)) {
-    for (const s of spec.sources.hf) {
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      const base = spec.name.replace(/^layers\.\d+\./, '');
-      let data: ArrayBufferView;
-      if (base.endsWith('blocks')) {
-        const u8 = new Uint8Array(n);
-        for (let i = 0; i < n; i++) u8[i] = Math.floor(r() * 256);
-        data = u8;
-      } else if (base.endsWith('scales')) {
-        const k = base.startsWith('mlp1') ? H : c.intermediateSize;
-        const mid = scaleByte(k, base.startsWith('mlp1') ? 3.5 : 1.0);
-        const u8 = new Uint8Array(n);
-        for (let i = 0; i < n; i++) u8[i] = mid - 1 + Math.floor(r() * 3);
-        data = u8;
-      } else {
-        const std: Record<string, number> = {
-          embedding: 2,
-          unembedding: 1.3 / Math.sqrt(H),
-          'qkv.weight': 1.2 / Math.sqrt(H),
-          'attn_out.weight': 1 / Math.sqrt(c.numHeads * c.headDim),
-          'router.weight': 2 / Math.sqrt(H),
-          'qkv.bias': 0.1,
-          'attn_out.bias': 0.1,
-          'router.bias': 0.1,
-          'mlp1.bias': 0.2,
-          'mlp2.bias': 0.1,
-          sinks: 1,
-        };
-        const isScale = base === 'attn_norm' || base === 'mlp_norm' || base === 'norm';
-        data = f32ToBf16Array(isScale ? gaussians(r, n, 0.1, 1) : gaussians(r, n, std[base] ?? 0.1));
-      }
-      out.push({ name: s.name, dtype: spec.dtypes[0]!, shape: s.shape, data });
-    }
+/** How a canonical tensor's random values are drawn; shared by the CPU and GPU generators. */
+export type TensorStats =
+  | { kind: 'codes' } // uniform random MXFP4 nibbles
+  | { kind: 'scales'; lo: number; span: number } // E8M0 bytes in [lo, lo + span)
+  | { kind: 'normal'; mean: number; std: number };
+
+export function tensorStats(c: ModelConfig, name: string): TensorStats {
+  const base = name.replace(/^layers\.\d+\./, '');
+  if (base.endsWith('blocks')) return { kind: 'codes' };
+  if (base.endsWith('scales')) {
+    const up = base.startsWith('mlp1');
+    return { kind: 'scales', lo: scaleByte(up ? c.hiddenSize : c.intermediateSize, up ? 3.5 : 1.0) - 1, span: 3 };
   }
-  return out;
+  if (base === 'attn_norm' || base === 'mlp_norm' || base === 'norm') return { kind: 'normal', mean: 1, std: 0.1 };
+  const H = c.hiddenSize;
+  const std: Record<string, number> = {
+    embedding: 2,
+    unembedding: 1.3 / Math.sqrt(H),
+    'qkv.weight': 1.2 / Math.sqrt(H),
+    'attn_out.weight': 1 / Math.sqrt(c.numHeads * c.headDim),
+    'router.weight': 2 / Math.sqrt(H),
+    sinks: 1,
+    'mlp1.bias': 0.2,
+  };
+  return { kind: 'normal', mean: 0, std: std[base] ?? 0.1 };
+}
+
+/** The bytes of one canonical tensor (bf16 or u8), the same for a given (config, name, seed). */
+export function syntheticTensorBytes(c: ModelConfig, spec: TensorSpec, seed: number): Uint8Array {
+  const r = rng(nameSeed(spec.name, seed));
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const st = tensorStats(c, spec.name);
+  if (st.kind === 'normal') return new Uint8Array(f32ToBf16Array(gaussians(r, n, st.std, st.mean)).buffer);
+  const u8 = new Uint8Array(n);
+  for (let i = 0; i < n; i++) u8[i] = st.kind === 'codes' ? Math.floor(r() * 256) : st.lo + Math.floor(r() * st.span);
+  return u8;
+}
+
+/**
+ * A random model whose weights the GPU generates in place (see shaders/fill_random.wgsl): loads
+ * gpt-oss-120b-sized models in seconds with no file and no host memory.
+ */
+export function syntheticGpuSource(c: ModelConfig, seed = 1) {
+  const specs = new Map(expectedTensors(c).map((s) => [s.name, s]));
+  return {
+    config: c,
+    tensor(name: string): CanonicalTensor {
+      const s = specs.get(name);
+      if (!s) throw new Error(`synthetic model: no tensor "${name}"`);
+      const bytes = s.shape.reduce((a, b) => a * b, 1) * (s.dtypes[0] === 'U8' ? 1 : 2);
+      return { name, dtype: s.dtypes[0]!, shape: s.shape, byteLength: bytes, parts: [] };
+    },
+    fill(name: string): TensorStats & { seed: number } {
+      return { ...tensorStats(c, name), seed: nameSeed(name, seed) };
+    },
+  };
 }
 
 /** config.json in the Hugging Face gpt_oss dialect. */
@@ -111,7 +171,7 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
     attention_bias: true,
     tie_word_embeddings: false,
     hidden_act: 'silu',
-    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
+    ...(c.eosTokenIds.length ? { eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds } : {}),
     quantization_config: {
       quant_method: 'mxfp4',
       modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'],
@@ -119,9 +179,22 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
   };
 }
 
-/** Writes `config.json` + `model.safetensors` for a random model into `dir`. */
+/** Writes `config.json` + `model.safetensors` (Hugging Face names) for a random model into `dir`. */
 export async function writeSyntheticCheckpoint(dir: string, c: ModelConfig, seed = 1): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(hfConfigJson(c), null, 2) + '\n');
-  await writeSafetensors(join(dir, 'model.safetensors'), syntheticTensors(c, seed), { format: 'pt' });
+  const out: TensorToWrite[] = [];
+  for (const spec of expectedTensors(c)) {
+    const bytes = syntheticTensorBytes(c, spec, seed);
+    // HF splits qkv into q/k/v along the first dimension
+    let offset = 0;
+    for (const s of spec.sources.hf) {
+      const len = (bytes.byteLength / spec.shape[0]!) * s.shape[0]!;
+      const part = bytes.slice(offset, offset + len);
+      offset += len;
+      const dtype = spec.dtypes[0]!;
+      out.push({ name: s.name, dtype, shape: s.shape, data: dtype === 'U8' ? part : new Uint16Array(part.buffer) });
+    }
+  }
+  await writeSafetensors(join(dir, 'model.safetensors'), out, { format: 'pt' });
 }

@@ -1,7 +1,7 @@
 // One pinned WebGPU device per test process (kernels.md 3.4), robustness on, with shader caches for
 // the subgroup path and the portable path so every kernel test runs both.
 import { acquireGpu, type Gpu } from '../../src/gpu/device.js';
-import { ShaderCache } from '../../src/gpu/shaders.js';
+import { ShaderCache, subgroupLayoutHolds } from '../../src/gpu/shaders.js';
 import { readBuffer, storageBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 
 let gpuPromise: Promise<Gpu> | null = null;
@@ -15,7 +15,7 @@ export function testGpu(): Promise<Gpu> {
 export async function shaderVariants(): Promise<{ name: string; shaders: ShaderCache }[]> {
   const gpu = await testGpu();
   const out = [{ name: 'portable', shaders: new ShaderCache(gpu, false) }];
-  if (gpu.features.subgroups) out.unshift({ name: 'subgroups', shaders: new ShaderCache(gpu, true) });
+  if (await subgroupLayoutHolds(gpu)) out.unshift({ name: 'subgroups', shaders: new ShaderCache(gpu, true) });
   return out;
 }
 

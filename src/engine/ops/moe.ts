@@ -1,0 +1,217 @@
+// Factories for the mixture-of-experts kernels: router top-k + softmax, MXFP4 mlp1 + SwiGLU, and
+// MXFP4 mlp2 + weighted combine + residual add. Expert ids travel GPU-side in `routing`; nothing is
+// read back. Buffer layouts (all little-endian, T = tokens in the forward, k = topK, E, H, I):
+//   logits   f32 [T][E]                 router logits, bias included (matmulOp)
+//   routing  u32 [T][k][2]              (expert id, bitcast f32 weight), descending logit order
+//   xn       f32 [T][H]                 post-attention RMSNorm output
+//   blocks1  u8  [E][2I][H/32][16]      checkpoint mlp1 / gate_up_proj blocks, uploaded as is
+//   scales1  u8  [E][2I][H/32]          E8M0 scale bytes, uploaded as is
+//   bias1    f32 [E][2I]                gate/up interleaved like the rows
+//   h        f32 [T][k][I]              SwiGLU output per (token, slot)
+//   blocks2  u8  [E][H][I/32][16], scales2 u8 [E][H][I/32], bias2 f32 [E][H]
+//   x        f32 [T][H]                 residual stream, updated in place by moeDownOp
+// Every kernel reads the Step buffer (binding 0) for T; grids are functions of the StepShape.
+import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import type { OpContext } from './context.js';
+
+/** Largest k the top-k kernel supports. */
+export const MAX_TOP_K = 8;
+
+/** Bytes of the `routing` buffer for `tokens` tokens. */
+export function routingBytes(tokens: number, topK: number): number {
+  return tokens * topK * 8;
+}
+
+/** Bytes of the `h` (SwiGLU output) buffer for `tokens` tokens. */
+export function moeHiddenBytes(tokens: number, topK: number, intermediate: number): number {
+  return tokens * topK * intermediate * 4;
+}
+
+/** Bytes of one MXFP4 tensor [experts][rows][cols/32][16] and of its scales [experts][rows][cols/32]. */
+export function mxfp4Bytes(experts: number, rows: number, cols: number): { blocks: number; scales: number } {
+  return { blocks: experts * rows * cols / 2, scales: experts * rows * cols / 32 };
+}
+
+export interface TopkArgs {
+  /** f32 [T][E] router logits. */
+  logits: GPUBuffer;
+  /** u32 [T][k][2] output. */
+  routing: GPUBuffer;
+  numExperts: number;
+  topK: number;
+  label: string;
+}
+
+const TOPK_WG = 64;
+
+/** Per token: the k largest logits (ties to the lower index), softmax over those k. One workgroup per token. */
+export function topkOp(ctx: OpContext, a: TopkArgs): Dispatch {
+  const E = a.numExperts;
+  checkTopK(a.label, E, a.topK);
+  // One pipeline for every E <= 256 (4 logits per thread); larger E gets more per thread.
+  const ept = Math.max(4, Math.ceil(E / TOPK_WG));
+  if (ept > 32) throw new Error(`${a.label}: ${E} experts exceed the top-k kernel's ${32 * TOPK_WG}`);
+  const pipeline = ctx.shaders.pipeline({ shader: 'topk_softmax', defines: { WG: TOPK_WG, EPT: ept, KMAX: MAX_TOP_K } });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(E).u32(a.topK), `${a.label}.params`);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.logits, a.routing], a.label),
+    groups: (s) => grid(s.tokens),
+  };
+}
+
+/** Optional tuning of the MXFP4 matvec kernels (tests use it to cover every reduction shape). */
+export interface MoeTuning {
+  /** Lanes per weight row, a power of two (default: the adapter's subgroup size, clamped to 4..32). */
+  team?: number;
+  /** Threads per workgroup (default 256, capped by the adapter). */
+  wg?: number;
+}
+
+export interface MoeUpArgs extends MoeTuning {
+  /** f32 [T][H]. */
+  xn: GPUBuffer;
+  /** u32 [T][k][2] from topkOp. */
+  routing: GPUBuffer;
+  /** MXFP4 mlp1 blocks u8 [E][2I][H/32][16] and scales u8 [E][2I][H/32]. */
+  blocks: GPUBuffer;
+  scales: GPUBuffer;
+  /** f32 [E][2I]. */
+  bias: GPUBuffer;
+  /** f32 [T][k][I] output. */
+  h: GPUBuffer;
+  hidden: number;
+  intermediate: number;
+  topK: number;
+  numExperts: number;
+  swigluLimit: number;
+  label: string;
+}
+
+/** h[t][s] = SwiGLU(W1[e]·xn[t] + b1[e]) for each token t and slot s (e = routing[t][s].id). */
+export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
+  const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  checkTopK(a.label, E, k);
+  checkMultiple(a.label, 'hidden', H);
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * 2 * I * H) / 2], scales: [a.scales, (E * 2 * I * H) / 32], bias: [a.bias, E * 2 * I * 4] });
+  const { wg, team } = tuning(ctx, a, 2);
+  const outs = wg / team / 2;
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team } });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
+  const outGroups = Math.ceil(I / outs);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    groups: (s) => grid(outGroups * k, 1, tokenDim(a.label, s)),
+  };
+}
+
+export interface MoeDownArgs extends MoeTuning {
+  /** f32 [T][k][I] from moeUpOp. */
+  h: GPUBuffer;
+  routing: GPUBuffer;
+  /** MXFP4 mlp2 blocks u8 [E][H][I/32][16] and scales u8 [E][H][I/32]. */
+  blocks: GPUBuffer;
+  scales: GPUBuffer;
+  /** f32 [E][H]. */
+  bias: GPUBuffer;
+  /** f32 [T][H] residual stream, updated in place. */
+  x: GPUBuffer;
+  hidden: number;
+  intermediate: number;
+  topK: number;
+  numExperts: number;
+  /** Teams per output row (slots are split among them); default: largest power of two <= min(k, 4). */
+  split?: number;
+  label: string;
+}
+
+/** x[t] += Σ_s w_s·(W2[e_s]·h[t][s] + b2[e_s]). */
+export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
+  const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  checkTopK(a.label, E, k);
+  checkMultiple(a.label, 'intermediate', I);
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * H * I) / 2], scales: [a.scales, (E * H * I) / 32], bias: [a.bias, E * H * 4] });
+  const split = a.split ?? pow2Floor(Math.min(k, 4));
+  if (!isPow2(split)) throw new Error(`${a.label}: split ${split} is not a power of two`);
+  const { wg, team } = tuning(ctx, a, split);
+  const rows = wg / team / split;
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_down_acc', defines: { WG: wg, TEAM: team, SPLIT: split } });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.h, a.routing, a.blocks, a.scales, a.bias, a.x];
+  const rowGroups = Math.ceil(H / rows);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    groups: (s) => grid(rowGroups, 1, tokenDim(a.label, s)),
+  };
+}
+
+export interface Mxfp4DecodeArgs {
+  /** `count` blocks of 16 bytes. */
+  blocks: GPUBuffer;
+  /** `count` scale bytes. */
+  scales: GPUBuffer;
+  /** f32 [count * 32] output. */
+  out: GPUBuffer;
+  count: number;
+}
+
+/** Test kernel: decodes MXFP4 to f32 through the same WGSL functions as the MoE matvecs. */
+export function mxfp4DecodeOp(ctx: OpContext, a: Mxfp4DecodeArgs): Dispatch {
+  const WG = 64;
+  const pipeline = ctx.shaders.pipeline({ shader: 'mxfp4_decode_check', defines: { WG } });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.count), 'mxfp4_decode.params');
+  const groups = grid(Math.ceil((a.count * 4) / WG));
+  return {
+    label: 'mxfp4_decode',
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [params, a.blocks, a.scales, a.out], 'mxfp4_decode'),
+    groups,
+  };
+}
+
+function isPow2(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+function pow2Floor(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
+function checkTopK(label: string, E: number, k: number): void {
+  if (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K) throw new Error(`${label}: topK ${k} is outside 1..${MAX_TOP_K}`);
+  if (!Number.isInteger(E) || E < k) throw new Error(`${label}: ${E} experts cannot supply top-${k}`);
+}
+
+function checkMultiple(label: string, what: string, n: number): void {
+  if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0) throw new Error(`${label}: ${what} ${n} is not a positive multiple of 32 (the MXFP4 block)`);
+}
+
+function checkBuffers(ctx: OpContext, label: string, need: Record<string, [GPUBuffer, number]>): void {
+  const maxBinding = ctx.gpu.device.limits.maxStorageBufferBindingSize;
+  for (const [name, [buf, bytes]] of Object.entries(need)) {
+    if (buf.size < bytes) throw new Error(`${label}: ${name} holds ${buf.size} bytes, needs ${bytes}`);
+    if (buf.size > maxBinding) {
+      throw new Error(`${label}: ${name} (${buf.size} bytes) exceeds maxStorageBufferBindingSize ${maxBinding}; split the layer`);
+    }
+  }
+}
+
+/** Workgroup size and lanes per row; `teamsPerUnit` teams must fit (2 for a gate/up pair). */
+function tuning(ctx: OpContext, t: MoeTuning, teamsPerUnit: number): { wg: number; team: number } {
+  const wg = t.wg ?? Math.min(256, ctx.wg);
+  const team = t.team ?? Math.min(32, Math.max(4, pow2Floor(ctx.gpu.subgroupMaxSize)));
+  if (!isPow2(wg) || !isPow2(team)) throw new Error(`MoE tuning: wg ${wg} and team ${team} must be powers of two`);
+  if (wg % (team * teamsPerUnit) !== 0) throw new Error(`MoE tuning: wg ${wg} must hold ${teamsPerUnit} teams of ${team}`);
+  return { wg, team };
+}
+
+function tokenDim(label: string, s: StepShape): number {
+  if (s.tokens > 65535) throw new Error(`${label}: ${s.tokens} tokens exceed one grid dimension; chunk the forward`);
+  return Math.max(1, s.tokens);
+}

@@ -1,0 +1,63 @@
+// The CLI as a user runs it: `generate` on an oracle checkpoint with --json, --stats and
+// --logits-out, and clear errors for bad input.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SafetensorsFile } from '../src/model/safetensors.js';
+import { expectClose } from './helpers/compare.js';
+import { manifest, ORACLE, REPO_ROOT, referenceTensors } from './helpers/oracle.js';
+
+const bin = join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
+const run = (args: string[]) => promisify(execFile)(process.execPath, [bin, ...args], { maxBuffer: 64 << 20 });
+const tmp = await mkdtemp(join(tmpdir(), 'gpt-oss-cli-'));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+describe('gpt-oss-webgpu CLI', () => {
+  it('--help lists the commands', async () => {
+    const { stdout } = await run(['--help']);
+    expect(stdout).toContain('generate');
+    expect(stdout).toContain('--prompt-ids');
+  });
+
+  it('generate --json --stats --logits-out on tiny-e32k4', async () => {
+    const man = manifest('tiny-e32k4');
+    const logits = join(tmp, 'logits.safetensors');
+    const { stdout } = await run([
+      'generate', '--model', join(ORACLE, 'tiny-e32k4', 'original'), '--prompt-ids', man.prompt_ids.join(','),
+      '--max-tokens', '24', '--temperature', '0', '--json', '--stats', '--logits-out', logits,
+    ]);
+    const out = JSON.parse(stdout) as {
+      prompt_ids: number[];
+      generated_ids: number[];
+      stats: { decode_step: { dispatches: number; submits: number; readbacks: number } };
+    };
+    expect(out.prompt_ids).toEqual(man.prompt_ids);
+    expect(out.generated_ids).toEqual(man.generated_ids);
+    expect(out.stats.decode_step.submits).toBe(1);
+    expect(out.stats.decode_step.readbacks).toBe(1);
+    expect(out.stats.decode_step.dispatches).toBeGreaterThan(0);
+    const f = await SafetensorsFile.open(logits);
+    const t = f.tensor('logits');
+    expect(t.dtype).toBe('F32');
+    expect(t.shape).toEqual([man.prompt_ids.length, 640]);
+    const got = new Float32Array((await f.readTensorBytes(t)).slice().buffer);
+    await f.close();
+    const ref = await referenceTensors('tiny-e32k4');
+    expectClose(got, ref.get('prefill_logits')!.data, Number(man.tolerances.f32.logits_atol), 0, 'logits-out');
+  });
+
+  it('bad input fails with a clear message', async () => {
+    await expect(run(['generate', '--model', join(tmp, 'nope'), '--prompt-ids', '1'])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('nope'),
+    });
+    await expect(run(['generate', '--model', join(ORACLE, 'tiny-e32k4', 'hf'), '--prompt-ids', '1,99999'])).rejects.toMatchObject({
+      stderr: expect.stringContaining('99999'),
+    });
+    await expect(run(['generate', '--bogus'])).rejects.toMatchObject({ code: 2 });
+    await expect(run(['frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('frobnicate') });
+  });
+});
