@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gpu } from './device.js';
+import { bindGroup, readBuffer, storageBuffer } from './buffers.js';
 
 function shaderDir(): string {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -152,4 +153,29 @@ export class ShaderCache {
     const list = this.pending.splice(0);
     await Promise.all(list);
   }
+}
+
+/**
+ * Whether the subgroup reductions' layout assumption holds on this adapter (see lib/reduce.wgsl).
+ * False when the adapter has no subgroups or breaks the assumption; kernels then use the
+ * portable workgroup-memory path.
+ */
+export async function subgroupLayoutHolds(gpu: Gpu): Promise<boolean> {
+  if (!gpu.features.subgroups) return false;
+  const cache = new ShaderCache(gpu, true);
+  const WG = 256;
+  const groups = 4;
+  const pipeline = cache.pipeline({ shader: 'subgroup_layout_check', defines: { WG } });
+  await cache.validate();
+  const out = storageBuffer(gpu, WG * groups * 4, 'subgroup_layout_check');
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup(gpu, pipeline, [out]));
+  pass.dispatchWorkgroups(groups);
+  pass.end();
+  gpu.device.queue.submit([enc.finish()]);
+  const flags = new Uint32Array(await readBuffer(gpu, out));
+  out.destroy();
+  return flags.every((f) => f === 1);
 }
