@@ -1,7 +1,7 @@
 // Fills a weight buffer with reproducible random data on the GPU (synthetic models: no file, no
 // upload). Each u32 word is a pure function of (seed, word index).
-// kind 0: bf16 pairs ~ N(mean, std) (sum of four uniforms); kind 1: uniform random bytes (MXFP4
-// codes); kind 2: bytes in [lo, lo + span) (E8M0 scales); kind 3: f32 ~ N(mean, std).
+// kind 0: bf16 pairs ~ N(mean, sigma) (sum of four uniforms); kind 1: uniform random bytes (MXFP4
+// codes); kind 2: bytes in [lo, lo + span) (E8M0 scales); kind 3: f32 ~ N(mean, sigma).
 struct Params {
   words: u32,
   seed: u32,
@@ -9,7 +9,7 @@ struct Params {
   lo: u32,
   span: u32,
   mean: f32,
-  std: f32,
+  sigma: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,8 +46,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let h1 = hash(h0 ^ 0x9e3779b9u);
   switch p.kind {
     case 0u: {
-      let a = bf16_bits(p.mean + p.std * normal(h0));
-      let b = bf16_bits(p.mean + p.std * normal(h1));
+      let a = bf16_bits(p.mean + p.sigma * normal(h0));
+      let b = bf16_bits(p.mean + p.sigma * normal(h1));
       out[i] = a | (b << 16u);
     }
     case 1u: {
@@ -61,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       out[i] = w;
     }
     default: {
-      out[i] = bitcast<u32>(p.mean + p.std * normal(h0));
+      out[i] = bitcast<u32>(p.mean + p.sigma * normal(h0));
     }
   }
 }

@@ -1,9 +1,10 @@
 // y[t][n] = sum_k x[t][k] * W[n][k] (+ bias[n]) (+ y[t][n] when ACCUMULATE: residual add in place).
-// W is bf16 row-major [N][K], read 8 values (16 bytes) at a time. A workgroup computes ROWS rows for
-// TT tokens so each weight load serves TT tokens.
-// defines: WG, ROWS, TT, REDUCE_N (= ROWS*TT); flags: BIAS, ACCUMULATE, OUT_ROWS (x holds
-// the step's logits rows instead of all its tokens).
-#include lib/reduce
+// W is bf16 row-major [N][K], read 8 values (16 bytes) at a time. Each output row belongs to a team
+// of TEAM lanes striding over K (so short rows still keep every lane busy); a workgroup holds
+// WG/TEAM rows and computes them for TT tokens, so each weight load serves TT tokens.
+// defines: WG, TEAM, TT; flags: BIAS, ACCUMULATE, OUT_ROWS (x holds the step's logits rows
+// instead of all its tokens). Grid: x/y = row group linearised, z = token tile.
+#include lib/team_sum
 #include lib/bf16
 #include lib/step
 
@@ -37,45 +38,41 @@ fn main(
   sg_lane = sgl;
   sg_size = sgs;
 #endif
-  let N = p.n;
-  let KV = p.k / 8u;   // 16-byte weight vectors per row
-  let n0 = (wid.x + wid.y * nwg.x) * ROWS;
-  let t0 = wid.z * TT;
-  if (n0 >= N) {
-    return;
-  }
-  var acc: array<f32, REDUCE_N>;
-  for (var i = 0u; i < REDUCE_N; i++) {
-    acc[i] = 0.0;
-  }
 #if OUT_ROWS
   let tokens = step.out_rows;
 #else
   let tokens = step.tokens;
 #endif
-  if (t0 >= tokens) {
+  let n0 = (wid.x + wid.y * nwg.x) * NTEAMS;
+  let t0 = wid.z * TT;
+  if (n0 >= p.n || t0 >= tokens) {
     return;
   }
   let nt = min(TT, tokens - t0);
-  let nr = min(ROWS, N - n0);
-  for (var c = lid; c < KV; c += WG) {
-    for (var r = 0u; r < nr; r++) {
-      let wv = w[(n0 + r) * KV + c];
+  let kv = p.k / 8u;     // 16-byte weight vectors per row
+  let team = lid / TEAM;
+  let lane = lid % TEAM;
+  let n = n0 + team;
+  var acc: array<f32, TT>;
+  for (var i = 0u; i < TT; i++) {
+    acc[i] = 0.0;
+  }
+  if (n < p.n) {
+    for (var c = lane; c < kv; c += TEAM) {
+      let wv = w[n * kv + c];
       for (var tt = 0u; tt < nt; tt++) {
         let xi = (t0 + tt) * (p.k / 4u) + 2u * c;
-        acc[r * TT + tt] += dot8(wv, x[xi], x[xi + 1u]);
+        acc[tt] += dot8(wv, x[xi], x[xi + 1u]);
       }
     }
   }
-  wg_sum_n(&acc, lid);
-  if (lid < REDUCE_N) {
-    let r = lid / TT;
-    let tt = lid % TT;
-    if (r < nr && tt < nt) {
-      let o = (t0 + tt) * N + n0 + r;
-      var v = red_result[lid];
+  for (var tt = 0u; tt < TT; tt++) {
+    team_sum(acc[tt], lid);
+    if (lane == 0u && n < p.n && tt < nt) {
+      let o = (t0 + tt) * p.n + n;
+      var v = team_result[team];
 #if BIAS
-      v += bias[n0 + r];
+      v += bias[n];
 #endif
 #if ACCUMULATE
       v += y[o];

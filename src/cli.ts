@@ -18,6 +18,9 @@ Commands:
                --logits-out FILE      write the prefill logits [prompt, vocab] as F32 safetensors
                --json                 print one JSON object
                --stats                add dispatch/submit/readback counters per decode step
+  bench      Measure load, prefill and decode speed against the bandwidth roofline
+               --model DIR|HUB_ID|synthetic:20b|120b|tiny|mini  --prompt-tokens N --gen-tokens M
+               [--context C] [--json] [--profile]
   render     Render a chat request to harmony token ids (render --request FILE | --parse FILE)
   help       Show this help
 
@@ -154,6 +157,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'generate':
       return generate(rest);
+    case 'bench': {
+      const { benchCommand } = await import('./bench/bench-command.js');
+      return benchCommand(rest);
+    }
+    case 'render': {
+      const { renderCommand } = await import('./harmony/render-command.js');
+      return renderCommand(rest);
+    }
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -3,7 +3,7 @@
 // one submit and one 4-byte readback (the sampled id); routing never leaves the GPU.
 import { acquireGpu, type Gpu } from '../gpu/device.js';
 import { ShaderCache, subgroupLayoutHolds } from '../gpu/shaders.js';
-import { readBuffer, storageBuffer, uploadBuffer, writeBuffer, type StepShape } from '../gpu/buffers.js';
+import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, writeBuffer, type Dispatch, type StepShape } from '../gpu/buffers.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { OpContext } from './ops/context.js';
@@ -127,6 +127,16 @@ export class Engine {
     private readonly ownsGpu: boolean,
   ) {
     this.readback = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  /** Positions the KV cache holds: prompt plus generated tokens must fit. */
+  get contextLength(): number {
+    return this.shape.context;
+  }
+
+  /** Whether a sequence is being generated right now. */
+  get isBusy(): boolean {
+    return this.busy;
   }
 
   /** Loads a checkpoint folder (either layout) or any tensor source. */
@@ -322,6 +332,36 @@ export class Engine {
     const id = await this.readToken(enc);
     this.stats.decodeStep = { dispatches, submits: 1, readbacks: 1, pipelinesCreated: this.shaders.created - created0 };
     return id;
+  }
+
+  /**
+   * GPU time of every dispatch of one decode step at `pos` (one timestamped pass per dispatch;
+   * needs timestamp-query). The step runs for real: call it only after generation is done.
+   */
+  async profileDecodeStep(pos: number): Promise<{ label: string; ms: number }[]> {
+    if (!this.gpu.features.timestampQuery) throw new Error('this adapter has no timestamp-query');
+    const items = [...this.program.blocks, ...this.program.head, this.program.sample].filter(
+      (it): it is Dispatch => !('copy' in it),
+    );
+    const n = items.length;
+    const device = this.gpu.device;
+    const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
+    const resolve = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.writeStep({ tokens: 1, pos0: Math.min(pos, this.shape.context - 1), outRow0: 0, outRows: 1 }, {}, 0);
+    const enc = device.createCommandEncoder();
+    items.forEach((d, i) => {
+      const pass = enc.beginComputePass({
+        timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+      encodeDispatches(pass, [d], { tokens: 1, outRows: 1 });
+      pass.end();
+    });
+    enc.resolveQuerySet(qs, 0, 2 * n, resolve, 0);
+    device.queue.submit([enc.finish()]);
+    const ts = new BigInt64Array(await readBuffer(this.gpu, resolve));
+    qs.destroy();
+    resolve.destroy();
+    return items.map((d, i) => ({ label: d.label, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
   }
 
   /** The logits row of the last decode step (tests compare it with the oracle's step logits). */

@@ -61,7 +61,8 @@ export function dawnToggles(opts: AcquireOptions): string[] {
     'use_vulkan_memory_model',
     'disable_polyfills_on_integer_div_and_mod',
   ];
-  if (!opts.robust) enable.push('disable_robustness', 'skip_validation');
+  // skip_validation is left off: it saves little (kernels.md 5.1) and turns a bad shader into a crash.
+  if (!opts.robust) enable.push('disable_robustness');
   const flags = [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
   return [...flags, ...(opts.extraToggles ?? [])];
 }

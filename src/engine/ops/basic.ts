@@ -45,21 +45,30 @@ export interface MatmulArgs {
   label: string;
 }
 
-// Rows per workgroup and tokens per workgroup: TT tokens share every weight load.
-const ROWS = 4;
+// Tokens per workgroup: TT tokens share every weight load.
 const TT = 8;
+
+/**
+ * Lanes per output row: at most 32, and few enough that each lane loads about 8 vectors, so short
+ * rows (tiny models) do not spend their time in reductions.
+ */
+export function teamSize(vectorsPerRow: number): number {
+  let t = 1;
+  while (t * 2 <= Math.min(32, vectorsPerRow / 8)) t *= 2;
+  return t;
+}
 
 export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
   if (a.k % 8 !== 0) throw new Error(`${a.label}: input size ${a.k} is not a multiple of 8`);
   const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
   const pipeline = ctx.shaders.pipeline({
     shader: 'matmul_bf16',
-    defines: { WG: Math.min(ctx.wg, 64), ROWS, TT, REDUCE_N: ROWS * TT },
+    defines: { WG: Math.min(ctx.wg, 128), TEAM: teamSize(a.k / 8), TT },
     flags,
   });
   const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n), `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
-  const rowGroups = Math.ceil(a.n / ROWS);
+  const rowGroups = Math.ceil(a.n / (Math.min(ctx.wg, 128) / teamSize(a.k / 8)));
   return {
     label: a.label,
     pipeline,

@@ -1,0 +1,31 @@
+// Bytes of weights one decode step reads, from the config alone: what our kernels read, and the
+// floor (performance.md): bf16 attention, router and unembedding, the top-k experts in MXFP4
+// (4.25 bits a weight with the scales), bf16 biases and norms.
+import type { ModelConfig } from '../model/config.js';
+
+export interface DecodeBytes {
+  /** What the decode kernels read (norms and biases are stored widened to f32). */
+  read: number;
+  /** The minimum a batch-1 decode step must read. */
+  min: number;
+}
+
+export function decodeWeightBytes(c: ModelConfig): DecodeBytes {
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const k = c.expertsPerToken;
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const o = c.numHeads * c.headDim;
+  // bf16 matrices, read whole at batch 1
+  const matrices = 2 * (qkv * H + H * o + c.numExperts * H);
+  // MXFP4: half a byte per weight plus one scale byte per 32
+  const experts = k * ((2 * I * H) / 2 + (2 * I * H) / 32 + (H * I) / 2 + (H * I) / 32);
+  const vectorCount = 2 * H + qkv + c.numHeads + H + c.numExperts + k * (2 * I + H);
+  const perLayerMin = matrices + experts + 2 * vectorCount;
+  const perLayerRead = matrices + experts + 4 * vectorCount;
+  const outside = 2 * H /* embedding row */ + 2 * c.vocabSize * H; /* unembedding */
+  return {
+    read: c.numLayers * perLayerRead + outside + 4 * H /* final norm, f32 */,
+    min: c.numLayers * perLayerMin + outside + 2 * H,
+  };
+}

@@ -1,0 +1,23 @@
+// One way to turn a --model argument into an Engine: `synthetic:NAME` (random weights made on
+// the GPU), a checkpoint folder, or a Hugging Face hub id (downloaded into the HF cache first).
+import { resolveModel, stderrProgressBar } from '../model/hub.js';
+import { syntheticConfig, syntheticGpuSource } from '../model/synthetic.js';
+import { Engine, type EngineOptions } from './engine.js';
+
+export interface LoadedModel {
+  engine: Engine;
+  /** The checkpoint folder, or undefined for synthetic models (they use the generated tokenizer). */
+  dir?: string;
+}
+
+export async function loadModel(
+  spec: string,
+  opts: EngineOptions & { quiet?: boolean; seed?: number } = {},
+): Promise<LoadedModel> {
+  if (spec.startsWith('synthetic:')) {
+    const config = syntheticConfig(spec.slice('synthetic:'.length));
+    return { engine: await Engine.load(syntheticGpuSource(config, opts.seed ?? 1), opts) };
+  }
+  const dir = await resolveModel(spec, opts.quiet ? {} : { onProgress: stderrProgressBar() });
+  return { engine: await Engine.load(dir, opts), dir };
+}
