@@ -1,0 +1,47 @@
+// `bench --json` on a synthetic model, as CI runs it on lavapipe: the report has every key the
+// issue names, the counters that do not depend on the machine, and sane weight-byte figures.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { decodeWeightBytes } from '../src/engine/cost.js';
+import { syntheticConfig } from '../src/model/synthetic.js';
+import { REPO_ROOT } from './helpers/oracle.js';
+
+describe('bench', () => {
+  it('bench --model synthetic:mini --json --profile', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js'), 'bench', '--model', 'synthetic:mini', '--prompt-tokens', '40', '--gen-tokens', '6', '--json', '--profile'],
+      { maxBuffer: 16 << 20 },
+    );
+    const r = JSON.parse(stdout) as Record<string, unknown>;
+    for (const key of [
+      'adapter', 'load_s', 'prefill_tokens_per_s', 'ttft_ms', 'decode_tokens_per_s', 'dispatches_per_step',
+      'submits_per_step', 'readbacks_per_step', 'weight_bytes_per_step', 'weight_bytes_min_per_step',
+      'bandwidth_gb_per_s', 'roofline_fraction', 'profile_ms_per_step',
+    ]) {
+      expect(r, key).toHaveProperty(key);
+    }
+    const c = syntheticConfig('mini');
+    // embed, 10 per sliding layer, 11 per full layer (attention combine), norm, unembedding, sample
+    expect(r.dispatches_per_step).toBe(1 + 10 + 11 + 3);
+    expect(r.submits_per_step).toBe(1);
+    expect(r.readbacks_per_step).toBe(1);
+    expect(r.pipelines_created_per_step).toBe(0);
+    expect(r.gen_tokens).toBe(6);
+    const wb = decodeWeightBytes(c);
+    expect(r.weight_bytes_per_step).toBe(wb.read);
+    expect(r.weight_bytes_min_per_step).toBe(wb.min);
+    expect(wb.read / wb.min).toBeLessThan(1.02);
+    expect(r.bandwidth_gb_per_s as number).toBeGreaterThan(0);
+    expect(r.roofline_fraction as number).toBeGreaterThan(0);
+    const profile = r.profile_ms_per_step as Record<string, number>;
+    expect(Object.keys(profile)).toEqual(expect.arrayContaining(['qkv', 'attn', 'mlp1', 'mlp2', 'unembedding', 'sample']));
+  });
+
+  it('the 20b and 120b floors match performance.md (3.71 GB and 5.00 GB per token)', () => {
+    expect(decodeWeightBytes(syntheticConfig('20b')).min / 1e9).toBeCloseTo(3.71, 1);
+    expect(decodeWeightBytes(syntheticConfig('120b')).min / 1e9).toBeCloseTo(5.0, 1);
+  });
+});
