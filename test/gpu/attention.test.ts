@@ -81,22 +81,23 @@ async function runCase(shaders: ShaderCache, c: Case, seed: number) {
   sinks[0] = 9; // dominates most rows
   if (c.nq > 2) sinks[c.nq - 1] = -25; // negligible
 
-  // Reference keys/values by absolute position: [nkv][d] each.
+  // Keys/values before pos0 (history, random, as if already rotated) go straight into the cache;
+  // the reference keeps them flat [position - h0][nkv][d], and the chunks' own ones by position.
+  const h0 = Math.max(0, c.pos0 - c.cap);
+  const histK = randomF32(r, (c.pos0 - h0) * c.nkv * d);
+  const histV = randomF32(r, (c.pos0 - h0) * c.nkv * d);
   const refK = new Map<number, Float64Array>();
   const refV = new Map<number, Float64Array>();
   const cacheK = new Float32Array(c.nkv * c.cap * d);
   const cacheV = new Float32Array(c.nkv * c.cap * d);
   new Uint32Array(cacheK.buffer).fill(NAN_BITS);
   new Uint32Array(cacheV.buffer).fill(NAN_BITS);
-  for (let j = Math.max(0, c.pos0 - c.cap); j < c.pos0; j++) {
-    const k = randomF32(r, c.nkv * d);
-    const v = randomF32(r, c.nkv * d);
-    refK.set(j, Float64Array.from(k));
-    refV.set(j, Float64Array.from(v));
+  for (let j = h0; j < c.pos0; j++) {
     for (let g = 0; g < c.nkv; g++) {
+      const from = ((j - h0) * c.nkv + g) * d;
       const at = (g * c.cap + (j % c.cap)) * d;
-      cacheK.set(k.subarray(g * d, (g + 1) * d), at);
-      cacheV.set(v.subarray(g * d, (g + 1) * d), at);
+      cacheK.set(histK.subarray(from, from + d), at);
+      cacheV.set(histV.subarray(from, from + d), at);
     }
   }
   const kcache = uploadBuffer(gpu, cacheK, 'kcache');
@@ -144,8 +145,9 @@ async function runCase(shaders: ShaderCache, c: Case, seed: number) {
       refV.set(pos0 + t, v);
       for (let h = 0; h < c.nq; h++) qs.push(rotate(x.subarray(t * W + h * d), cs));
     }
-    const key = (j: number, g: number) => refK.get(j)!.subarray(g * d, (g + 1) * d);
-    const value = (j: number, g: number) => refV.get(j)!.subarray(g * d, (g + 1) * d);
+    const hist = (a: Float32Array, j: number, g: number) => a.subarray(((j - h0) * c.nkv + g) * d, ((j - h0) * c.nkv + g + 1) * d);
+    const key = (j: number, g: number) => (j < c.pos0 ? hist(histK, j, g) : refK.get(j)!.subarray(g * d, (g + 1) * d));
+    const value = (j: number, g: number) => (j < c.pos0 ? hist(histV, j, g) : refV.get(j)!.subarray(g * d, (g + 1) * d));
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < c.nq; h++) {
         want.set(attendRef(shape, qs[t * c.nq + h]!, h, pos0 + t, sinks[h]!, key, value), (t * c.nq + h) * d);
@@ -192,6 +194,11 @@ const CASES: Case[] = [
     name: 'full decode at 2999 (split-K)',
     nq: 8, nkv: 2, sliding: false, window: 128, cap: 4096, pos0: 2999, chunks: [1, 1], qScale: 4,
     splits: (s) => s >= 32,
+  },
+  {
+    name: 'full decode at 131071, last context position (64 splits of 32 tiles)',
+    nq: 2, nkv: 1, sliding: false, window: 128, cap: 131072, pos0: 131071, chunks: [1], qScale: 4,
+    splits: (s) => s === 64,
   },
   {
     name: 'full, 3 tokens at 1500 (split-K over a block of 2 tokens)',

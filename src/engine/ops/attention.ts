@@ -154,8 +154,9 @@ export interface AttentionArgs {
   sliding: boolean;
   cap: number;
   /**
-   * Largest chunk this layer will see, for a sanity check of a sliding layer's ring: it must hold
-   * window − 1 + maxChunk slots (kvCapacity), or the whole context.
+   * Largest chunk (informational; the kernels need nothing from it). `cap` must come from
+   * kvCapacity(cfg, sliding, context, maxChunk): a sliding ring of window − 1 + maxChunk slots, or
+   * the whole context when that is smaller.
    */
   maxChunk?: number;
   /** Split partials; default: attentionScratch(ctx, cfg, tuning). */
@@ -169,11 +170,6 @@ export function attentionOps(ctx: OpContext, a: AttentionArgs): Dispatch[] {
   const { numHeads: nq, numKvHeads: nkv, headDim: d, slidingWindow: window } = a.cfg;
   if (nq % nkv !== 0) throw new Error(`${a.label}: ${nq} query heads are not a multiple of ${nkv} kv heads`);
   if (d % (4 * ATTN_LANES) !== 0 || d > 256) throw new Error(`${a.label}: head_dim ${d} must be a multiple of 32, at most 256`);
-  if (a.sliding && a.maxChunk !== undefined && a.cap < window - 1 + a.maxChunk && a.cap < a.maxChunk) {
-    // kvCapacity gives min(context, window − 1 + maxChunk): a smaller ring only works when it
-    // holds the whole context, which is at least one chunk.
-    throw new Error(`${a.label}: sliding cache of ${a.cap} slots is too small for window ${window} and chunks of ${a.maxChunk}`);
-  }
   const plan = splitPlan(a.cfg, a.sliding, a.tuning);
   const scratch = a.scratch ?? attentionScratch(ctx, a.cfg, a.tuning);
   const needRows = nq * maxTokenSplits(plan);
