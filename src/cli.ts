@@ -7,6 +7,9 @@ const HELP = `gpt-oss-webgpu: run OpenAI's gpt-oss models on any GPU through Web
 Usage: gpt-oss-webgpu <command> [flags]
 
 Commands:
+  serve      Serve an OpenAI-compatible API (chat completions, completions, responses)
+               --model DIR|HUB_ID|synthetic:tiny  [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+               [--context N] [--max-queue N] [--served-model-name NAME]   (serve --help for more)
   generate   Generate tokens from prompt token ids
                --model DIR            checkpoint folder (Hugging Face or original layout)
                --prompt-ids 1,2,3     prompt token ids (or --prompt-ids-file FILE with a JSON array)
@@ -157,6 +160,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'generate':
       return generate(rest);
+    case 'serve': {
+      const { serveCommand } = await import('./server/serve-command.js');
+      return serveCommand(rest);
+    }
     case 'bench': {
       const { benchCommand } = await import('./bench/bench-command.js');
       return benchCommand(rest);

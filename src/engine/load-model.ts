@@ -1,6 +1,6 @@
 // One way to turn a --model argument into an Engine: `synthetic:NAME` (random weights made on
 // the GPU), a checkpoint folder, or a Hugging Face hub id (downloaded into the HF cache first).
-import { resolveModel, stderrProgressBar } from '../model/hub.js';
+import { resolveModel, stderrProgressBar, type DownloadProgress } from '../model/hub.js';
 import { syntheticConfig, syntheticGpuSource } from '../model/synthetic.js';
 import { Engine, type EngineOptions } from './engine.js';
 
@@ -10,14 +10,21 @@ export interface LoadedModel {
   dir?: string;
 }
 
-export async function loadModel(
-  spec: string,
-  opts: EngineOptions & { quiet?: boolean; seed?: number } = {},
-): Promise<LoadedModel> {
+export interface LoadModelOptions extends EngineOptions {
+  /** Download progress for hub ids; default a progress bar on stderr. */
+  onDownloadProgress?: (p: DownloadProgress) => void;
+  /** No progress output. */
+  quiet?: boolean;
+  /** Seed of synthetic weights. */
+  seed?: number;
+}
+
+export async function loadModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   if (spec.startsWith('synthetic:')) {
     const config = syntheticConfig(spec.slice('synthetic:'.length));
     return { engine: await Engine.load(syntheticGpuSource(config, opts.seed ?? 1), opts) };
   }
-  const dir = await resolveModel(spec, opts.quiet ? {} : { onProgress: stderrProgressBar() });
+  const onProgress = opts.onDownloadProgress ?? (opts.quiet ? undefined : stderrProgressBar());
+  const dir = await resolveModel(spec, onProgress ? { onProgress } : {});
   return { engine: await Engine.load(dir, opts), dir };
 }

@@ -1,0 +1,194 @@
+// One turn on the engine for one request: sampling settings from the request, the context check,
+// the wait in the queue, and the per-token bookkeeping (metrics, KV positions in use,
+// cancellation). The routes decide what the tokens mean.
+import { randomInt } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { GenerateResult, SamplingOptions } from '../engine/engine.js';
+import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js';
+import type { ServerContext } from './context.js';
+import { ApiError, contextExceeded, queueFull, shuttingDown } from './errors.js';
+import type { ServingEngine } from './model-host.js';
+import { QueueFullError, SchedulerClosedError } from './scheduler.js';
+
+export interface SamplingFields {
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  seed?: number | null;
+}
+
+/** OpenAI defaults: temperature 1, top_p 1. No seed: a fresh one per request. */
+export function samplingOptions(b: SamplingFields): Required<SamplingOptions> {
+  const topK = b.top_k ?? 0;
+  return {
+    temperature: b.temperature ?? 1,
+    topP: b.top_p ?? 1,
+    topK: topK < 0 ? 0 : topK,
+    // The sampler takes a u32 seed; a 64-bit seed keeps its low 32 bits.
+    seed: b.seed !== undefined && b.seed !== null ? Number(BigInt.asUintN(32, BigInt(Math.trunc(b.seed)))) : randomInt(0, 2 ** 32 - 1),
+  };
+}
+
+/**
+ * Tokens the completion may use: what the request asked for, or the rest of the context. A
+ * prompt plus completion that do not fit is the client's error, named with both numbers.
+ */
+export function completionBudget(
+  requested: number | null | undefined,
+  promptTokens: number,
+  context: number,
+  params: { prompt: string; maxTokens: string },
+): number {
+  if (requested === undefined || requested === null) {
+    if (promptTokens >= context) {
+      throw new ApiError(
+        400,
+        `This model's maximum context length is ${context} tokens, and your prompt has ${promptTokens} tokens, ` +
+          'which leaves no room for the completion. Shorten the prompt.',
+        'invalid_request_error',
+        params.prompt,
+        'context_length_exceeded',
+      );
+    }
+    return context - promptTokens;
+  }
+  if (promptTokens + requested > context) throw contextExceeded(promptTokens, requested, context, params.maxTokens);
+  return requested;
+}
+
+/** Stop tokens: harmony's <|return|> and <|call|>, plus the model's own eos ids. */
+export function stopTokens(engine: ServingEngine): number[] {
+  return [...new Set([...HARMONY_STOP_TOKEN_IDS, ...engine.config.eosTokenIds])];
+}
+
+/**
+ * An AbortSignal that fires when the client goes away before its response is complete: a queued
+ * request then leaves the queue, a running one stops within one decode step.
+ */
+export function clientGone(ctx: ServerContext, reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  const res = reply.raw;
+  // The server shutting down cancels the same way. (Not AbortSignal.any: on Node 20 it can keep
+  // every request's signal alive for as long as the long-lived shutdown signal lives.)
+  const onShutdown = () => ac.abort(ctx.shutdownSignal.reason);
+  ctx.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+  res.once('close', () => {
+    ctx.shutdownSignal.removeEventListener('abort', onShutdown);
+    if (!res.writableFinished) ac.abort(new DOMException('the client closed the connection', 'AbortError'));
+  });
+  return ac.signal;
+}
+
+/** Throws the 429 (or 503 when closing) that runTurn would, before a stream's 200 goes out. */
+export function admitOrReject(ctx: ServerContext): void {
+  if (ctx.scheduler.hasRoom()) return;
+  throw ctx.scheduler.isClosed ? shuttingDown() : queueFull(ctx.scheduler.retryAfterSeconds());
+}
+
+/**
+ * A non-streaming request whose client left: nothing can be sent, so the reply is taken over
+ * and counted as 499 (nginx's "client closed request"). On shutdown it is a 503 instead.
+ */
+export function abandon(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  ctx.metrics.finished.inc({ reason: 'abort' });
+  // Still connected: the server is closing, and the client hears so.
+  if (!reply.raw.destroyed && ctx.shutdownSignal.aborted) throw shuttingDown();
+  ctx.metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: '499' });
+  (request as { sseCounted?: boolean }).sseCounted = true;
+  request.log.info('client closed the connection; generation cancelled');
+  reply.hijack();
+  if (!reply.raw.destroyed) reply.raw.destroy();
+  return reply;
+}
+
+export interface Turn {
+  engine: ServingEngine;
+  promptIds: readonly number[];
+  maxTokens: number;
+  sampling: Required<SamplingOptions>;
+  signal: AbortSignal;
+  /** The engine is ours; prefill is about to start. */
+  onStart?: () => void;
+  /** Each sampled token; return false to end the generation (a stop string matched). */
+  onToken: (id: number) => boolean | void;
+}
+
+/** Engine finish reasons, plus what the routes report. */
+export type TurnEnd = GenerateResult['finishReason'];
+
+/**
+ * Waits for the engine (FIFO), then generates. Throws 429 when the queue is full, the signal's
+ * reason when the client left while waiting, and whatever the engine throws.
+ */
+export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: Turn): Promise<GenerateResult> {
+  const queuedAt = performance.now();
+  let result: GenerateResult;
+  try {
+    result = await ctx.scheduler.run(turn.signal, async () => {
+      const { metrics } = ctx;
+      metrics.queueTime.observe((performance.now() - queuedAt) / 1000);
+      metrics.promptTokens.inc({}, turn.promptIds.length);
+      ctx.kvInUse = turn.promptIds.length;
+      turn.onStart?.();
+      const t0 = performance.now();
+      let last = 0;
+      let count = 0;
+      try {
+        const r = await turn.engine.generate(turn.promptIds, {
+          maxTokens: turn.maxTokens,
+          ...turn.sampling,
+          stopTokens: stopTokens(turn.engine),
+          signal: turn.signal,
+          onToken: (id) => {
+            const now = performance.now();
+            if (count === 0) metrics.timeToFirstToken.observe((now - t0) / 1000);
+            else metrics.interTokenLatency.observe((now - last) / 1000);
+            last = now;
+            count++;
+            metrics.generationTokens.inc();
+            ctx.kvInUse = turn.promptIds.length + count;
+            if (turn.signal.aborted) return false;
+            return turn.onToken(id);
+          },
+        });
+        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens };
+        log.info(
+          { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs) },
+          'generation finished',
+        );
+        return r;
+      } catch (e) {
+        metrics.finished.inc({ reason: 'error' });
+        throw e;
+      } finally {
+        ctx.kvInUse = 0;
+      }
+    });
+  } catch (e) {
+    if (e instanceof QueueFullError) throw queueFull(ctx.scheduler.retryAfterSeconds());
+    if (e instanceof SchedulerClosedError) throw shuttingDown();
+    throw e;
+  }
+  return result;
+}
+
+/** The finish reason the APIs report for an engine result. */
+export function apiFinishReason(r: GenerateResult, o: { stoppedByString: boolean; toolCalls: number; endedWithCall: boolean }): 'stop' | 'length' | 'tool_calls' {
+  if (o.toolCalls > 0 && (o.endedWithCall || r.finishReason === 'stop')) return 'tool_calls';
+  if (o.stoppedByString || r.finishReason === 'stop') return 'stop';
+  return 'length';
+}
+
+/**
+ * Runs a prompt renderer. Its HarmonyRequestErrors become 400s (via toApiError); anything else it
+ * throws was still caused by this request's content, so it is a 400 too, logged for a look.
+ */
+export function renderOrReject<T>(log: FastifyBaseLogger, render: () => T): T {
+  try {
+    return render();
+  } catch (e) {
+    if (e instanceof HarmonyRequestError || e instanceof ApiError) throw e;
+    log.warn({ err: e }, 'the prompt renderer failed on this request');
+    throw new ApiError(400, `The request could not be rendered into a prompt: ${(e as Error).message}`, 'invalid_request_error', null, 'render_failed');
+  }
+}

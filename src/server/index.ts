@@ -1,0 +1,6 @@
+// The OpenAI-compatible server: `createServer` for embedding and tests, `serveCommand` for the CLI.
+export { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE, type ServerOptions } from './app.js';
+export type { ServerContext } from './context.js';
+export { ApiError, type ErrorBody } from './errors.js';
+export type { ServingEngine } from './model-host.js';
+export { parseServeArgs, serveCommand, SERVE_USAGE, type ServeConfig, type ServeIo } from './serve-command.js';

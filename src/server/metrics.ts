@@ -1,0 +1,140 @@
+// Prometheus metrics, written by hand in the text exposition format (version 0.0.4): counters,
+// histograms and gauges read at scrape time. No client library: the format is a few lines.
+
+type Labels = Record<string, string>;
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function labelText(labels: Labels, extra?: [string, string]): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  if (extra) parts.push(`${extra[0]}="${escapeLabel(extra[1])}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+function num(v: number): string {
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  if (Number.isNaN(v)) return 'NaN';
+  return String(v);
+}
+
+interface Metric {
+  render(): string;
+}
+
+export class Counter implements Metric {
+  private readonly values = new Map<string, { labels: Labels; value: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelText(labels);
+    const entry = this.values.get(key);
+    if (entry) entry.value += by;
+    else this.values.set(key, { labels, value: by });
+  }
+
+  get(labels: Labels = {}): number {
+    return this.values.get(labelText(labels))?.value ?? 0;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    // An unlabelled counter is always shown, so a scrape sees it at 0 before the first request.
+    if (this.values.size === 0) lines.push(`${this.name} 0`);
+    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${num(value)}`);
+    return lines.join('\n');
+  }
+}
+
+export class Histogram implements Metric {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    /** Upper bounds, ascending; +Inf is implied. */
+    readonly buckets: readonly number[],
+  ) {
+    this.counts = new Array<number>(buckets.length).fill(0);
+  }
+
+  observe(v: number): void {
+    if (!Number.isFinite(v)) return;
+    this.sum += v;
+    this.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) this.counts[i]!++;
+  }
+
+  get observations(): number {
+    return this.count;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    this.buckets.forEach((le, i) => lines.push(`${this.name}_bucket{le="${num(le)}"} ${this.counts[i]}`));
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${num(this.sum)}`, `${this.name}_count ${this.count}`);
+    return lines.join('\n');
+  }
+}
+
+export class Gauge implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => number,
+  ) {}
+
+  render(): string {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, `${this.name} ${num(this.read())}`].join('\n');
+  }
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Everything the server measures. Gauges read live state through the callbacks given here. */
+export class ServerMetrics {
+  readonly requests = new Counter('gpt_oss_http_requests_total', 'HTTP requests answered, by route, method and status.');
+  readonly promptTokens = new Counter('gpt_oss_prompt_tokens_total', 'Prompt tokens prefilled.');
+  readonly generationTokens = new Counter('gpt_oss_generation_tokens_total', 'Tokens generated.');
+  readonly finished = new Counter('gpt_oss_generations_total', 'Generations finished, by reason (stop, length, tool_calls, abort, error).');
+  readonly timeToFirstToken = new Histogram('gpt_oss_time_to_first_token_seconds', 'From the start of the turn (prefill) to the first sampled token.', LATENCY_BUCKETS);
+  readonly interTokenLatency = new Histogram('gpt_oss_inter_token_latency_seconds', 'Between consecutive sampled tokens of one generation.', LATENCY_BUCKETS);
+  readonly queueTime = new Histogram('gpt_oss_queue_wait_seconds', 'Time a request waited for the engine.', LATENCY_BUCKETS);
+  private readonly gauges: Gauge[];
+
+  constructor(live: { queueDepth: () => number; running: () => number; kvInUse: () => number; context: () => number; modelReady: () => number }) {
+    this.gauges = [
+      new Gauge('gpt_oss_queue_depth', 'Requests waiting for the engine.', live.queueDepth),
+      new Gauge('gpt_oss_requests_running', 'Requests being generated (the engine runs one at a time).', live.running),
+      new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequence.', live.kvInUse),
+      new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length).', live.context),
+      new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache positions in use / context length.', () => {
+        const c = live.context();
+        return c > 0 ? live.kvInUse() / c : 0;
+      }),
+      new Gauge('gpt_oss_model_ready', '1 once the model is loaded.', live.modelReady),
+    ];
+  }
+
+  render(): string {
+    const all: Metric[] = [
+      this.requests,
+      this.promptTokens,
+      this.generationTokens,
+      this.finished,
+      this.timeToFirstToken,
+      this.interTokenLatency,
+      this.queueTime,
+      ...this.gauges,
+    ];
+    return `${all.map((m) => m.render()).join('\n')}\n`;
+  }
+}

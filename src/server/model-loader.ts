@@ -1,0 +1,39 @@
+// Turns `--model` into a loaded engine and its tokenizer: a local folder, a Hugging Face hub id
+// (downloaded into the HF cache with a progress bar), or `synthetic:NAME` (random weights, for
+// smoke runs and tests).
+import { loadModel as loadEngine } from '../engine/load-model.js';
+import type { DownloadProgress } from '../model/hub.js';
+import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
+import type { ServingEngine } from './model-host.js';
+
+export interface LoadModelOptions {
+  /** KV-cache positions; default the model's maximum. */
+  context?: number;
+  onDownloadProgress?: (p: DownloadProgress) => void;
+  log?: (msg: string) => void;
+}
+
+export interface LoadedModel {
+  engine: ServingEngine;
+  tokenizer: HarmonyTokenizer;
+  /** Frees the engine (and the device it created). */
+  dispose: () => void;
+}
+
+export async function loadModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const { engine, dir } = await loadEngine(spec, {
+    context: opts.context,
+    onDownloadProgress: opts.onDownloadProgress,
+    quiet: !opts.onDownloadProgress,
+  });
+  // A synthetic model has no folder: it uses the generated o200k_harmony tokenizer.
+  const tokenizer = await loadModelTokenizer(dir);
+  if (engine.config.vocabSize < tokenizer.vocabSize) {
+    engine.destroy();
+    throw new Error(
+      `${spec} has a ${engine.config.vocabSize}-token vocabulary; the server needs the full o200k_harmony vocabulary ` +
+        `(${tokenizer.vocabSize}), e.g. synthetic:tiny`,
+    );
+  }
+  return { engine, tokenizer, dispose: () => engine.destroy() };
+}

@@ -1,0 +1,198 @@
+// POST /v1/chat/completions, streaming (SSE chunks, then `data: [DONE]`) and not. The request is
+// rendered to a harmony prompt; the sampled tokens are parsed back into reasoning (`reasoning`,
+// and `reasoning_content` for llama.cpp-style clients), content and tool calls.
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { renderChatCompletion } from '../../harmony/index.js';
+import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
+import { checkModel, type ServerContext } from '../context.js';
+import { invalidRequest } from '../errors.js';
+import { abandon, admitOrReject, apiFinishReason, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
+import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
+import { SseStream, streamFailed } from '../sse.js';
+import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
+
+interface ChatDelta {
+  role?: 'assistant';
+  content?: string;
+  reasoning?: string;
+  reasoning_content?: string;
+  tool_calls?: Array<{ index: number; id?: string; type?: 'function'; function: { name?: string; arguments: string } }>;
+}
+
+/**
+ * Output events -> chat deltas, and the whole message they add up to. Several analysis (or
+ * text) messages are joined with "\n", as vLLM joins them.
+ */
+class ChatMessageBuilder {
+  content = '';
+  reasoning = '';
+  readonly toolCalls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
+  private sepContent = false;
+  private sepReasoning = false;
+
+  apply(events: OutputEvent[]): ChatDelta[] {
+    const out: ChatDelta[] = [];
+    for (const e of events) {
+      switch (e.type) {
+        case 'reasoning_start':
+          this.sepReasoning = this.reasoning !== '';
+          break;
+        case 'reasoning_delta': {
+          const text = (this.sepReasoning ? '\n' : '') + e.text;
+          this.sepReasoning = false;
+          this.reasoning += text;
+          out.push({ reasoning: text, reasoning_content: text });
+          break;
+        }
+        case 'text_start':
+          this.sepContent = this.content !== '';
+          break;
+        case 'text_delta': {
+          const text = (this.sepContent ? '\n' : '') + e.text;
+          this.sepContent = false;
+          this.content += text;
+          out.push({ content: text });
+          break;
+        }
+        case 'tool_start':
+          this.toolCalls.push({ id: e.id, type: 'function', function: { name: e.name, arguments: '' } });
+          out.push({ tool_calls: [{ index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } }] });
+          break;
+        case 'tool_delta':
+          this.toolCalls[e.index]!.function.arguments += e.text;
+          out.push({ tool_calls: [{ index: e.index, function: { arguments: e.text } }] });
+          break;
+        case 'reasoning_end':
+        case 'text_end':
+        case 'tool_end':
+          break;
+      }
+    }
+    return out;
+  }
+}
+
+export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = request.body as ChatRequestBody;
+    checkModel(ctx, body.model);
+    rejectUnsupported(body);
+    checkToolChoice(body.tool_choice);
+    if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
+    const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
+    const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].function.parameters`);
+    const { engine, tokenizer } = ctx.host.ready();
+
+    const effort = body.reasoning_effort ?? body.reasoning?.effort ?? undefined;
+    const prompt = renderOrReject(request.log, () =>
+      renderChatCompletion({ ...body, reasoning_effort: effort }, { tokenizer, ...ctx.promptOptions }),
+    );
+    const promptIds = prompt.tokenIds;
+    const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    const maxTokens = completionBudget(body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
+    const sampling = samplingOptions(body);
+    const output = new AssistantOutput({
+      tokenizer,
+      tools: toolNames,
+      stop: stopList(body.stop),
+      warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered'),
+    });
+    const builder = new ChatMessageBuilder();
+    const signal = clientGone(ctx, reply);
+    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = ctx.servedModelName;
+    const usage = (completionTokens: number) => ({
+      prompt_tokens: promptIds.length,
+      completion_tokens: completionTokens,
+      total_tokens: promptIds.length + completionTokens,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
+    });
+
+    if (!body.stream) {
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onToken: (t) => {
+          builder.apply(output.push(t));
+          return !output.stoppedByString;
+        },
+      }).catch((e: unknown) => {
+        if (signal.aborted) return null;
+        throw e;
+      });
+      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      builder.apply(output.end());
+      const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
+      ctx.metrics.finished.inc({ reason: finish });
+      const hasTools = builder.toolCalls.length > 0;
+      return {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: 'assistant',
+              content: hasTools && builder.content === '' ? null : builder.content,
+              reasoning: builder.reasoning === '' ? null : builder.reasoning,
+              reasoning_content: builder.reasoning === '' ? null : builder.reasoning,
+              ...(hasTools ? { tool_calls: builder.toolCalls } : {}),
+              refusal: null,
+            },
+            logprobs: null,
+            finish_reason: finish,
+          },
+        ],
+        usage: usage(result.tokens.length),
+      };
+    }
+
+    // Streaming. Admission is decided before the 200 goes out, so a full queue is still a 429.
+    const includeUsage = body.stream_options?.include_usage === true;
+    admitOrReject(ctx);
+    const sse = new SseStream(ctx, request, reply);
+    const chunk = (delta: ChatDelta, finish: string | null = null) => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    try {
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
+        onToken: (t) => {
+          for (const d of builder.apply(output.push(t))) sse.data(chunk(d));
+          return !output.stoppedByString;
+        },
+      });
+      if (signal.aborted) {
+        streamFailed(ctx, request, sse, signal, null);
+        return reply;
+      }
+      for (const d of builder.apply(output.end())) sse.data(chunk(d));
+      const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
+      ctx.metrics.finished.inc({ reason: finish });
+      sse.data(chunk({}, finish));
+      if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result.tokens.length) });
+      sse.end(true);
+    } catch (e) {
+      streamFailed(ctx, request, sse, signal, e);
+    }
+    return reply;
+  });
+}

@@ -1,0 +1,116 @@
+// POST /v1/completions: the prompt is taken as harmony text (special-token strings are format
+// tokens here) or as token ids, with no chat template; the completion is the decoded tokens,
+// special tokens written out, minus the stop token that ended it (as OpenAI leaves out its stop
+// sequence).
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { renderRawPrompt } from '../../harmony/index.js';
+import { checkModel, type ServerContext } from '../context.js';
+import { invalidRequest, unsupported } from '../errors.js';
+import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions, stopTokens } from '../generation.js';
+import { rejectUnsupported, stopList } from '../openai-params.js';
+import { SseStream, streamFailed } from '../sse.js';
+import { StopStringMatcher } from '../stop-strings.js';
+import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
+
+export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/v1/completions', { schema: { body: completionsRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = request.body as CompletionsRequestBody;
+    checkModel(ctx, body.model);
+    rejectUnsupported(body);
+    if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
+    if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
+    if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
+    const { engine, tokenizer } = ctx.host.ready();
+
+    const prompt = renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer }));
+    const promptIds = prompt.tokenIds;
+    const maxTokens = completionBudget(body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
+    const sampling = samplingOptions(body);
+    const stops = new Set(stopTokens(engine));
+    const decoder = tokenizer.createStreamDecoder();
+    const matcher = new StopStringMatcher(stopList(body.stop));
+    let text = body.echo ? prompt.text : '';
+    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = ctx.servedModelName;
+    const signal = clientGone(ctx, reply);
+    /** Text this token adds; the stop token that ends generation adds none. */
+    const next = (t: number): string => (stops.has(t) ? '' : matcher.push(decoder.push(t)));
+    const finalText = (): string => (matcher.stopped ? '' : matcher.push(decoder.flush()) + matcher.flush());
+    const finishOf = (r: { finishReason: string }) => (matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length');
+    const usage = (n: number) => ({ prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n });
+
+    if (!body.stream) {
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onToken: (t) => {
+          text += next(t);
+          return !matcher.stopped;
+        },
+      }).catch((e: unknown) => {
+        if (signal.aborted) return null;
+        throw e;
+      });
+      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      text += finalText();
+      const finish = finishOf(result);
+      ctx.metrics.finished.inc({ reason: finish });
+      return {
+        id,
+        object: 'text_completion',
+        created,
+        model,
+        choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+        usage: usage(result.tokens.length),
+      };
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    admitOrReject(ctx);
+    const sse = new SseStream(ctx, request, reply);
+    const chunk = (delta: string, finish: string | null = null) => ({
+      id,
+      object: 'text_completion',
+      created,
+      model,
+      choices: [{ index: 0, text: delta, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    try {
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onStart: () => {
+          if (text !== '') sse.data(chunk(text));
+        },
+        onToken: (t) => {
+          const delta = next(t);
+          if (delta !== '') sse.data(chunk(delta));
+          return !matcher.stopped;
+        },
+      });
+      if (signal.aborted) {
+        streamFailed(ctx, request, sse, signal, null);
+        return reply;
+      }
+      const rest = finalText();
+      if (rest !== '') sse.data(chunk(rest));
+      const finish = finishOf(result);
+      ctx.metrics.finished.inc({ reason: finish });
+      sse.data(chunk('', finish));
+      if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result.tokens.length) });
+      sse.end(true);
+    } catch (e) {
+      streamFailed(ctx, request, sse, signal, e);
+    }
+    return reply;
+  });
+}

@@ -1,0 +1,245 @@
+// POST /v1/responses (streaming and not) and GET /v1/responses/{id}. Output items: `reasoning`
+// (content `reasoning_text`), `message` (content `output_text`) and `function_call`, in the order
+// the model wrote them. `previous_response_id` replays a stored response's input and output
+// before this request's input. Streaming sends the event sequence OpenAI's API sends.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { renderResponsesInput } from '../../harmony/index.js';
+import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
+import { checkModel, type ServerContext } from '../context.js';
+import { ApiError, invalidRequest, unsupported } from '../errors.js';
+import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
+import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
+import { SseStream, streamFailed } from '../sse.js';
+import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
+
+const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
+
+type Item = Record<string, unknown> & { type: string; id: string };
+type Emit = (type: string, payload: Record<string, unknown>) => void;
+
+/** Output events -> output items, and (when streaming) the events that build them. */
+class ResponseItemsBuilder {
+  readonly items: Item[] = [];
+  private open: { item: Item; index: number; text: string } | null = null;
+  /** Set before the final events when max_output_tokens cut the answer off. */
+  cutOff = false;
+
+  constructor(private readonly emit: Emit) {}
+
+  apply(events: OutputEvent[]): void {
+    for (const e of events) {
+      switch (e.type) {
+        case 'reasoning_start':
+          this.add({ type: 'reasoning', id: newId('rs'), summary: [], content: [] }, { type: 'reasoning_text', text: '' });
+          break;
+        case 'text_start':
+          this.add(
+            { type: 'message', id: newId('msg'), role: 'assistant', status: 'in_progress', content: [] },
+            { type: 'output_text', text: '', annotations: [], logprobs: [] },
+          );
+          break;
+        case 'tool_start':
+          this.add({ type: 'function_call', id: newId('fc'), call_id: e.id, name: e.name, arguments: '', status: 'in_progress' }, null);
+          break;
+        case 'reasoning_delta':
+          this.delta('response.reasoning_text.delta', e.text);
+          break;
+        case 'text_delta':
+          this.delta('response.output_text.delta', e.text, { logprobs: [] });
+          break;
+        case 'tool_delta':
+          this.delta('response.function_call_arguments.delta', e.text);
+          break;
+        case 'reasoning_end':
+          this.finish('reasoning_text', { content: [{ type: 'reasoning_text', text: e.text }] });
+          break;
+        case 'text_end':
+          this.finish('output_text', {
+            status: this.cutOff ? 'incomplete' : 'completed',
+            content: [{ type: 'output_text', text: e.text, annotations: [], logprobs: [] }],
+          });
+          break;
+        case 'tool_end':
+          this.finish('function_call', { arguments: e.arguments, status: this.cutOff ? 'incomplete' : 'completed' });
+          break;
+      }
+    }
+  }
+
+  private add(item: Item, part: Record<string, unknown> | null): void {
+    const index = this.items.length;
+    this.items.push(item);
+    this.open = { item, index, text: '' };
+    this.emit('response.output_item.added', { output_index: index, item: structuredClone(item) });
+    if (part) this.emit('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part });
+  }
+
+  private delta(type: string, text: string, extra: Record<string, unknown> = {}): void {
+    const o = this.open;
+    if (!o) return;
+    o.text += text;
+    const where = o.item.type === 'function_call' ? {} : { content_index: 0 };
+    this.emit(type, { item_id: o.item.id, output_index: o.index, ...where, delta: text, ...extra });
+  }
+
+  private finish(kind: 'reasoning_text' | 'output_text' | 'function_call', final: Record<string, unknown>): void {
+    const o = this.open;
+    if (!o) return;
+    this.open = null;
+    Object.assign(o.item, final);
+    const at = { item_id: o.item.id, output_index: o.index };
+    if (kind === 'function_call') {
+      this.emit('response.function_call_arguments.done', { ...at, name: o.item['name'], arguments: o.item['arguments'] });
+    } else {
+      const part = (o.item['content'] as unknown[])[0];
+      const text = (part as { text: string }).text;
+      if (kind === 'reasoning_text') this.emit('response.reasoning_text.done', { ...at, content_index: 0, text });
+      else this.emit('response.output_text.done', { ...at, content_index: 0, text, logprobs: [] });
+      this.emit('response.content_part.done', { ...at, content_index: 0, part });
+    }
+    this.emit('response.output_item.done', { output_index: o.index, item: structuredClone(o.item) });
+  }
+}
+
+export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/v1/responses/:id', async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    const stored = ctx.store.get(request.params.id);
+    if (!stored) throw new ApiError(404, `No response found with id '${request.params.id}'.`, 'invalid_request_error', 'id', 'not_found');
+    return stored.response;
+  });
+
+  app.post('/v1/responses', { schema: { body: responsesRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = request.body as ResponsesRequestBody;
+    checkModel(ctx, body.model);
+    rejectUnsupported(body);
+    if (body.background) throw unsupported('background', 'background responses are not supported; leave it out');
+    checkToolChoice(body.tool_choice);
+    const tools = (body.tools ?? []).filter((t) => t.type === 'function').map((t) => ({ name: String(t.name), parameters: t.parameters }));
+    const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].parameters`);
+
+    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
+    let input = own;
+    if (body.previous_response_id) {
+      const prev = ctx.store.get(body.previous_response_id);
+      if (!prev) {
+        throw invalidRequest(`Previous response with id '${body.previous_response_id}' not found.`, 'previous_response_id', 'previous_response_not_found');
+      }
+      input = [...prev.input, ...prev.output, ...own];
+    }
+    const { engine, tokenizer } = ctx.host.ready();
+    const effort = body.reasoning?.effort ?? undefined;
+    const prompt = renderOrReject(request.log, () =>
+      renderResponsesInput({ ...body, input, reasoning: { effort } }, { tokenizer, ...ctx.promptOptions }),
+    );
+    const promptIds = prompt.tokenIds;
+    const maxTokens = completionBudget(body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
+    const sampling = samplingOptions(body);
+    const output = new AssistantOutput({ tokenizer, tools: toolNames, warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered') });
+    const signal = clientGone(ctx, reply);
+    const id = newId('resp');
+    const createdAt = Math.floor(Date.now() / 1000);
+    const store = body.store !== false;
+
+    const responseObject = (status: string, items: Item[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      id,
+      object: 'response',
+      created_at: createdAt,
+      status,
+      background: false,
+      error: null,
+      incomplete_details: null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      max_tool_calls: null,
+      model: ctx.servedModelName,
+      output: items,
+      parallel_tool_calls: body.parallel_tool_calls ?? true,
+      previous_response_id: body.previous_response_id ?? null,
+      reasoning: { effort: effort ?? null, summary: null },
+      service_tier: 'default',
+      store,
+      temperature: sampling.temperature,
+      text: { format: body.text?.format ?? { type: 'text' } },
+      tool_choice: body.tool_choice ?? 'auto',
+      tools: body.tools ?? [],
+      top_logprobs: 0,
+      top_p: sampling.topP,
+      truncation: body.truncation ?? 'disabled',
+      usage: null,
+      user: body.user ?? null,
+      metadata: body.metadata ?? {},
+      ...extra,
+    });
+
+    /** After generation: close open items, build the final object, remember it. */
+    const conclude = (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[] }) => {
+      const incomplete = result.finishReason === 'length' || result.finishReason === 'context';
+      builder.cutOff = incomplete;
+      builder.apply(output.end());
+      ctx.metrics.finished.inc({ reason: incomplete ? 'length' : builder.items.some((i) => i.type === 'function_call') ? 'tool_calls' : 'stop' });
+      const final = responseObject(incomplete ? 'incomplete' : 'completed', builder.items, {
+        incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
+        usage: {
+          input_tokens: promptIds.length,
+          input_tokens_details: { cached_tokens: 0 },
+          output_tokens: result.tokens.length,
+          output_tokens_details: { reasoning_tokens: output.reasoningTokens },
+          total_tokens: promptIds.length + result.tokens.length,
+        },
+      });
+      if (store) ctx.store.put({ id, input, output: builder.items, response: final });
+      return { final, incomplete };
+    };
+
+    if (!body.stream) {
+      const builder = new ResponseItemsBuilder(() => {});
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onToken: (t) => builder.apply(output.push(t)),
+      }).catch((e: unknown) => {
+        if (signal.aborted) return null;
+        throw e;
+      });
+      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      return conclude(builder, result).final;
+    }
+
+    admitOrReject(ctx);
+    const sse = new SseStream(ctx, request, reply);
+    let seq = 0;
+    const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
+    const builder = new ResponseItemsBuilder(emit);
+    // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
+    const sendError = (err: unknown) => {
+      const { error } = err as { error: { message: string; code: string | null; param: string | null } };
+      emit('error', { code: error.code, message: error.message, param: error.param, error });
+    };
+    emit('response.created', { response: responseObject('in_progress', []) });
+    try {
+      const result = await runTurn(ctx, request.log, {
+        engine,
+        promptIds,
+        maxTokens,
+        sampling,
+        signal,
+        onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
+        onToken: (t) => builder.apply(output.push(t)),
+      });
+      if (signal.aborted) {
+        streamFailed(ctx, request, sse, signal, null, sendError, false);
+        return reply;
+      }
+      const { final, incomplete } = conclude(builder, result);
+      emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
+      sse.end(false);
+    } catch (e) {
+      streamFailed(ctx, request, sse, signal, e, sendError, false);
+    }
+    return reply;
+  });
+}

@@ -1,0 +1,143 @@
+// The request queue in front of the engine. The engine generates one sequence at a time, so
+// requests take turns in FIFO order; at most `maxQueue` may wait (beyond that the caller answers
+// 429). A waiting request whose client went away (its AbortSignal fired) leaves the queue at once
+// and never reaches the engine.
+
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+export class SchedulerClosedError extends Error {
+  override name = 'SchedulerClosedError';
+}
+
+interface Waiter {
+  /** Takes the engine; false when the request was cancelled meanwhile (it is dropped). */
+  start: () => boolean;
+  fail: (err: unknown) => void;
+}
+
+export class GenerationScheduler {
+  private readonly waiting: Waiter[] = [];
+  private active = false;
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+  /** Smoothed duration of a turn, for Retry-After. */
+  private meanTurnMs = 2000;
+
+  constructor(
+    /** Requests allowed to wait while one runs. */
+    readonly maxQueue: number,
+  ) {
+    if (!(Number.isInteger(maxQueue) && maxQueue >= 0)) throw new Error(`maxQueue must be a non-negative integer, got ${maxQueue}`);
+  }
+
+  /** Requests waiting for their turn (not counting the one running). */
+  get queueDepth(): number {
+    return this.waiting.length;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Whether a request holds the engine. */
+  get busy(): boolean {
+    return this.active;
+  }
+
+  /** Whether run() would accept a request now (it is single-threaded JS: no race until run()). */
+  hasRoom(): boolean {
+    return !this.closed && (!this.active || this.waiting.length < this.maxQueue);
+  }
+
+  /** Seconds a client turned away should wait: the queue ahead of it at the recent pace. */
+  retryAfterSeconds(): number {
+    return Math.min(60, Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanTurnMs) / 1000)));
+  }
+
+  /**
+   * Runs `task` when the engine is free. Throws QueueFullError right away when the queue is full;
+   * rejects with the signal's reason when the signal fires before the turn comes.
+   */
+  run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new SchedulerClosedError('the server is shutting down'));
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    if (this.active && this.waiting.length >= this.maxQueue) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) {
+          this.waiting.splice(i, 1);
+          reject(abortReason(signal));
+        }
+      };
+      const waiter: Waiter = {
+        start: () => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) {
+            reject(abortReason(signal));
+            return false;
+          }
+          this.active = true;
+          const t0 = performance.now();
+          let p: Promise<T>;
+          try {
+            p = task();
+          } catch (e) {
+            p = Promise.reject(e);
+          }
+          // The engine is free again before the caller hears back, so the next turn starts at once.
+          const done = () => {
+            this.meanTurnMs = 0.8 * this.meanTurnMs + 0.2 * (performance.now() - t0);
+            this.active = false;
+            this.next();
+          };
+          p.then(
+            (v) => {
+              done();
+              resolve(v);
+            },
+            (e: unknown) => {
+              done();
+              reject(e);
+            },
+          );
+          return true;
+        },
+        fail: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      if (!this.active) {
+        if (!waiter.start()) this.next();
+      } else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.waiting.push(waiter);
+      }
+    });
+  }
+
+  private next(): void {
+    if (this.active) return;
+    for (let w = this.waiting.shift(); w; w = this.waiting.shift()) if (w.start()) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no request holds the engine and none waits. */
+  whenIdle(): Promise<void> {
+    if (!this.active && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Refuses new work and fails every waiting request; the running one finishes on its own. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) w.fail(new SchedulerClosedError('the server is shutting down'));
+  }
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
+}

@@ -1,0 +1,303 @@
+// The endpoints through the official `openai` client, on the real server serving synthetic:tiny.
+// Random weights make the text gibberish, so the checks are on shape, on usage counted against
+// the tokenizer, and on streaming and non-streaming agreeing for the same seed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
+import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
+import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpers.js';
+
+let s: TestServer;
+let tokenizer: HarmonyTokenizer;
+beforeAll(async () => {
+  s = await startServer();
+  tokenizer = s.app.gptOss.host.ready().tokenizer;
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const promptLength = (request: object) => renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length;
+
+const chatRequest = {
+  model: MODEL,
+  messages: [
+    { role: 'system' as const, content: 'Answer briefly.' },
+    { role: 'user' as const, content: 'Say hello.' },
+  ],
+  max_tokens: 6,
+  seed: 42,
+};
+
+describe('models and health', () => {
+  it('GET /health is 200 with the model ready; /v1/models lists it', async () => {
+    const health = await fetch(s.baseURL.replace('/v1', '/health'));
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', model: MODEL });
+    const models = [];
+    for await (const m of s.client.models.list()) models.push(m);
+    expect(models).toEqual([expect.objectContaining({ id: MODEL, object: 'model', owned_by: expect.any(String), created: expect.any(Number) })]);
+    expect((await s.client.models.retrieve(MODEL)).id).toBe(MODEL);
+    await expect(s.client.models.retrieve('gpt-4o')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+});
+
+describe('chat completions', () => {
+  let plain: OpenAI.Chat.Completions.ChatCompletion;
+
+  it('non-streaming: message, finish reason and usage from the rendered prompt and the generated tokens', async () => {
+    plain = await s.client.chat.completions.create(chatRequest);
+    expect(plain.id).toMatch(/^chatcmpl-/);
+    expect(plain.object).toBe('chat.completion');
+    expect(plain.model).toBe(MODEL);
+    expect(plain.choices).toHaveLength(1);
+    const choice = plain.choices[0]!;
+    expect(choice.message.role).toBe('assistant');
+    expect(typeof choice.message.content).toBe('string');
+    expect(['stop', 'length', 'tool_calls']).toContain(choice.finish_reason);
+    const usage = plain.usage!;
+    expect(usage.prompt_tokens).toBe(promptLength(chatRequest));
+    // A random model never samples <|return|> or <|call|> in 6 tokens: it runs to the limit.
+    expect(choice.finish_reason).toBe('length');
+    expect(usage.completion_tokens).toBe(6);
+    expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
+  });
+
+  it('streaming: the chunks add up to the same answer and usage (same seed)', async () => {
+    const stream = await s.client.chat.completions.create({ ...chatRequest, stream: true, stream_options: { include_usage: true } });
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    for (const c of chunks) {
+      expect(c.object).toBe('chat.completion.chunk');
+      expect(c.id).toBe(chunks[0]!.id);
+    }
+    const usageChunk = chunks.at(-1)!;
+    expect(usageChunk.choices).toEqual([]);
+    expect(usageChunk.usage).toEqual(plain.usage);
+    const body = chunks.slice(0, -1);
+    const content = body.map((c) => c.choices[0]!.delta.content ?? '').join('');
+    const reasoning = body.map((c) => (c.choices[0]!.delta as { reasoning?: string }).reasoning ?? '').join('');
+    expect(content).toBe(plain.choices[0]!.message.content);
+    expect(reasoning).toBe((plain.choices[0]!.message as { reasoning?: string | null }).reasoning ?? '');
+    expect(body.at(-1)!.choices[0]!.finish_reason).toBe(plain.choices[0]!.finish_reason);
+    expect(body.slice(0, -1).every((c) => c.choices[0]!.finish_reason === null)).toBe(true);
+  });
+
+  it('stop strings cut the answer before the first match, streaming or not', async () => {
+    const full = plain.choices[0]!.message.content!;
+    expect(full.length).toBeGreaterThanOrEqual(4);
+    const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 2);
+    const want = full.slice(0, full.indexOf(stop));
+    const cut = await s.client.chat.completions.create({ ...chatRequest, stop: [stop, '\u0000never'] });
+    expect(cut.choices[0]!.message.content).toBe(want);
+    expect(cut.choices[0]!.finish_reason).toBe('stop');
+    const stream = await s.client.chat.completions.create({ ...chatRequest, stop, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const c of stream) {
+      text += c.choices[0]?.delta.content ?? '';
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(want);
+    expect(finish).toBe('stop');
+  });
+
+  it('tools, tool_choice, history with tool calls and reasoning, and max_completion_tokens are accepted', async () => {
+    const request = {
+      model: MODEL,
+      max_completion_tokens: 3,
+      reasoning_effort: 'low' as const,
+      tool_choice: 'auto' as const,
+      tools: [
+        {
+          type: 'function' as const,
+          function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+        },
+      ],
+      messages: [
+        { role: 'developer' as const, content: 'Use tools when useful.' },
+        { role: 'user' as const, content: 'Weather in Paris?' },
+        {
+          role: 'assistant' as const,
+          content: null,
+          reasoning: 'I should call the tool.',
+          tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+        } as OpenAI.Chat.Completions.ChatCompletionAssistantMessageParam,
+        { role: 'tool' as const, tool_call_id: 'call_1', content: '{"temp": 21}' },
+      ],
+    };
+    const r = await s.client.chat.completions.create(request);
+    expect(r.usage!.prompt_tokens).toBe(promptLength(request));
+    expect(r.usage!.completion_tokens).toBe(3);
+    for (const call of r.choices[0]!.message.tool_calls ?? []) {
+      expect(call).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
+    }
+    // tool_choice none leaves the tools out of the prompt.
+    const none = await s.client.chat.completions.create({ ...request, tool_choice: 'none', messages: [request.messages[1]!] });
+    expect(none.usage!.prompt_tokens).toBe(promptLength({ messages: [request.messages[1]!], reasoning_effort: 'low' }));
+    expect(none.choices[0]!.message.tool_calls ?? []).toEqual([]);
+  });
+
+  it('a prompt plus max_tokens over the context is a 400 that names both numbers', async () => {
+    const err = await s.client.chat.completions.create({ ...chatRequest, max_tokens: 5000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.message).toContain('2048');
+    expect(e.message).toContain(`${promptLength(chatRequest)} in the prompt`);
+    expect(e.message).toContain('5000');
+    expect(e.code).toBe('context_length_exceeded');
+  });
+});
+
+describe('completions', () => {
+  const request = { model: MODEL, prompt: '<|start|>user<|message|>Count to three.<|end|><|start|>assistant', max_tokens: 5, seed: 7 };
+
+  it('non-streaming and streaming agree; usage counts the raw prompt; echo prepends it', async () => {
+    const plain = await s.client.completions.create(request);
+    expect(plain.object).toBe('text_completion');
+    expect(plain.usage!.prompt_tokens).toBe(renderRawPrompt(request.prompt, { tokenizer }).tokenIds.length);
+    expect(plain.usage!.completion_tokens).toBe(5);
+    expect(plain.choices[0]!.finish_reason).toBe('length');
+    const stream = await s.client.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage: unknown;
+    for await (const c of stream) {
+      text += c.choices[0]?.text ?? '';
+      usage = c.usage ?? usage;
+    }
+    expect(text).toBe(plain.choices[0]!.text);
+    expect(usage).toEqual(plain.usage);
+    const echo = await s.client.completions.create({ ...request, echo: true });
+    expect(echo.choices[0]!.text).toBe(request.prompt + plain.choices[0]!.text);
+    // Token ids work as the prompt too.
+    const ids = await s.client.completions.create({ ...request, prompt: renderRawPrompt(request.prompt, { tokenizer }).tokenIds });
+    expect(ids.choices[0]!.text).toBe(plain.choices[0]!.text);
+  });
+});
+
+describe('responses', () => {
+  let first: OpenAI.Responses.Response;
+
+  it('non-streaming: output items, usage, stored for GET and previous_response_id', async () => {
+    first = await s.client.responses.create({ model: MODEL, instructions: 'Be short.', input: 'Hi there', max_output_tokens: 4, seed: 3 } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    expect(first.id).toMatch(/^resp_/);
+    expect(first.object).toBe('response');
+    expect(first.status).toBe('incomplete');
+    expect(first.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    expect(first.usage!.input_tokens).toBe(
+      renderResponsesInput({ instructions: 'Be short.', input: 'Hi there' }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length,
+    );
+    expect(first.usage!.output_tokens).toBe(4);
+    expect(first.output.length).toBeGreaterThanOrEqual(1);
+    for (const item of first.output) {
+      expect(['message', 'reasoning', 'function_call']).toContain(item.type);
+      if (item.type === 'message') expect(item.content[0]).toMatchObject({ type: 'output_text', text: expect.any(String) });
+    }
+    expect(first.output_text).toBe(first.output.flatMap((i) => (i.type === 'message' ? i.content.map((c) => (c as { text: string }).text) : [])).join(''));
+    expect((await s.client.responses.retrieve(first.id)).id).toBe(first.id);
+
+    const second = await s.client.responses.create({ model: MODEL, previous_response_id: first.id, input: 'And then?', max_output_tokens: 2 });
+    const history = [{ type: 'message', role: 'user', content: 'Hi there' }, ...first.output, { type: 'message', role: 'user', content: 'And then?' }];
+    expect(second.usage!.input_tokens).toBe(renderResponsesInput({ input: history }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length);
+    expect(second.previous_response_id).toBe(first.id);
+  });
+
+  it('streaming: the event sequence OpenAI sends, and the SDK rebuilds the same response', async () => {
+    const stream = await s.client.responses.create({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const e of stream) events.push(e);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    expect(events[0]!.type).toBe('response.created');
+    expect(events[1]!.type).toBe('response.in_progress');
+    const last = events.at(-1)!;
+    expect(['response.completed', 'response.incomplete']).toContain(last.type);
+    const types = events.map((e) => e.type);
+    expect(types).toContain('response.output_item.added');
+    expect(types).toContain('response.output_item.done');
+    // Every item is added before its deltas and done after them.
+    const added = new Map<number, number>();
+    events.forEach((e, i) => {
+      if (e.type === 'response.output_item.added') added.set(e.output_index, i);
+      if ('output_index' in e && e.type !== 'response.output_item.added') expect(added.get(e.output_index)).toBeLessThan(i);
+    });
+    const final = (last as OpenAI.Responses.ResponseCompletedEvent).response;
+    // Same seed, same prompt: the same output text as the non-streaming request.
+    const deltas = events.filter((e) => e.type === 'response.output_text.delta').map((e) => (e as OpenAI.Responses.ResponseTextDeltaEvent).delta);
+    expect(deltas.join('')).toBe(first.output_text);
+    expect(final.usage).toEqual(first.usage);
+    if (first.output_text !== '') {
+      expect(types).toContain('response.content_part.added');
+      expect(types).toContain('response.output_text.done');
+    }
+
+    // The SDK's stream helper accumulates the events into the final response.
+    const helper = s.client.responses.stream({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3 } as unknown as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const rebuilt = await helper.finalResponse();
+    expect(rebuilt.output_text).toBe(first.output_text);
+    expect(rebuilt.output.map((i) => i.type)).toEqual(first.output.map((i) => i.type));
+  });
+
+  it('function tools and function_call / function_call_output items are accepted', async () => {
+    const r = await s.client.responses.create({
+      model: MODEL,
+      max_output_tokens: 2,
+      reasoning: { effort: 'high' },
+      tools: [{ type: 'function', name: 'lookup', description: 'Looks up a word', parameters: { type: 'object', properties: { word: { type: 'string' } } }, strict: false }],
+      input: [
+        { role: 'user', content: 'Define "cat".' },
+        { type: 'reasoning', id: 'rs_1', summary: [], content: [{ type: 'reasoning_text', text: 'Use lookup.' }] },
+        { type: 'function_call', call_id: 'call_9', name: 'lookup', arguments: '{"word":"cat"}' },
+        { type: 'function_call_output', call_id: 'call_9', output: 'a small feline' },
+      ] as OpenAI.Responses.ResponseInput,
+    });
+    expect(r.status).toBe('incomplete');
+    expect(r.usage!.output_tokens).toBe(2);
+  });
+});
+
+describe('metrics', () => {
+  it('/metrics is Prometheus text with requests, tokens, latency histograms, queue depth and KV use', async () => {
+    // While a generation runs (a long one, stopped once looked at) the KV positions in use show up.
+    const ac = new AbortController();
+    const stream = await s.client.chat.completions.create({ ...chatRequest, max_tokens: 200, stream: true }, { signal: ac.signal });
+    await stream[Symbol.asyncIterator]().next();
+    const during = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
+    ac.abort();
+    const inUse = Number(/^gpt_oss_kv_cache_positions_in_use (\d+)$/m.exec(during)?.[1]);
+    expect(inUse).toBeGreaterThanOrEqual(promptLength(chatRequest));
+    expect(inUse).toBeLessThanOrEqual(2048);
+    expect(during).toMatch(/^gpt_oss_requests_running 1$/m);
+    for (let t0 = Date.now(); s.app.gptOss.scheduler.busy; ) {
+      if (Date.now() - t0 > 30_000) throw new Error('the aborted generation did not stop');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+
+    const res = await fetch(s.baseURL.replace('/v1', '/metrics'));
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    for (const line of text.trimEnd().split('\n')) {
+      if (line.startsWith('#')) expect(line).toMatch(/^# (HELP|TYPE) gpt_oss_\w+ /);
+      else expect(line).toMatch(/^gpt_oss_\w+(\{[^}]*\})? (-?\d+(\.\d+)?(e[-+]?\d+)?|\+Inf|NaN)$/);
+    }
+    const value = (re: RegExp) => Number(re.exec(text)?.[1]);
+    expect(value(/^gpt_oss_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="200"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    expect(value(/^gpt_oss_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="400"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^gpt_oss_prompt_tokens_total (\d+)$/m)).toBeGreaterThan(0);
+    expect(value(/^gpt_oss_generation_tokens_total (\d+)$/m)).toBeGreaterThan(0);
+    expect(value(/^gpt_oss_time_to_first_token_seconds_count (\d+)$/m)).toBeGreaterThan(0);
+    expect(value(/^gpt_oss_inter_token_latency_seconds_count (\d+)$/m)).toBeGreaterThan(0);
+    expect(text).toMatch(/^gpt_oss_time_to_first_token_seconds_bucket\{le="\+Inf"\} \d+$/m);
+    expect(text).toMatch(/^gpt_oss_queue_depth 0$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_positions 2048$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_positions_in_use 0$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_usage_ratio 0$/m);
+  });
+
+  it('unknown routes are OpenAI-shaped 404s', async () => {
+    const r = await post(s.baseURL, '/nope', {});
+    expect(r.status).toBe(404);
+    expect(r.json).toEqual({ error: { message: expect.stringContaining('/v1/nope'), type: 'invalid_request_error', param: null, code: 'unknown_url' } });
+  });
+});

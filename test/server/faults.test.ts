@@ -1,0 +1,180 @@
+// Load and faults on the real server (synthetic:tiny): a client that leaves mid-stream stops its
+// generation within a decode step, a client that leaves while queued never reaches the engine,
+// the queue bound answers 429 with Retry-After, 20 concurrent streams all finish, the API key is
+// enforced, and closing the server stops a running generation cleanly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { ServingEngine } from '../../src/server/model-host.js';
+import { MODEL, post, startServer, type TestServer } from './helpers.js';
+
+let s: TestServer;
+let engine: ServingEngine;
+beforeAll(async () => {
+  s = await startServer();
+  engine = s.app.gptOss.host.engine!;
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const user = (content: string) => ({ model: MODEL, messages: [{ role: 'user' as const, content }] });
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Opens a long stream and waits for its first chunk (sent when its turn on the engine starts). */
+async function longStream(client: OpenAI, maxTokens = 400) {
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create({ ...user('Tell a long story.'), max_tokens: maxTokens, stream: true }, { signal: ac.signal });
+  const iter = stream[Symbol.asyncIterator]();
+  return { ac, iter, first: iter.next() };
+}
+
+describe('cancellation', () => {
+  it('a client that disconnects mid-stream stops its generation within a decode step; the next request runs', async () => {
+    const ctx = s.app.gptOss;
+    const { ac, first } = await longStream(s.client);
+    const chunk = await first;
+    expect(chunk.value?.choices[0]?.delta.role).toBe('assistant');
+    expect(ctx.scheduler.busy).toBe(true);
+    ac.abort();
+    await until('the engine is idle', () => !ctx.scheduler.busy && !engine.isBusy, 30_000);
+    // Stopped right away, nowhere near its 400 tokens: the abort lands between decode steps.
+    expect(ctx.lastGeneration).toMatchObject({ finishReason: 'abort', maxTokens: 400 });
+    expect(ctx.lastGeneration!.tokens).toBeLessThanOrEqual(3);
+    expect(ctx.kvInUse).toBe(0);
+    expect(ctx.scheduler.queueDepth).toBe(0);
+    const next = await s.client.chat.completions.create({ ...user('Hi'), max_tokens: 2 });
+    expect(next.usage!.completion_tokens).toBe(2);
+    const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
+    expect(metrics).toMatch(/^gpt_oss_generations_total\{reason="abort"\} [1-9]/m);
+    expect(metrics).toMatch(/^gpt_oss_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="499"\} [1-9]/m);
+  });
+
+  it('a queued request whose client disconnected is dropped before it reaches the engine', async () => {
+    const ctx = s.app.gptOss;
+    const turnsBefore = ctx.metrics.queueTime.observations;
+    const running = await longStream(s.client);
+    await running.first;
+    const ac = new AbortController();
+    const queued = s.client.chat.completions.create({ ...user('Queued'), max_tokens: 2 }, { signal: ac.signal }).catch((e: unknown) => e);
+    const queuedStream = await longStream(s.client, 3);
+    await until('two requests wait', () => ctx.scheduler.queueDepth === 2);
+    ac.abort();
+    queuedStream.ac.abort();
+    expect(await queued).toBeInstanceOf(OpenAI.APIUserAbortError);
+    await until('both left the queue', () => ctx.scheduler.queueDepth === 0);
+    running.ac.abort();
+    await until('the engine is idle', () => !ctx.scheduler.busy, 30_000);
+    // Only the running request took a turn.
+    expect(ctx.metrics.queueTime.observations).toBe(turnsBefore + 1);
+  });
+});
+
+describe('queue bound', () => {
+  it('beyond --max-queue a request gets 429 with Retry-After, in the OpenAI error shape', async () => {
+    const small = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer, maxQueue: 1 });
+    try {
+      const running = await longStream(small.client);
+      await running.first;
+      const waiting = await longStream(small.client, 2);
+      await until('one waits', () => small.app.gptOss.scheduler.queueDepth === 1);
+      const r = await post(small.baseURL, '/chat/completions', { ...user('One too many'), max_tokens: 2 });
+      expect(r.status).toBe(429);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(r.json).toEqual({ error: { message: expect.any(String), type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' } });
+      const streamed = await post(small.baseURL, '/chat/completions', { ...user('One too many'), max_tokens: 2, stream: true });
+      expect(streamed.status).toBe(429);
+      await expect(small.client.chat.completions.create({ ...user('x'), max_tokens: 1 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+      waiting.ac.abort();
+      running.ac.abort();
+      await until('the engine is idle', () => !small.app.gptOss.scheduler.busy && small.app.gptOss.scheduler.queueDepth === 0, 30_000);
+      expect((await small.client.chat.completions.create({ ...user('Now there is room'), max_tokens: 1 })).usage!.completion_tokens).toBe(1);
+    } finally {
+      await small.close();
+    }
+    // The engine was lent, not owned: it still works.
+    expect(engine.isBusy).toBe(false);
+  });
+});
+
+describe('concurrency', () => {
+  it('20 concurrent streams all complete, in turn', async () => {
+    const ctx = s.app.gptOss;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const stream = await s.client.chat.completions.create({ ...user(`Request ${i}`), max_tokens: 2, seed: i, stream: true, stream_options: { include_usage: true } });
+        let finish: string | null = null;
+        let usage: OpenAI.CompletionUsage | undefined;
+        for await (const c of stream) {
+          finish = c.choices[0]?.finish_reason ?? finish;
+          usage = c.usage ?? usage;
+        }
+        return { finish, usage };
+      }),
+    );
+    for (const r of results) {
+      expect(r.finish).toBe('length');
+      expect(r.usage?.completion_tokens).toBe(2);
+    }
+    expect(ctx.scheduler.queueDepth).toBe(0);
+    expect(ctx.scheduler.busy).toBe(false);
+  });
+});
+
+describe('auth', () => {
+  it('with --api-key every route but /health needs the bearer key; without one, none does', async () => {
+    const locked = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer, apiKey: 'sk-test-123' });
+    try {
+      const health = await fetch(locked.baseURL.replace('/v1', '/health'));
+      expect(health.status).toBe(200);
+      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Basic sk-test-123' }, { authorization: 'Bearer' }]) {
+        const r = await post(locked.baseURL, '/chat/completions', { ...user('x'), max_tokens: 1 }, headers as Record<string, string>);
+        expect(r.status).toBe(401);
+        expect(r.json.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key', param: null, message: expect.any(String) });
+      }
+      const metrics = await fetch(locked.baseURL.replace('/v1', '/metrics'));
+      expect(metrics.status).toBe(401);
+      const wrong = new OpenAI({ baseURL: locked.baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
+      await expect(wrong.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+      const models = await locked.client.models.list();
+      expect(models.data[0]!.id).toBe(MODEL);
+      expect((await locked.client.chat.completions.create({ ...user('x'), max_tokens: 1 })).usage!.completion_tokens).toBe(1);
+    } finally {
+      await locked.close();
+    }
+    // The open server takes requests with no Authorization header at all.
+    const open = await post(s.baseURL, '/chat/completions', { ...user('x'), max_tokens: 1 });
+    expect(open.status).toBe(200);
+  });
+});
+
+describe('shutdown', () => {
+  it('closing the server ends a running stream and a queued request, and leaves the engine idle', async () => {
+    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const running = await longStream(other.client);
+    await running.first;
+    const queued = post(other.baseURL, '/chat/completions', { ...user('queued'), max_tokens: 2 });
+    await until('one waits', () => other.app.gptOss.scheduler.queueDepth === 1);
+    await other.close();
+    expect((await queued).status).toBe(503);
+    // The stream ends (the client sees the end of the body, or a connection error).
+    await Promise.race([
+      (async () => {
+        try {
+          while (!(await running.iter.next()).done);
+        } catch {
+          // a cut connection is fine too
+        }
+      })(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the stream did not end')), 30_000)),
+    ]);
+    expect(engine.isBusy).toBe(false);
+    expect(other.app.gptOss.lastGeneration?.finishReason).toBe('abort');
+  });
+});

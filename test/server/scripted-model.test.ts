@@ -1,0 +1,356 @@
+// What random weights cannot show: a stand-in engine "samples" a scripted harmony answer
+// (reasoning, a final answer, a tool call), so the mapping to Chat Completions and Responses
+// output is checked exactly: reasoning vs content vs tool_calls, finish reasons, reasoning token
+// counts, stop strings that end generation, and every Responses event. Then an engine that
+// samples arbitrary ids (special tokens included) for many requests: every answer stays well
+// formed. No GPU needed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { GenerateOptions, GenerateResult } from '../../src/engine/engine.js';
+import { HARMONY_STOP_TOKEN_IDS } from '../../src/harmony/index.js';
+import type { ServingEngine } from '../../src/server/model-host.js';
+import { ModelHost } from '../../src/server/model-host.js';
+import { loadModelTokenizer, type HarmonyTokenizer } from '../../src/tokenizer/index.js';
+import { createServer } from '../../src/server/app.js';
+import { MODEL, post, startServer, type TestServer } from './helpers.js';
+
+/** Plays back `next()`'s tokens as if sampled, honouring maxTokens, stop tokens, onToken and the signal. */
+class ScriptedEngine implements ServingEngine {
+  readonly contextLength = 4096;
+  readonly config = { eosTokenIds: [] as number[] };
+  isBusy = false;
+  calls = 0;
+
+  constructor(public next: () => number[]) {}
+
+  async generate(prompt: readonly number[], o: GenerateOptions): Promise<GenerateResult> {
+    if (this.isBusy) throw new Error('busy');
+    this.isBusy = true;
+    this.calls++;
+    const tokens: number[] = [];
+    const stop = new Set(o.stopTokens ?? []);
+    let finishReason: GenerateResult['finishReason'] = 'length';
+    try {
+      for (const id of this.next()) {
+        if (tokens.length >= o.maxTokens) break;
+        await new Promise((r) => setImmediate(r));
+        tokens.push(id);
+        if (o.onToken?.(id) === false || o.signal?.aborted) {
+          finishReason = 'abort';
+          break;
+        }
+        if (stop.has(id)) {
+          finishReason = 'stop';
+          break;
+        }
+      }
+    } finally {
+      this.isBusy = false;
+    }
+    return { tokens, finishReason, promptTokens: prompt.length, prefillMs: 0, decodeMs: 0 };
+  }
+
+  destroy(): void {}
+}
+
+let tokenizer: HarmonyTokenizer;
+let engine: ScriptedEngine;
+let s: TestServer;
+const harmony = (text: string) => tokenizer.encodeWithSpecialTokens(text);
+
+const ANSWER = '<|channel|>analysis<|message|>The user greets me. Answer politely.<|end|><|start|>assistant<|channel|>final<|message|>Hello world! How are you?<|return|>';
+const TOOL_CALL =
+  '<|channel|>analysis<|message|>Need the weather tool.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>';
+const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+];
+const ask = { model: MODEL, messages: [{ role: 'user' as const, content: 'Hi' }] };
+
+beforeAll(async () => {
+  tokenizer = await loadModelTokenizer();
+  engine = new ScriptedEngine(() => harmony(ANSWER));
+  s = await startServer({ engine, tokenizer });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+describe('chat completions from a scripted answer', () => {
+  it('reasoning and content are split; finish_reason stop; usage counts reasoning tokens', async () => {
+    engine.next = () => harmony(ANSWER);
+    const r = await s.client.chat.completions.create(ask);
+    const m = r.choices[0]!.message as OpenAI.Chat.Completions.ChatCompletionMessage & { reasoning?: string; reasoning_content?: string };
+    expect(m.content).toBe('Hello world! How are you?');
+    expect(m.reasoning).toBe('The user greets me. Answer politely.');
+    expect(m.reasoning_content).toBe(m.reasoning);
+    expect(m.tool_calls).toBeUndefined();
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+    expect(r.usage!.completion_tokens).toBe(harmony(ANSWER).length);
+    expect(r.usage!.completion_tokens_details!.reasoning_tokens).toBe(harmony('<|channel|>analysis<|message|>The user greets me. Answer politely.<|end|>').length);
+  });
+
+  it('streaming sends the same as deltas', async () => {
+    engine.next = () => harmony(ANSWER);
+    const stream = await s.client.chat.completions.create({ ...ask, stream: true });
+    let content = '';
+    let reasoning = '';
+    let reasoningContent = '';
+    let finish: string | null = null;
+    for await (const c of stream) {
+      const d = c.choices[0]!.delta as { content?: string; reasoning?: string; reasoning_content?: string };
+      content += d.content ?? '';
+      reasoning += d.reasoning ?? '';
+      reasoningContent += d.reasoning_content ?? '';
+      finish = c.choices[0]!.finish_reason ?? finish;
+    }
+    expect(content).toBe('Hello world! How are you?');
+    expect(reasoning).toBe('The user greets me. Answer politely.');
+    expect(reasoningContent).toBe(reasoning);
+    expect(finish).toBe('stop');
+  });
+
+  it('a tool call becomes tool_calls with an id and JSON arguments; finish_reason tool_calls', async () => {
+    engine.next = () => harmony(TOOL_CALL);
+    const r = await s.client.chat.completions.create({ ...ask, tools });
+    const m = r.choices[0]!.message;
+    expect(m.content).toBeNull();
+    expect(m.tool_calls).toEqual([{ id: expect.stringMatching(/^call_\w+$/), type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+    expect(r.choices[0]!.finish_reason).toBe('tool_calls');
+
+    const stream = await s.client.chat.completions.create({ ...ask, tools, stream: true });
+    const calls: Array<{ id?: string; name?: string; arguments: string }> = [];
+    let finish: string | null = null;
+    for await (const c of stream) {
+      for (const t of c.choices[0]?.delta.tool_calls ?? []) {
+        calls[t.index] ??= { arguments: '' };
+        if (t.id) calls[t.index]!.id = t.id;
+        if (t.function?.name) calls[t.index]!.name = t.function.name;
+        calls[t.index]!.arguments += t.function?.arguments ?? '';
+      }
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    expect(calls).toEqual([{ id: expect.stringMatching(/^call_/), name: 'get_weather', arguments: '{"city":"Paris"}' }]);
+    expect(finish).toBe('tool_calls');
+  });
+
+  it('without tools, or with tool_choice none, a call the model writes anyway is dropped', async () => {
+    engine.next = () => harmony(TOOL_CALL);
+    for (const extra of [{}, { tools, tool_choice: 'none' as const }]) {
+      const r = await s.client.chat.completions.create({ ...ask, ...extra });
+      expect(r.choices[0]!.message.tool_calls).toBeUndefined();
+      expect(r.choices[0]!.finish_reason).toBe('stop');
+    }
+  });
+
+  it('a stop string ends generation early and is not returned', async () => {
+    engine.next = () => harmony(ANSWER);
+    const r = await s.client.chat.completions.create({ ...ask, stop: ['o w', 'never'] });
+    expect(r.choices[0]!.message.content).toBe('Hell');
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+    expect(r.usage!.completion_tokens).toBeLessThan(harmony(ANSWER).length);
+    const stream = await s.client.chat.completions.create({ ...ask, stop: 'How', stream: true });
+    let content = '';
+    for await (const c of stream) content += c.choices[0]?.delta.content ?? '';
+    expect(content).toBe('Hello world! ');
+  });
+
+  it('/v1/completions writes out the harmony text and leaves out the final stop token', async () => {
+    engine.next = () => harmony(ANSWER);
+    const r = await s.client.completions.create({ model: MODEL, prompt: '<|start|>user<|message|>Hi<|end|><|start|>assistant' });
+    expect(r.choices[0]!.text).toBe(ANSWER.slice(0, -'<|return|>'.length));
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+  });
+});
+
+describe('responses from a scripted answer', () => {
+  it('non-streaming: a reasoning item with reasoning_text and a completed message', async () => {
+    engine.next = () => harmony(ANSWER);
+    const r = await s.client.responses.create({ model: MODEL, input: 'Hi' });
+    expect(r.status).toBe('completed');
+    expect(r.output).toEqual([
+      { type: 'reasoning', id: expect.stringMatching(/^rs_/), summary: [], content: [{ type: 'reasoning_text', text: 'The user greets me. Answer politely.' }] },
+      {
+        type: 'message',
+        id: expect.stringMatching(/^msg_/),
+        role: 'assistant',
+        status: 'completed',
+        content: [{ type: 'output_text', text: 'Hello world! How are you?', annotations: [], logprobs: [] }],
+      },
+    ]);
+    expect(r.output_text).toBe('Hello world! How are you?');
+    expect(r.usage!.output_tokens_details.reasoning_tokens).toBeGreaterThan(0);
+  });
+
+  it('streaming: reasoning_text and output_text events, then response.completed', async () => {
+    engine.next = () => harmony(ANSWER);
+    const stream = await s.client.responses.create({ model: MODEL, input: 'Hi', stream: true });
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const e of stream) events.push(e);
+    const types = [...new Set(events.map((e) => e.type))];
+    expect(types).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.reasoning_text.delta',
+      'response.reasoning_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.completed',
+    ]);
+    const reasoning = events.filter((e) => e.type === 'response.reasoning_text.delta').map((e) => (e as { delta: string }).delta).join('');
+    expect(reasoning).toBe('The user greets me. Answer politely.');
+    const done = events.find((e) => e.type === 'response.reasoning_text.done') as { text: string };
+    expect(done.text).toBe(reasoning);
+    const completed = events.at(-1) as OpenAI.Responses.ResponseCompletedEvent;
+    expect(completed.response.status).toBe('completed');
+    expect(completed.response.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+  });
+
+  it('a tool call becomes a function_call item, streamed with argument deltas', async () => {
+    engine.next = () => harmony(TOOL_CALL);
+    const flatTools = [{ type: 'function' as const, name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } }, strict: false }];
+    const r = await s.client.responses.create({ model: MODEL, input: 'Weather in Paris?', tools: flatTools });
+    const call = r.output.find((o) => o.type === 'function_call') as OpenAI.Responses.ResponseFunctionToolCall;
+    expect(call).toMatchObject({ name: 'get_weather', arguments: '{"city":"Paris"}', call_id: expect.stringMatching(/^call_/), id: expect.stringMatching(/^fc_/), status: 'completed' });
+
+    const helper = s.client.responses.stream({ model: MODEL, input: 'Weather in Paris?', tools: flatTools });
+    const kinds: string[] = [];
+    helper.on('event', (e) => kinds.push(e.type));
+    const final = await helper.finalResponse();
+    expect(kinds).toContain('response.function_call_arguments.delta');
+    expect(kinds).toContain('response.function_call_arguments.done');
+    expect(final.output.find((o) => o.type === 'function_call')).toMatchObject({ name: 'get_weather', arguments: '{"city":"Paris"}' });
+
+    // The tool loop continues with previous_response_id and the function's output.
+    engine.next = () => harmony(ANSWER);
+    const next = await s.client.responses.create({
+      model: MODEL,
+      previous_response_id: r.id,
+      tools: flatTools,
+      input: [{ type: 'function_call_output', call_id: call.call_id, output: '{"temp":21}' }],
+    });
+    expect(next.status).toBe('completed');
+    expect(next.output_text).toBe('Hello world! How are you?');
+  });
+});
+
+describe('arbitrary sampled ids', () => {
+  it('never break a response: 120 requests over all routes, streaming or not, stay well formed', async () => {
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const pieces = [
+      ...Array.from({ length: 21 }, (_, i) => [199998 + i]), // every harmony special token and some reserved ones
+      [201087],
+      harmony('<|start|>assistant'),
+      harmony('<|channel|>analysis<|message|>'),
+      harmony('<|channel|>final<|message|>'),
+      harmony('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>'),
+      harmony(' to=functions.<|channel|>'),
+      harmony('<|start|>functions.x to=assistant<|channel|>commentary<|message|>'),
+      [9552], // half an emoji: invalid UTF-8 on its own
+      [24912, 2375],
+    ];
+    engine.next = () => {
+      const out: number[] = [];
+      const n = 1 + Math.floor(rand() * 40);
+      while (out.length < n) {
+        if (rand() < 0.5) out.push(...pieces[Math.floor(rand() * pieces.length)]!);
+        else out.push(Math.floor(rand() * 199998));
+      }
+      // Keep the stop tokens rare, so most answers run long.
+      return out.filter((t) => !HARMONY_STOP_TOKEN_IDS.includes(t) || rand() < 0.3);
+    };
+    const seen = new Set<string>();
+    for (let i = 0; i < 120; i++) {
+      const withTools = i % 2 === 0 ? { tools } : {};
+      switch (i % 4) {
+        case 0: {
+          const r = await s.client.chat.completions.create({ ...ask, ...withTools, max_tokens: 30 });
+          const m = r.choices[0]!.message;
+          expect(m.content === null || typeof m.content === 'string').toBe(true);
+          if (m.tool_calls?.length) seen.add('tool_calls');
+          if ((m as { reasoning?: string | null }).reasoning) seen.add('reasoning');
+          if (m.content) seen.add('content');
+          for (const c of m.tool_calls ?? []) expect(c).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
+          expect(['stop', 'length', 'tool_calls']).toContain(r.choices[0]!.finish_reason);
+          break;
+        }
+        case 1: {
+          const stream = await s.client.chat.completions.create({ ...ask, ...withTools, max_tokens: 30, stream: true, stream_options: { include_usage: true } });
+          let usage: OpenAI.CompletionUsage | undefined;
+          for await (const c of stream) usage = c.usage ?? usage;
+          expect(usage!.completion_tokens).toBeLessThanOrEqual(30);
+          break;
+        }
+        case 2: {
+          const r = await s.client.responses.create({ model: MODEL, input: 'Hi', max_output_tokens: 30 });
+          for (const o of r.output) {
+            expect(['reasoning', 'message', 'function_call']).toContain(o.type);
+            seen.add(o.type);
+          }
+          break;
+        }
+        case 3: {
+          const final = await s.client.responses.stream({ model: MODEL, input: 'Hi', max_output_tokens: 30 }).finalResponse();
+          expect(['completed', 'incomplete']).toContain(final.status);
+          break;
+        }
+      }
+    }
+    // The mix did reach every kind of output.
+    expect([...seen].sort()).toEqual(['content', 'message', 'reasoning', 'tool_calls']);
+    const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
+    expect(metrics).not.toMatch(/status="5\d\d"/);
+  });
+});
+
+describe('engine failures', () => {
+  it('are 500s that leak nothing, error events inside streams, and the server keeps serving', async () => {
+    engine.next = () => {
+      throw new Error('device lost: internal detail /srv/secret');
+    };
+    const r = await post(s.baseURL, '/chat/completions', ask);
+    expect(r.status).toBe(500);
+    expect(r.json).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: null } });
+    expect(JSON.stringify(r.json)).not.toContain('secret');
+    const drain = async (stream: AsyncIterable<unknown>) => {
+      for await (const _ of stream);
+    };
+    const chatStream = await s.client.chat.completions.create({ ...ask, stream: true });
+    await expect(drain(chatStream)).rejects.toBeInstanceOf(OpenAI.APIError);
+    const responsesStream = await s.client.responses.create({ model: MODEL, input: 'Hi', stream: true });
+    await expect(drain(responsesStream)).rejects.toBeInstanceOf(OpenAI.APIError);
+    const completionsStream = await s.client.completions.create({ model: MODEL, prompt: 'x', stream: true });
+    await expect(drain(completionsStream)).rejects.toBeInstanceOf(OpenAI.APIError);
+
+    engine.next = () => harmony(ANSWER);
+    const ok = await s.client.chat.completions.create(ask);
+    expect(ok.choices[0]!.finish_reason).toBe('stop');
+    const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
+    expect(metrics).toMatch(/^gpt_oss_generations_total\{reason="error"\} [1-9]/m);
+  });
+});
+
+describe('model host', () => {
+  it('answers 503 while loading and after a failed load', async () => {
+    const loading = new ModelHost(new Promise(() => {}));
+    expect(loading.status).toBe('loading');
+    expect(() => loading.ready()).toThrow(expect.objectContaining({ status: 503, code: 'model_loading' }));
+    const app = createServer({ modelSpec: 'synthetic:nonexistent', logger: false });
+    try {
+      const url = await app.listen({ host: '127.0.0.1', port: 0 });
+      await app.gptOss.host.loaded;
+      const health = await fetch(`${url}/health`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: 'failed', error: { code: 'model_load_failed', message: expect.stringContaining('unknown synthetic model') } });
+      const r = await post(`${url}/v1`, '/chat/completions', { ...ask, model: 'synthetic:nonexistent' });
+      expect(r.status).toBe(503);
+      expect(r.json.error).toMatchObject({ type: 'server_error', code: 'model_load_failed' });
+    } finally {
+      await app.close();
+    }
+  });
+});
