@@ -3,17 +3,24 @@
 // restricted to the top_k largest and then to the smallest top set holding top_p of the mass
 // (thresholds found by bisection on order-preserving float bits), sampled with a counter-based
 // random number (seed, counter): the same seed replays the same tokens.
+// Constrained decoding: when p.masked is 1, only tokens whose bit is set in `mask` (bit i of word
+// i >> 5) can be chosen; the others count as -inf in argmax, top-k, top-p and the draw. With
+// p.masked 0 the mask is never read.
 // One workgroup; defines: WG (power of two).
 #include lib/step
 
 struct Params {
   vocab: u32,
+  masked: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(4) var<storage, read> mask: array<u32>;
+
+const NEG = -3.4e38;
 
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
@@ -61,6 +68,15 @@ fn count_all(v: u32, lid: u32) -> u32 {
   return workgroupUniformLoad(&red_u[0]);
 }
 
+// The logit of token i in row `row`, or NEG when the mask rules it out.
+fn lg(row: u32, i: u32) -> f32 {
+  let v = logits[row + i];
+  if (p.masked != 0u && ((mask[i >> 5u] >> (i & 31u)) & 1u) == 0u) {
+    return NEG;
+  }
+  return v;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
   let V = p.vocab;
@@ -70,7 +86,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   var best = -3.4e38;
   var best_i = 0xffffffffu;
   for (var i = lid; i < V; i += WG) {
-    let v = logits[row + i];
+    let v = lg(row, i);
     if (v > best) {
       best = v;
       best_i = i;
@@ -102,15 +118,16 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let inv_t = 1.0 / step.temperature;
 
   // top-k: the largest threshold key with at least top_k logits at or above it
-  var lo_key = 0u;
+  // masked-out tokens (NEG) sit below every threshold
+  var lo_key = select(0u, key(NEG) + 1u, p.masked != 0u);
   if (step.top_k > 0u && step.top_k < V) {
-    var lo = 0u;
+    var lo = lo_key;
     var hi = key(m);
     while (lo < hi) {
       let mid = lo + (hi - lo + 1u) / 2u;
       var c = 0u;
       for (var i = lid; i < V; i += WG) {
-        c += select(0u, 1u, key(logits[row + i]) >= mid);
+        c += select(0u, 1u, key(lg(row, i)) >= mid);
       }
       if (count_all(c, lid) >= step.top_k) {
         lo = mid;
@@ -124,7 +141,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   // mass of the top-k set
   var z = 0.0;
   for (var i = lid; i < V; i += WG) {
-    let v = logits[row + i];
+    let v = lg(row, i);
     if (key(v) >= lo_key) {
       z += exp((v - m) * inv_t);
     }
@@ -140,7 +157,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       let mid = lo + (hi - lo + 1u) / 2u;
       var s = 0.0;
       for (var i = lid; i < V; i += WG) {
-        let v = logits[row + i];
+        let v = lg(row, i);
         if (key(v) >= mid) {
           s += exp((v - m) * inv_t);
         }
@@ -160,7 +177,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let b1 = min(b0 + per, V);
   var mine = 0.0;
   for (var i = b0; i < b1; i++) {
-    let v = logits[row + i];
+    let v = lg(row, i);
     if (key(v) >= lo_key) {
       mine += exp((v - m) * inv_t);
     }
@@ -187,7 +204,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     var acc = start;
     var pick = b1 - 1u;
     for (var i = b0; i < b1; i++) {
-      let v = logits[row + i];
+      let v = lg(row, i);
       if (key(v) >= lo_key) {
         acc += exp((v - m) * inv_t);
         pick = i;

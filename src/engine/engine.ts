@@ -7,6 +7,7 @@ import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, writeBuffer,
 import { openCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { OpContext } from './ops/context.js';
+import { samplerMask } from './ops/sample.js';
 import {
   activationBytes,
   allocateActivations,
@@ -66,6 +67,19 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (id: number) => boolean | void;
   /** Receive the prefill logits of every prompt row ([prompt][vocab]); needs allLogits. */
   onPrefillLogits?: (logits: Float32Array) => void;
+  /** Constrained decoding (src/constrain): which tokens the sampler may pick at each step. */
+  constraint?: TokenMaskSource;
+}
+
+/**
+ * Before each token: next() gives the allowed-token bitmask (u32 words, bit i of word i >> 5 =
+ * token i, ceil(vocab / 32) words) or null for no constraint; after it: accept(id) with the sampled
+ * id (it may throw to end generation). A masked step still costs one writeBuffer, one submit and
+ * one readback.
+ */
+export interface TokenMaskSource {
+  next(): Uint32Array | null;
+  accept(id: number): void;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort' | 'context';
@@ -181,12 +195,19 @@ export class Engine {
   }
 
   /** Runs the prompt through the model in chunks, then samples the first token on the GPU. */
-  private async prefill(prompt: readonly number[], s: SamplingOptions, onLogits?: (l: Float32Array) => void): Promise<void> {
+  /** Returns false when `signal` aborted it between chunks. */
+  private async prefill(
+    prompt: readonly number[],
+    s: SamplingOptions,
+    onLogits?: (l: Float32Array) => void,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     const C = this.shape.chunk;
     const stats = { ...zeroStats(), chunks: 0 };
     const created0 = this.shaders.created;
     const all = onLogits ? new Float32Array(prompt.length * this.config.vocabSize) : null;
     for (let start = 0; start < prompt.length; start += C) {
+      if (signal?.aborted) return false;
       const n = Math.min(C, prompt.length - start);
       const last = start + n === prompt.length;
       writeBuffer(this.gpu, this.act.tokens, 0, Uint32Array.from(prompt.slice(start, start + n)));
@@ -211,6 +232,7 @@ export class Engine {
     stats.pipelinesCreated = this.shaders.created - created0;
     this.stats.prefill = stats;
     if (all && onLogits) onLogits(all);
+    return true;
   }
 
   private staging: GPUBuffer | null = null;
@@ -275,6 +297,7 @@ export class Engine {
     try {
       return await this.run(prompt, o);
     } finally {
+      if (o.constraint) samplerMask(this.program.sample).set(null);
       this.busy = false;
     }
   }
@@ -289,7 +312,12 @@ export class Engine {
       await this.gpu.device.queue.onSubmittedWorkDone();
       return { tokens: out, finishReason: 'length', promptTokens: prompt.length, prefillMs: performance.now() - t0, decodeMs: 0 };
     }
-    await this.prefill(prompt, o, o.onPrefillLogits);
+    const constraint = o.constraint;
+    if (constraint) samplerMask(this.program.sample).set(constraint.next());
+    if (!(await this.prefill(prompt, o, o.onPrefillLogits, o.signal))) {
+      await this.gpu.device.queue.onSubmittedWorkDone();
+      return { tokens: out, finishReason: 'abort', promptTokens: prompt.length, prefillMs: performance.now() - t0, decodeMs: 0 };
+    }
     // The last prefill chunk sampled the first token into tokens[0].
     let id = await this.readToken(this.gpu.device.createCommandEncoder());
     this.stats.prefill.readbacks++;
@@ -299,6 +327,7 @@ export class Engine {
     let pos = prompt.length;
     for (;;) {
       out.push(id);
+      constraint?.accept(id);
       if (o.onToken?.(id) === false) {
         finish = 'abort';
         break;
@@ -316,6 +345,7 @@ export class Engine {
         finish = 'context';
         break;
       }
+      if (constraint) samplerMask(this.program.sample).set(constraint.next());
       id = await this.decodeStep(pos, o, out.length);
       pos++;
     }

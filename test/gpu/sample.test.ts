@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
-import { sampleOp } from '../../src/engine/ops/sample.js';
+import { sampleOp, samplerMask } from '../../src/engine/ops/sample.js';
 import { poisoned, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
 
@@ -11,10 +11,16 @@ const gpu = await testGpu();
 const { shaders } = (await shaderVariants())[0]!;
 const ctx = new OpContext(gpu, shaders);
 
-async function sample(logits: Float32Array, vocab: number, rows: number, o: { t: number; topK?: number; topP?: number; seed?: number; counter?: number }) {
+async function sample(
+  logits: Float32Array,
+  vocab: number,
+  rows: number,
+  o: { t: number; topK?: number; topP?: number; seed?: number; counter?: number; mask?: Uint32Array },
+) {
   const lb = uploadBuffer(gpu, logits, 'logits');
   const tokens = poisoned(gpu, 16);
   const op = sampleOp(ctx, { logits: lb, tokens, vocab });
+  if (o.mask) samplerMask(op).set(o.mask);
   ctx.writeStep({ tokens: rows, pos0: 0, outRow0: 0, outRows: rows, seed: o.seed ?? 1, counter: o.counter ?? 0, temperature: o.t, topP: o.topP ?? 1, topK: o.topK ?? 0 });
   submit(gpu, (p) => encodeDispatches(p, [op], { tokens: rows, outRows: rows }));
   return (await readU32(gpu, tokens, 1))[0]!;
@@ -89,5 +95,45 @@ describe('sampler', () => {
     }
     // 5 degrees of freedom: P(chi2 > 25) < 2e-4.
     expect(chi2, `counts ${counts}`).toBeLessThan(25);
+  });
+
+  it('an allowed-token mask restricts argmax and sampling; set(null) turns it off', async () => {
+    const V = 1003;
+    const r = rng(21);
+    const l = randomF32(r, V, 2);
+    const allowed = new Set<number>();
+    for (let i = 0; i < V; i++) if (r() < 0.1) allowed.add(i);
+    allowed.add(V - 1); // the last, partial mask word
+    const order = [...l.keys()].sort((a, b) => l[b]! - l[a]! || a - b);
+    l[order.find((i) => !allowed.has(i))!] = 100; // the global argmax is masked out
+    const mask = new Uint32Array(Math.ceil(V / 32));
+    for (const i of allowed) mask[i >>> 5]! |= 1 << (i & 31);
+    const best = [...allowed].sort((a, b) => l[b]! - l[a]! || a - b);
+    expect(await sample(l, V, 1, { t: 0, mask })).toBe(best[0]);
+    const top3 = new Set(best.slice(0, 3));
+    const seen = new Set<number>();
+    for (let c = 0; c < 40; c++) {
+      const a = await sample(l, V, 1, { t: 1, topK: 3, counter: c, mask });
+      expect(top3.has(a), `top-k masked sampled ${a}`).toBe(true);
+      const b = await sample(l, V, 1, { t: 2, counter: c, mask });
+      expect(allowed.has(b), `masked sampled ${b}`).toBe(true);
+      seen.add(b);
+    }
+    expect(seen.size).toBeGreaterThan(3);
+    // a single allowed token is always chosen, whatever the sampling settings
+    const one = new Uint32Array(mask.length);
+    one[(V - 1) >>> 5] = 1 << ((V - 1) & 31);
+    for (let c = 0; c < 5; c++) expect(await sample(l, V, 1, { t: 1.5, topP: 0.3, counter: c, mask: one })).toBe(V - 1);
+    // switching the mask off on the same dispatch restores the plain argmax
+    const lb = uploadBuffer(gpu, l, 'logits');
+    const tokens = poisoned(gpu, 16);
+    const op = sampleOp(ctx, { logits: lb, tokens, vocab: V });
+    samplerMask(op).set(one);
+    samplerMask(op).set(null);
+    ctx.writeStep({ tokens: 1, pos0: 0, outRow0: 0, outRows: 1, seed: 1, counter: 0, temperature: 0, topP: 1, topK: 0 });
+    submit(gpu, (p) => encodeDispatches(p, [op], { tokens: 1, outRows: 1 }));
+    const argmax = l.indexOf(Math.max(...l));
+    expect(allowed.has(argmax)).toBe(false);
+    expect((await readU32(gpu, tokens, 1))[0]).toBe(argmax);
   });
 });
