@@ -15,19 +15,12 @@
 import { Automaton, type Frame } from './automaton.js';
 import { compileSchema, DEFAULT_BOUNDS, litSet, UnsupportedSchemaError, type ConstraintBounds, type SNode } from './schema.js';
 import { VocabIndex, type TokenSource } from './vocab.js';
+import { HARMONY_TOKENS } from '../tokenizer/special-tokens.js';
 
-export const HARMONY_IDS = {
-  return: 200002,
-  constrain: 200003,
-  channel: 200005,
-  start: 200006,
-  end: 200007,
-  message: 200008,
-  call: 200012,
-} as const;
+export const HARMONY_IDS = HARMONY_TOKENS;
 
 /** The first special-token id of o200k_harmony: ids below it are ordinary byte tokens. */
-export const FIRST_SPECIAL_ID = 199998;
+export const FIRST_SPECIAL_ID = HARMONY_TOKENS.startOfText;
 
 export interface TokenConstraint {
   /** The mask for the next token (reused buffer), or null: no constraint (the message is complete). */

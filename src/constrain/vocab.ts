@@ -4,7 +4,7 @@
 // a free JSON string at a character boundary, a plain token (no quote, backslash, control byte, and
 // whole UTF-8 characters) is allowed exactly when its characters fit, so that part of the mask is a
 // precomputed bitmask per remaining length; only the other tokens are walked.
-import { Automaton, Frame, K_STR } from './automaton.js';
+import { Automaton, Frame, K_STR, utf8Lead } from './automaton.js';
 
 export interface TokenSource {
   readonly vocabSize: number;
@@ -154,7 +154,7 @@ function plainCharCount(b: Uint8Array): number {
       n++;
       continue;
     }
-    let u = utf8LeadLocal(x);
+    let u = utf8Lead(x);
     if (!u) return 0;
     i++;
     for (let left = u >> 16; left > 0; left--) {
@@ -168,16 +168,6 @@ function plainCharCount(b: Uint8Array): number {
   return n > 0xffff ? 0 : n;
 }
 
-function utf8LeadLocal(x: number): number {
-  if (x >= 0xc2 && x <= 0xdf) return (1 << 16) | 0x80bf;
-  if (x === 0xe0) return (2 << 16) | 0xa0bf;
-  if (x === 0xed) return (2 << 16) | 0x809f;
-  if (x >= 0xe1 && x <= 0xef) return (2 << 16) | 0x80bf;
-  if (x === 0xf0) return (3 << 16) | 0x90bf;
-  if (x >= 0xf1 && x <= 0xf3) return (3 << 16) | 0x80bf;
-  if (x === 0xf4) return (3 << 16) | 0x808f;
-  return 0;
-}
 
 /** Builds the flattened trie of the given tokens (sorted by bytes, then shared prefixes merged). */
 export function buildTrie(ids: Int32Array, tokens: (Uint8Array | undefined)[]): FlatTrie {
