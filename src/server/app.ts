@@ -8,6 +8,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
+import type { ConstraintBounds } from '../constrain/index.js';
+import { constrainedReasoningTokens, maskVocabSize, warmConstraintIndex, type ConstraintSettings } from './constraints.js';
 import type { ServerContext } from './context.js';
 import { ApiError, routeNotFound, shuttingDown, toApiError, unauthorized, validationError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
@@ -55,6 +57,13 @@ export interface ServerOptions {
   /** Pins the prompt's "Current date" (YYYY-MM-DD) or, null, leaves it out. Default: today (UTC). */
   currentDate?: string | null;
   onDownloadProgress?: (p: DownloadProgress) => void;
+  /**
+   * Structured output (response_format / text.format, tool_choice "required" or named): reasoning
+   * tokens allowed before the forced JSON answer (0: none). Default GPT_OSS_CONSTRAINED_REASONING_TOKENS, else 1024.
+   */
+  constrainedReasoningTokens?: number;
+  /** Bounds on forced JSON (string lengths, array items, whitespace…). Default: src/constrain's. */
+  constraintBounds?: Partial<ConstraintBounds>;
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -106,16 +115,34 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   ) as unknown as FastifyInstance;
 
   const servedModelName = opts.servedModelName ?? defaultModelName(opts.modelSpec);
+  const constraints: ConstraintSettings = {
+    maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens),
+    bounds: { ...opts.constraintBounds },
+  };
+  // The vocabulary index structured output needs (1-2 s) is built while loading, before /health
+  // says ready, so the first constrained request does not pay for it.
+  const warm = <M extends { engine: ServingEngine; tokenizer: HarmonyTokenizer }>(m: M): M => {
+    const t0 = performance.now();
+    try {
+      warmConstraintIndex(m.tokenizer, maskVocabSize(m.engine, m.tokenizer));
+      app.log.debug({ ms: Math.round(performance.now() - t0) }, 'constraint vocabulary index built');
+    } catch (e) {
+      app.log.warn({ err: e }, 'could not build the constraint vocabulary index; structured output will build it on first use');
+    }
+    return m;
+  };
   const host = opts.engine
     ? new ModelHost(
-        Promise.resolve(opts.tokenizer ?? loadModelTokenizer()).then((tokenizer) => ({
-          engine: opts.engine!,
-          tokenizer,
-          dispose: opts.ownsEngine ? () => opts.engine!.destroy() : undefined,
-        })),
+        Promise.resolve(opts.tokenizer ?? loadModelTokenizer()).then((tokenizer) =>
+          warm({
+            engine: opts.engine!,
+            tokenizer,
+            dispose: opts.ownsEngine ? () => opts.engine!.destroy() : undefined,
+          }),
+        ),
       )
     : new ModelHost(
-        loadModel(opts.modelSpec!, { context: opts.context, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }),
+        loadModel(opts.modelSpec!, { context: opts.context, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
       );
   const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE);
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
@@ -137,6 +164,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     modelNames: new Set([servedModelName, ...(opts.modelSpec ? [opts.modelSpec] : [])]),
     created: Math.floor(Date.now() / 1000),
     promptOptions,
+    constraints,
     kvInUse: 0,
     lastGeneration: null,
     shutdownSignal: shutdown.signal,

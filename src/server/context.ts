@@ -1,6 +1,7 @@
 // What the routes share: the model (maybe still loading), the queue in front of the engine, the
 // metrics, the Responses store and the names the model answers to.
 import type { PromptOptions } from '../harmony/index.js';
+import type { ConstraintSettings } from './constraints.js';
 import { modelNotFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
@@ -19,12 +20,14 @@ export interface ServerContext {
   /** Unix seconds the model became available, for /v1/models `created`. */
   created: number;
   promptOptions: PromptOptions;
+  /** Structured output (response formats, forced tool calls): the reasoning cap and JSON bounds. */
+  constraints: ConstraintSettings;
   /** KV-cache positions the running sequence holds (0 when idle). */
   kvInUse: number;
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
   /** The last finished generation (tests and logs look at it). */
-  lastGeneration: { finishReason: string; tokens: number; maxTokens: number } | null;
+  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; maskMs?: number; masks?: number } | null;
 }
 
 /** Checks the request's `model`; absent means the served model. */

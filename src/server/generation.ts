@@ -8,6 +8,7 @@ import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js
 import type { ServerContext } from './context.js';
 import { ApiError, contextExceeded, queueFull, shuttingDown } from './errors.js';
 import type { ServingEngine } from './model-host.js';
+import type { TimedConstraint } from './constraints.js';
 import { QueueFullError, SchedulerClosedError } from './scheduler.js';
 
 export interface SamplingFields {
@@ -107,6 +108,8 @@ export interface Turn {
   maxTokens: number;
   sampling: Required<SamplingOptions>;
   signal: AbortSignal;
+  /** Structured output: the token mask the engine applies at every step. */
+  constraint?: TimedConstraint;
   /** The engine is ours; prefill is about to start. */
   onStart?: () => void;
   /** Each sampled token; return false to end the generation (a stop string matched). */
@@ -139,6 +142,7 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
           ...turn.sampling,
           stopTokens: stopTokens(turn.engine),
           signal: turn.signal,
+          ...(turn.constraint ? { constraint: turn.constraint } : {}),
           onToken: (id) => {
             const now = performance.now();
             if (count === 0) metrics.timeToFirstToken.observe((now - t0) / 1000);
@@ -151,9 +155,10 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
             return turn.onToken(id);
           },
         });
-        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens };
+        const mask = turn.constraint ? { maskMs: Math.round(turn.constraint.maskMs * 10) / 10, masks: turn.constraint.masks } : {};
+        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, ...mask };
         log.info(
-          { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs) },
+          { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs), ...mask },
           'generation finished',
         );
         return r;

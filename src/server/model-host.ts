@@ -9,7 +9,8 @@ export interface ServingEngine {
   generate(prompt: readonly number[], options: GenerateOptions): Promise<GenerateResult>;
   readonly contextLength: number;
   readonly isBusy: boolean;
-  readonly config: { readonly eosTokenIds: readonly number[] };
+  /** vocabSize: the logits' length, which a constraint's mask covers (default: the tokenizer's). */
+  readonly config: { readonly eosTokenIds: readonly number[]; readonly vocabSize?: number };
   destroy(): void;
 }
 

@@ -30,13 +30,18 @@ export function stopList(stop: string | string[] | null | undefined): string[] {
 }
 
 /**
- * `auto` and `none` work; `required` and a named function need constrained decoding (forcing a
- * tool-call header), which the engine does not have yet.
+ * `auto` and `none`; `required` and a named function are forced by constrained decoding
+ * (constraints.ts checks that the named function exists). Other tool kinds cannot be forced.
  */
 export function checkToolChoice(choice: unknown): void {
-  if (choice === undefined || choice === null || choice === 'auto' || choice === 'none') return;
-  if (choice === 'required') throw unsupported('tool_choice', '"required" needs constrained decoding, which this server does not support yet; use "auto"');
-  if (typeof choice === 'object') throw unsupported('tool_choice', 'forcing a named function needs constrained decoding, which this server does not support yet; use "auto"');
+  if (choice === undefined || choice === null || choice === 'auto' || choice === 'none' || choice === 'required') return;
+  if (typeof choice === 'object' && !Array.isArray(choice)) {
+    const type = (choice as Record<string, unknown>)['type'];
+    if (type === 'function') return;
+    if (typeof type === 'string' && type !== '') {
+      throw unsupported('tool_choice', `only function tools can be forced; {"type": ${JSON.stringify(type)}} is not supported`);
+    }
+  }
   throw invalidRequest('tool_choice must be "none", "auto", "required" or an object naming a function', 'tool_choice');
 }
 

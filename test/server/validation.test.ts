@@ -134,8 +134,14 @@ function battery(): BadRequest[] {
     params(nested(100)),
   ]);
   field(chat, 'tool_choice', ['sometimes', 5, [], { function: { name: 'f' } }]);
-  add(chat, 'tool_choice required', { ...chatBase, tools: fn({}), tool_choice: 'required' }, 400, 'unsupported_parameter');
-  add(chat, 'tool_choice named', { ...chatBase, tools: fn({}), tool_choice: { type: 'function', function: { name: 'f' } } }, 400, 'unsupported_parameter');
+  // "required" and named functions are forced (constrained.test.ts); these cannot be.
+  add(chat, 'tool_choice required without tools', { ...chatBase, tool_choice: 'required' });
+  add(chat, 'tool_choice naming an unknown function', { ...chatBase, tools: fn({}), tool_choice: { type: 'function', function: { name: 'g' } } });
+  add(chat, 'tool_choice of another tool kind', { ...chatBase, tools: fn({}), tool_choice: { type: 'allowed_tools', mode: 'auto' } }, 400, 'unsupported_parameter');
+  add(chat, 'tool_choice named, parameters outside the supported subset', { ...chatBase, tools: params({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }), tool_choice: { type: 'function', function: { name: 'f' } } }, 400, 'unsupported_schema');
+  for (const schema of [{ type: 'string', format: 'email' }, { oneOf: [{ type: 'string' }] }, { type: 'object', patternProperties: { a: {} } }]) {
+    add(chat, `response_format schema ${JSON.stringify(schema)}`, { ...chatBase, response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } }, 400, 'unsupported_schema');
+  }
   field(chat, 'reasoning_effort', ['extreme', 5, '', 'none', {}]);
   field(chat, 'reasoning', ['high', { effort: 'extreme' }, { effort: 5 }, { foo: 1 }]);
   field(chat, 'max_tokens', ['5', -1, 0, 1.5, true, {}]);
@@ -208,7 +214,8 @@ function battery(): BadRequest[] {
   field(responses, 'truncation', ['sometimes', 5]);
   field(responses, 'top_logprobs', [5], 400, 'unsupported_parameter');
   field(responses, 'instructions', [5, {}]);
-  field(responses, 'tool_choice', ['required'], 400, 'unsupported_parameter');
+  field(responses, 'tool_choice', ['required', { type: 'function', name: 'f' }]);
+  field(responses, 'text', [{ format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: 'a' } } }], 400, 'unsupported_schema');
   field(responses, 'tool_choice', ['sometimes', 7]);
   for (const key of ['messages', 'max_tokens', 'stop', 'n']) field(responses, key, [1], 400, 'unknown_parameter');
 

@@ -121,6 +121,7 @@ export interface ChatRequestBody {
   stream_options?: { include_usage?: boolean | null } | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  response_format?: { type: string; [k: string]: unknown } | null;
   modalities?: string[] | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;

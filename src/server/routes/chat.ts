@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderChatCompletion } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
+import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { abandon, admitOrReject, apiFinishReason, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
@@ -89,6 +90,18 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       renderChatCompletion({ ...body, reasoning_effort: effort }, { tokenizer, ...ctx.promptOptions }),
     );
     const promptIds = prompt.tokenIds;
+    // Structured output: a forced tool call or a JSON answer, as a token mask.
+    const forced = forcedOutput(
+      {
+        toolChoice: body.tool_choice,
+        tools: tools.map((t, i) => ({ ...t, param: `tools[${i}].function.parameters` })),
+        format: body.response_format,
+        formatParam: 'response_format',
+        nestedIn: 'json_schema',
+      },
+      ctx.constraints,
+    );
+    const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints);
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const maxTokens = completionBudget(body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
     const sampling = samplingOptions(body);
@@ -118,6 +131,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
         maxTokens,
         sampling,
         signal,
+        constraint,
         onToken: (t) => {
           builder.apply(output.push(t));
           return !output.stoppedByString;
@@ -174,6 +188,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
         maxTokens,
         sampling,
         signal,
+        constraint,
         onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
         onToken: (t) => {
           for (const d of builder.apply(output.push(t))) sse.data(chunk(d));

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
+import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
@@ -133,6 +134,18 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       renderResponsesInput({ ...body, input, reasoning: { effort } }, { tokenizer, ...ctx.promptOptions }),
     );
     const promptIds = prompt.tokenIds;
+    // Structured output: a forced tool call or a JSON answer, as a token mask.
+    const forced = forcedOutput(
+      {
+        toolChoice: body.tool_choice,
+        tools: tools.map((t, i) => ({ ...t, param: `tools[${i}].parameters` })),
+        format: body.text?.format,
+        formatParam: 'text.format',
+        nestedIn: null,
+      },
+      ctx.constraints,
+    );
+    const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints);
     const maxTokens = completionBudget(body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({ tokenizer, tools: toolNames, warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered') });
@@ -200,6 +213,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
         maxTokens,
         sampling,
         signal,
+        constraint,
         onToken: (t) => builder.apply(output.push(t)),
       }).catch((e: unknown) => {
         if (signal.aborted) return null;
@@ -227,6 +241,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
         maxTokens,
         sampling,
         signal,
+        constraint,
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
         onToken: (t) => builder.apply(output.push(t)),
       });
