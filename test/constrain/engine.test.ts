@@ -6,6 +6,8 @@ import { Engine } from '../../src/engine/engine.js';
 import { createJsonSchemaConstraint, createToolCallConstraint, HARMONY_IDS } from '../../src/constrain/index.js';
 import { syntheticConfig, syntheticGpuSource } from '../../src/model/synthetic.js';
 import { testGpu } from '../helpers/gpu.js';
+import { rng } from '../helpers/random.js';
+import { randomSchema } from '../helpers/random-schema.js';
 import { testTokenizer } from '../tokenizer/test-tokenizer.js';
 
 const tok = await testTokenizer();
@@ -26,6 +28,32 @@ const text = (ids: number[]) => new TextDecoder().decode(tok.decodeBytes(ids));
 const stopTokens = [HARMONY_IDS.return, HARMONY_IDS.call];
 
 describe('engine with a constraint', () => {
+  it('50 random nested schemas: every output of the random-weight model parses and validates', async () => {
+    const r = rng(77);
+    let tokens = 0;
+    for (let n = 0; n < 50; n++) {
+      const defs = n % 5 === 0 ? { shared: randomSchema(r, 2) } : undefined;
+      const schema: Record<string, unknown> = randomSchema(r, 0, defs);
+      if (defs) schema.$defs = defs;
+      const constraint = createJsonSchemaConstraint(schema, tok, {
+        vocabSize: V,
+        maxReasoningTokens: 0,
+        maxStringChars: 4,
+        maxItems: 2,
+        maxWhitespace: 0,
+      });
+      const res = await engine.generate(prompt, { maxTokens: 400, stopTokens, constraint, temperature: 1, seed: n });
+      expect(res.finishReason, text(res.tokens)).toBe('stop');
+      tokens += res.tokens.length;
+      const header = res.tokens.lastIndexOf(HARMONY_IDS.message);
+      const out = text(res.tokens.slice(header + 1, -1));
+      let value: unknown;
+      expect(() => (value = JSON.parse(out)), out).not.toThrow();
+      expect(ajv.validate(schema, value), `${JSON.stringify(schema)}\n${out}\n${ajv.errorsText()}`).toBe(true);
+    }
+    expect(tokens).toBeGreaterThan(500);
+  });
+
   it('response_format json_schema: greedy and sampled outputs parse and validate', async () => {
     expect(V).toBe(201088);
     const schema = {
