@@ -125,6 +125,8 @@ export class Engine {
   readonly stats: EngineStats = { decodeStep: zeroStats(), prefill: { ...zeroStats(), chunks: 0 } };
   private readonly readback: GPUBuffer;
   private busy = false;
+  /** Everything one decode step encodes, in order (built once: the hot path allocates nothing). */
+  private readonly decodeItems: readonly ProgramItem[];
 
   private constructor(
     readonly gpu: Gpu,
@@ -141,6 +143,7 @@ export class Engine {
     private readonly ownsGpu: boolean,
   ) {
     this.readback = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.decodeItems = [...program.blocks, ...program.head, program.sample];
   }
 
   /** Positions the KV cache holds: prompt plus generated tokens must fit. */
@@ -358,7 +361,7 @@ export class Engine {
     const shape: StepShape = { tokens: 1, outRows: 1 };
     this.writeStep({ tokens: 1, pos0: pos, outRow0: 0, outRows: 1 }, s, counter);
     const enc = this.gpu.device.createCommandEncoder();
-    const dispatches = encodeProgram(enc, [...this.program.blocks, ...this.program.head, this.program.sample], shape);
+    const dispatches = encodeProgram(enc, this.decodeItems, shape);
     const id = await this.readToken(enc);
     this.stats.decodeStep = { dispatches, submits: 1, readbacks: 1, pipelinesCreated: this.shaders.created - created0 };
     return id;
@@ -370,7 +373,7 @@ export class Engine {
    */
   async profileDecodeStep(pos: number): Promise<{ label: string; ms: number }[]> {
     if (!this.gpu.features.timestampQuery) throw new Error('this adapter has no timestamp-query');
-    const items = [...this.program.blocks, ...this.program.head, this.program.sample].filter(
+    const items = this.decodeItems.filter(
       (it): it is Dispatch => !('copy' in it),
     );
     const n = items.length;
