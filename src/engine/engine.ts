@@ -197,8 +197,10 @@ export class Engine {
     return new Engine(gpu, shaders, ctx, config, shape, plan, weights, act, kv, rope, program, !opts.gpu);
   }
 
-  /** Runs the prompt through the model in chunks, then samples the first token on the GPU. */
-  /** Returns false when `signal` aborted it between chunks. */
+  /**
+   * Runs the prompt through the model in chunks, then samples the first token on the GPU.
+   * Returns false when `signal` aborted it between chunks.
+   */
   private async prefill(
     prompt: readonly number[],
     s: SamplingOptions,
