@@ -3,6 +3,7 @@
 // ready-made (tests, embedding) or is loaded in the background from a spec while the server
 // already answers (/health says 503 until it is ready).
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
@@ -147,6 +148,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE);
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
   const shutdown = new AbortController();
+  // Every in-flight request listens for shutdown: more than Node's default of 10 is expected.
+  setMaxListeners(0, shutdown.signal);
   // The gauges read live state at scrape time.
   const metrics = new ServerMetrics({
     queueDepth: () => scheduler.queueDepth,
