@@ -170,10 +170,20 @@ function timed(inner: TokenConstraint): TimedConstraint {
   };
 }
 
-/** The request's constraint, or undefined when it forces nothing. */
-export function buildConstraint(forced: ForcedOutput, tokenizer: TokenSource, vocabSize: number, settings: ConstraintSettings): TimedConstraint | undefined {
+/**
+ * The request's constraint, or undefined when it forces nothing. Reasoning gets at most half of
+ * the request's token budget, so the forced answer still has room when max_tokens is small.
+ */
+export function buildConstraint(
+  forced: ForcedOutput,
+  tokenizer: TokenSource,
+  vocabSize: number,
+  settings: ConstraintSettings,
+  maxTokens: number,
+): TimedConstraint | undefined {
   if (!forced) return undefined;
-  const opts = { ...settings.bounds, vocabSize, maxReasoningTokens: settings.maxReasoningTokens };
+  const maxReasoningTokens = Math.min(settings.maxReasoningTokens, Math.floor(maxTokens / 2));
+  const opts = { ...settings.bounds, vocabSize, maxReasoningTokens };
   try {
     if (forced.kind === 'json') return timed(createJsonSchemaConstraint(forced.schema, tokenizer, opts));
     return timed(
