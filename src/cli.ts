@@ -177,14 +177,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once stdout and stderr have drained: on a pipe, writes are asynchronous, and exiting
+ * right after printing a large JSON object (a 131072-token prompt) would cut it short.
+ */
+async function exit(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise((done) => s.write('', done))));
+  process.exit(code);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exit(code),
   (err: unknown) => {
     if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       console.error(`error: ${(err as Error).message}\nRun \`gpt-oss-webgpu --help\` for usage.`);
-      process.exit(2);
+      return exit(2);
     }
     console.error(`error: ${(err as Error).message ?? err}`);
-    process.exit(1);
+    return exit(1);
   },
 );
