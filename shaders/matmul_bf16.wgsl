@@ -39,7 +39,7 @@ fn main(
   sg_size = sgs;
 #endif
 #if OUT_ROWS
-  let tokens = step.out_rows;
+  let tokens = step.rows;
 #else
   let tokens = step.tokens;
 #endif

@@ -17,7 +17,8 @@ Commands:
                --temperature T        0 = greedy (default 0); --top-p P, --top-k K, --seed S
                --stop-ids 1,2         extra stop token ids (the model's eos ids always stop)
                --context N            KV-cache positions (default: prompt + max tokens)
-               --chunk N              prefill chunk in tokens (default 256)
+               --chunk N              tokens per step: the prefill chunk (default 512)
+               --kv-dtype f16|f32     KV cache storage (default f16)
                --logits-out FILE      write the prefill logits [prompt, vocab] as F32 safetensors
                --json                 print one JSON object
                --stats                add dispatch/submit/readback counters per decode step
@@ -68,6 +69,7 @@ async function generate(argv: string[]): Promise<number> {
     'stop-ids': { type: 'string' },
     context: { type: 'string' },
     chunk: { type: 'string' },
+    'kv-dtype': { type: 'string' },
     'logits-out': { type: 'string' },
     json: { type: 'boolean' },
     stats: { type: 'boolean' },
@@ -89,7 +91,8 @@ async function generate(argv: string[]): Promise<number> {
   const logitsOut = typeof v['logits-out'] === 'string' ? v['logits-out'] : undefined;
   const engine = await Engine.load(String(v.model), {
     context: v.context !== undefined ? num(v.context, '--context', 0) : prompt.length + Math.max(maxTokens, 1),
-    chunk: v.chunk !== undefined ? num(v.chunk, '--chunk', 256) : undefined,
+    maxBatchTokens: v.chunk !== undefined ? num(v.chunk, '--chunk', 512) : undefined,
+    kvDtype: kvDtype(v['kv-dtype']),
     allLogits: !!logitsOut,
     onPlan: (p) => {
       if (!v.json) {
@@ -143,6 +146,12 @@ async function generate(argv: string[]): Promise<number> {
   }
   engine.destroy();
   return 0;
+}
+
+function kvDtype(v: string | boolean | undefined): 'f16' | 'f32' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'f16' && v !== 'f32') throw new UsageError(`--kv-dtype: "${v}" is not f16 or f32`);
+  return v;
 }
 
 function round(x: number): number {

@@ -2,31 +2,37 @@
 import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
 import type { OpContext } from './context.js';
 
-export function embedOp(ctx: OpContext, a: { tokens: GPUBuffer; table: GPUBuffer; x: GPUBuffer; hidden: number }): Dispatch {
+/** x[t] = embedding row of token t (its literal id, or its slot's last sampled id). */
+export function embedOp(
+  ctx: OpContext,
+  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: GPUBuffer; x: GPUBuffer; hidden: number },
+): Dispatch {
   const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden } });
   return {
     label: 'embed',
     pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.tokens, a.table, a.x], 'embed'),
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, a.table, a.x], 'embed'),
     groups: (s) => grid(s.tokens),
   };
 }
 
+/** RMSNorm of every token's row, or with `rows` (the final norm) of the step's logits rows only. */
 export function rmsnormOp(
   ctx: OpContext,
-  a: { x: GPUBuffer; scale: GPUBuffer; y: GPUBuffer; hidden: number; eps: number; outRows?: boolean; label: string },
+  a: { x: GPUBuffer; scale: GPUBuffer; y: GPUBuffer; hidden: number; eps: number; rows?: GPUBuffer; label: string },
 ): Dispatch {
   const pipeline = ctx.shaders.pipeline({
     shader: 'rmsnorm',
     defines: { WG: Math.min(ctx.wg, 128), REDUCE_N: 1, H: a.hidden },
-    flags: a.outRows ? ['OUT_ROWS'] : [],
+    flags: a.rows ? ['OUT_ROWS'] : [],
   });
   const params = uniformBuffer(ctx.gpu, new Params().f32(a.eps), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.x, a.scale, a.y, ...(a.rows ? [a.rows] : [])];
   return {
     label: a.label,
     pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.scale, a.y], a.label),
-    groups: (s) => grid(a.outRows ? s.outRows : s.tokens),
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    groups: (s) => (a.rows ? (s.rows ? grid(s.rows) : null) : grid(s.tokens)),
   };
 }
 
@@ -73,6 +79,9 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
-    groups: (s) => grid(rowGroups, 1, Math.ceil((a.outRows ? s.outRows : s.tokens) / TT)),
+    groups: (s) => {
+      const rows = a.outRows ? s.rows : s.tokens;
+      return rows ? grid(rowGroups, 1, Math.ceil(rows / TT)) : null;
+    },
   };
 }
