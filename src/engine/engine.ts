@@ -76,6 +76,8 @@ export interface GenerateOptions extends SamplingOptions {
   constraint?: TokenMaskSource;
   /** Called once the sequence holds a slot and its prefill starts. */
   onStart?: () => void;
+  /** Receives the logits row each token is sampled from (tests and debugging: one more readback per step). */
+  onLogits?: (row: Float32Array) => void;
 }
 
 /**
@@ -433,6 +435,7 @@ export class Engine {
       } else if (e.sample) {
         this.rowWords[rows++] = e.tok0 + e.ntok - 1;
       }
+      if (e.sample && req.opts.onLogits) logitRows = true;
       if (e.sample) {
         const o = req.opts;
         const mask = o.constraint?.next() ?? null;
@@ -503,6 +506,7 @@ export class Engine {
       } else if (e.sample) {
         row++;
       }
+      if (e.sample && req.opts.onLogits) req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
       if (!req.firstTokenAt) {
         req.prefill.dispatches += stats.dispatches;
         req.prefill.submits += stats.submits;
