@@ -1,5 +1,7 @@
 // x[t] = bf16 embedding row of token t's id, widened to f32. One workgroup per token. The id is a
 // literal or, for a decode token, the id the sampler last wrote for the token's sequence slot.
+// The table may be one shard of the embedding (rows [first, first + count)): tokens whose id is
+// elsewhere are left to another shard's dispatch.
 // defines: WG, H.
 #include lib/bf16
 #include lib/step
@@ -9,6 +11,7 @@
 @group(0) @binding(2) var<storage, read> last_ids: array<u32>;
 @group(0) @binding(3) var<storage, read> table: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(5) var<uniform> shard: vec2<u32>;  // first row, rows
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -20,7 +23,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if ((id & SAMPLED_ID) != 0u) {
     id = last_ids[id & ~SAMPLED_ID];
   }
-  let row = id * (H / 2u);
+  if (id < shard.x || id >= shard.x + shard.y) {
+    return;
+  }
+  let row = (id - shard.x) * (H / 2u);
   for (var i = lid; i < H / 2u; i += WG) {
     let w = table[row + i];
     x[t * H + 2u * i] = bf16_lo(w);

@@ -17,6 +17,8 @@ struct Params {
   k: u32,      // experts per token
   e: u32,      // experts (ids are clamped to e-1, so a bad routing entry cannot read out of bounds)
   limit: f32,  // swiglu_limit
+  e0: u32,     // the weight buffers hold experts [e0, e0 + ec) (one shard); others are left alone
+  ec: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -53,13 +55,16 @@ fn main(
     return;
   }
   let ts = t * p.k + s;
-  let e = min(routing[2u * ts], p.e - 1u);
+  let eg = min(routing[2u * ts], p.e - 1u);
+  // (the routing value is not uniform, so a foreign expert skips the work but not the barriers)
+  let mine = eg >= p.e0 && eg < p.e0 + p.ec;
+  let e = select(0u, eg - p.e0, mine);
   let kb = p.h / 32u;
   let team = lid / TEAM;
   let lane = lid % TEAM;
   let row = 2u * i0 + team; // row of W1[e]; even = gate, odd = up
   var acc = 0.0;
-  if (row < 2u * p.i) {
+  if (mine && row < 2u * p.i) {
     let rb = (e * 2u * p.i + row) * kb;
     let xb = t * (p.h / 4u);
     for (var c = lane; c < kb; c += TEAM) {
@@ -71,7 +76,7 @@ fn main(
     }
   }
   team_sum(acc, lid);
-  if (lid < OUTS) {
+  if (mine && lid < OUTS) {
     let i = i0 + lid;
     if (i < p.i) {
       let bb = e * 2u * p.i + 2u * i;

@@ -8,8 +8,9 @@ import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
 
 const USAGE = `Usage: gpt-oss-webgpu bench --model <folder | hub id | synthetic:SHAPE> [--prompt-tokens N] [--gen-tokens M]
-       [--context C] [--chunk K] [--json] [--profile]
-  synthetic shapes: 20b, 120b (the real configs, random weights made on the GPU), tiny, mini`;
+       [--context C] [--chunk K] [--layers N] [--kv-dtype f16|f32] [--json] [--profile]
+  synthetic shapes: 20b, 120b (the real configs, random weights made on the GPU), tiny, mini;
+  --layers N keeps a synthetic shape's dimensions with N layers (alternating sliding and full)`;
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
@@ -26,6 +27,10 @@ function kvBytes(c: ModelConfig, pos: number, bytesPerValue: number): number {
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
+function badFlag(flag: string, v: unknown): never {
+  throw new Error(`${flag}: "${String(v)}" is not allowed`);
+}
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
@@ -35,6 +40,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       'gen-tokens': { type: 'string', default: '128' },
       context: { type: 'string' },
       chunk: { type: 'string' },
+      layers: { type: 'string' },
+      'kv-dtype': { type: 'string' },
       json: { type: 'boolean' },
       profile: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -55,6 +62,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const { engine } = await loadModel(v.model, {
     context,
     maxBatchTokens: v.chunk ? Number(v.chunk) : undefined,
+    layers: v.layers ? Number(v.layers) : undefined,
+    kvDtype: v['kv-dtype'] === 'f32' ? 'f32' : v['kv-dtype'] === undefined || v['kv-dtype'] === 'f16' ? undefined : badFlag('--kv-dtype', v['kv-dtype']),
     quiet: !!v.json,
   });
   await engine.gpu.device.queue.onSubmittedWorkDone();

@@ -13,7 +13,7 @@ import { activationBytes, allocateActivations, buildProgram, encodeProgram, type
 import { allocateKv, planKv, type KvBuffers, type KvDtype, type KvPlan } from './kv-cache.js';
 import { ropeTable } from './rope.js';
 import { Scheduler, Seq, type StepPlan } from './scheduler.js';
-import { gpuBytes, uploadWeights, type ModelWeights, type TensorSource, type UploadProgress } from './weights.js';
+import { gpuBytes, uploadWeights, weightBuffers, type ModelWeights, type TensorSource, type UploadProgress } from './weights.js';
 
 export interface EngineOptions {
   /** Positions one sequence may reach (prompt + generated). Default: the model's max_position_embeddings. */
@@ -34,6 +34,11 @@ export interface EngineOptions {
   allLogits?: boolean;
   /** Workgroups decode attention aims for (splitting long sequences over key ranges). Default 256. */
   attentionWorkgroups?: number;
+  /**
+   * Largest binding of a shard of the embeddings and experts (default: the adapter's
+   * maxStorageBufferBindingSize, above which they are always split). Tests set it low.
+   */
+  shardBytes?: number;
   /** Dawn robustness (tests). */
   robust?: boolean;
   gpu?: Gpu;
@@ -234,6 +239,7 @@ export class Engine {
     const rows = opts.allLogits ? maxBatchTokens : maxNumSeqs;
 
     const gpu = opts.gpu ?? (await acquireGpu({ robust: opts.robust }));
+    const maxBinding = gpu.device.limits.maxStorageBufferBindingSize;
     const kvPlan = planKv(config, {
       context,
       seqs: maxNumSeqs,
@@ -241,7 +247,7 @@ export class Engine {
       pageSize,
       dtype: opts.kvDtype ?? 'f16',
       memory: opts.kvMemory,
-      maxBinding: gpu.device.limits.maxStorageBufferBindingSize,
+      maxBinding,
     });
     const weightBytes = expectedTensors(config).reduce((n, t) => n + gpuBytes({ ...t, byteLength: tensorBytes(t) }), 0);
     const activations = activationBytes({ config, tokens: maxBatchTokens, rows });
@@ -261,7 +267,7 @@ export class Engine {
 
     const shaders = new ShaderCache(gpu, !opts.noSubgroups && (await subgroupLayoutHolds(gpu)));
     const ctx = new OpContext(gpu, shaders);
-    const weights = await uploadWeights(gpu, shaders, src, opts.onProgress);
+    const weights = await uploadWeights(gpu, shaders, src, { shardBytes: opts.shardBytes, onProgress: opts.onProgress });
     const act = allocateActivations(ctx, { config, tokens: maxBatchTokens, rows });
     const inputs = new StepInputs(gpu, { tokens: maxBatchTokens, rows, samples: maxNumSeqs, seqs: maxNumSeqs, vocab: config.vocabSize });
     const kv = allocateKv(gpu, config, kvPlan, maxNumSeqs);
@@ -481,7 +487,10 @@ export class Engine {
       readbacks++;
     }
     this.gpu.device.queue.submit([enc.finish()]);
+    // A step without a readback (a prompt chunk) is still waited for: at most one step is in
+    // flight, so an abort or a new arrival takes effect at the next step, not after a queue of chunks.
     const ids = samples ? await this.readIds(samples) : new Uint32Array(0);
+    if (!samples && !staging) await this.gpu.device.queue.onSubmittedWorkDone();
     const logits = staging ? await this.readStaging(staging, rows * V) : null;
     if (timings) {
       const r = await timings.read();
@@ -698,13 +707,9 @@ export class Engine {
       this.gpu.device.destroy();
       return;
     }
-    const layerBufs = this.weights.layers.flatMap((l) => Object.values(l) as GPUBuffer[]);
     const actBufs = Object.values(this.act).flat() as GPUBuffer[];
     for (const b of [
-      ...layerBufs,
-      this.weights.embedding,
-      this.weights.norm,
-      this.weights.unembedding,
+      ...weightBuffers(this.weights),
       ...actBufs,
       ...this.kv.layers.flatMap((l) => [l.k, l.v]),
       this.rope,

@@ -7,11 +7,11 @@ import type { Dispatch, StepShape } from '../gpu/buffers.js';
 import { encodeDispatches, storageBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
 import type { OpContext, StepInputs } from './ops/context.js';
-import { embedOp, matmulOp, rmsnormOp } from './ops/basic.js';
+import { embedOps, matmulOp, rmsnormOp } from './ops/basic.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { moeDownOp, moeUpOp, topkOp } from './ops/moe.js';
 import { sampleOp } from './ops/sample.js';
-import type { LayerWeights, ModelWeights } from './weights.js';
+import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
 /** A copy between buffers, recorded outside compute passes (debug captures only). */
 export interface Copy {
@@ -145,22 +145,41 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
   const H = c.hiddenSize;
   const name = `layers.${i}`;
   const experts = { hidden: H, intermediate: c.intermediateSize, topK: c.expertsPerToken, numExperts: c.numExperts };
+  const shard = (e: ExpertShard) => (l.experts.length > 1 ? `.${e.first}` : '');
   const items: ProgramItem[] = [
     rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
     matmulOp(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
     topkOp(ctx, { logits: a.routerLogits, routing: a.routing[i]!, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
-    moeUpOp(ctx, {
-      ...experts,
-      xn: a.xn,
-      routing: a.routing[i]!,
-      blocks: l.mlp1Blocks,
-      scales: l.mlp1Scales,
-      bias: l.mlp1Bias,
-      h: a.h,
-      swigluLimit: c.swigluLimit,
-      label: `${name}.mlp1`,
-    }),
-    moeDownOp(ctx, { ...experts, h: a.h, routing: a.routing[i]!, blocks: l.mlp2Blocks, scales: l.mlp2Scales, bias: l.mlp2Bias, x: a.x, label: `${name}.mlp2` }),
+    // every expert shard computes its slots' SwiGLU outputs, then adds its slots to x
+    ...l.experts.map((e) =>
+      moeUpOp(ctx, {
+        ...experts,
+        xn: a.xn,
+        routing: a.routing[i]!,
+        blocks: e.mlp1Blocks,
+        scales: e.mlp1Scales,
+        bias: e.mlp1Bias,
+        firstExpert: e.first,
+        expertCount: e.count,
+        h: a.h,
+        swigluLimit: c.swigluLimit,
+        label: `${name}.mlp1${shard(e)}`,
+      }),
+    ),
+    ...l.experts.map((e) =>
+      moeDownOp(ctx, {
+        ...experts,
+        h: a.h,
+        routing: a.routing[i]!,
+        blocks: e.mlp2Blocks,
+        scales: e.mlp2Scales,
+        bias: e.mlp2Bias,
+        firstExpert: e.first,
+        expertCount: e.count,
+        x: a.x,
+        label: `${name}.mlp2${shard(e)}`,
+      }),
+    ),
   ];
   if (f.capture) {
     items.push({ copy: { src: a.routerLogits, dst: f.capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });
@@ -187,13 +206,25 @@ export function buildProgram(p: ProgramArgs): Program {
   const a = p.act;
   const f: ForwardState = { ctx: p.ctx, c, a, inputs: p.inputs, rope: p.rope, kvLayout: p.kvLayout, scratch: p.scratch, capture: p.capture };
   const H = c.hiddenSize;
-  const blocks: ProgramItem[] = [embedOp(p.ctx, { toks: p.inputs.toks, lastIds: p.inputs.lastIds, table: p.weights.embedding, x: a.x, hidden: H })];
+  const blocks: ProgramItem[] = embedOps(p.ctx, { toks: p.inputs.toks, lastIds: p.inputs.lastIds, table: p.weights.embedding, x: a.x, hidden: H });
   p.weights.layers.forEach((l, i) => {
     blocks.push(...attentionBlock(f, l, p.kv[i]!, i), ...moeBlock(f, l, i));
   });
   const head = [
     rmsnormOp(p.ctx, { x: a.x, scale: p.weights.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: p.inputs.rows, label: 'norm' }),
-    matmulOp(p.ctx, { x: a.xf, w: p.weights.unembedding, y: a.logits, k: H, n: c.vocabSize, outRows: true, label: 'unembedding' }),
+    ...p.weights.unembedding.map((sh, i) =>
+      matmulOp(p.ctx, {
+        x: a.xf,
+        w: sh.buffer,
+        y: a.logits,
+        k: H,
+        n: sh.count,
+        n0: sh.first,
+        ny: c.vocabSize,
+        outRows: true,
+        label: p.weights.unembedding.length > 1 ? `unembedding.${i}` : 'unembedding',
+      }),
+    ),
   ];
   return { blocks, head, sample: sampleOp(p.ctx, { logits: a.logits, inputs: p.inputs, vocab: c.vocabSize }) };
 }

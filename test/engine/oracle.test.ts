@@ -24,10 +24,12 @@ describe.each(ORACLE_MODELS)('oracle %s', (model) => {
   it.each([
     // the HF layout prefills in chunks far smaller than the prompt (crossing the sliding window
     // several times), the original layout in one chunk
-    ['hf', 16, 'f16'],
-    ['hf', 16, 'f32'],
-    ['original', 256, 'f16'],
-  ] as const)('%s layout (prefill chunk %i, %s KV): prefill logits, greedy tokens, last step logits', async (layout, chunk, kvDtype) => {
+    ['hf', 16, 'f16', undefined],
+    ['hf', 16, 'f32', undefined],
+    ['original', 256, 'f16', undefined],
+    // shards of at most 40000 bytes: embedding, unembedding and experts split across several bindings
+    ['hf', 16, 'f32', 40000],
+  ] as const)('%s layout (prefill chunk %i, %s KV, shards %s): prefill logits, greedy tokens, last step logits', async (layout, chunk, kvDtype, maxBinding) => {
     const ref = await referenceTensors(model);
     const engine = await Engine.load(join(ORACLE, model, layout), {
       gpu,
@@ -35,6 +37,7 @@ describe.each(ORACLE_MODELS)('oracle %s', (model) => {
       context: P + 24,
       maxBatchTokens: chunk,
       kvDtype,
+      shardBytes: maxBinding,
     });
     const atol = kvDtype === 'f32' ? Number(tol.logits_atol) : Number(man.tolerances.f16.logits_atol) / 5;
     try {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { uploadBuffer, encodeDispatches } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLED_ID, TOK_INFO_WORDS } from '../../src/engine/ops/context.js';
-import { embedOp, matmulOp, rmsnormOp } from '../../src/engine/ops/basic.js';
+import { embedOps, matmulOp, rmsnormOp } from '../../src/engine/ops/basic.js';
 import { noGpuErrors, poisoned, readF32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomBf16, randomF32, rng } from '../helpers/random.js';
 import { expectClose } from '../helpers/compare.js';
@@ -26,7 +26,7 @@ function matmulRef(x: Float32Array, w: Float64Array, bias: Float64Array | null, 
 }
 
 describe.each(variants)('dense kernels ($name)', ({ shaders }) => {
-  it('embed gathers bf16 rows for every token: literal ids, and ids the sampler left in a slot', async () => {
+  it('embed gathers bf16 rows for every token: literal ids, ids the sampler left in a slot, a table in two shards', async () => {
     const ctx = new OpContext(gpu, shaders);
     const r = rng(11);
     const V = 37, H = 72, T = 13, slots = 5;
@@ -36,15 +36,19 @@ describe.each(variants)('dense kernels ($name)', ({ shaders }) => {
     const toks = new Uint32Array(T * TOK_INFO_WORDS);
     for (let t = 0; t < T; t++) toks[t * TOK_INFO_WORDS] = t % 3 === 1 ? (SAMPLED_ID | t % slots) >>> 0 : ids[t]!;
     const x = poisoned(gpu, T * H * 4);
-    const op = embedOp(ctx, {
+    const split = 20;
+    const ops = embedOps(ctx, {
       toks: uploadBuffer(gpu, toks, 'toks'),
       lastIds: uploadBuffer(gpu, lastIds, 'last'),
-      table: uploadBuffer(gpu, table.bits, 't'),
+      table: [
+        { buffer: uploadBuffer(gpu, table.bits.subarray(0, split * H), 't0'), first: 0, count: split },
+        { buffer: uploadBuffer(gpu, table.bits.subarray(split * H), 't1'), first: split, count: V - split },
+      ],
       x,
       hidden: H,
     });
     step(ctx, T);
-    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, rows: T, samples: 0 })));
+    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, { tokens: T, rows: T, samples: 0 })));
     const got = await readF32(gpu, x, T * H);
     const want = new Float64Array(T * H);
     for (let t = 0; t < T; t++) {

@@ -1,19 +1,27 @@
 // Factories for the dense kernels: embedding gather, RMSNorm and the bf16 matmul.
 import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
 import type { OpContext } from './context.js';
+import type { Shard } from '../weights.js';
 
-/** x[t] = embedding row of token t (its literal id, or its slot's last sampled id). */
-export function embedOp(
+/**
+ * x[t] = embedding row of token t (its literal id, or its slot's last sampled id); one dispatch per
+ * shard of the table.
+ */
+export function embedOps(
   ctx: OpContext,
-  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: GPUBuffer; x: GPUBuffer; hidden: number },
-): Dispatch {
+  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: readonly Shard[]; x: GPUBuffer; hidden: number },
+): Dispatch[] {
   const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden } });
-  return {
-    label: 'embed',
-    pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, a.table, a.x], 'embed'),
-    groups: (s) => grid(s.tokens),
-  };
+  return a.table.map((sh, i) => {
+    const label = a.table.length > 1 ? `embed.${i}` : 'embed';
+    const range = uniformBuffer(ctx.gpu, new Params().u32(sh.first).u32(sh.count), `${label}.shard`);
+    return {
+      label,
+      pipeline,
+      bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, sh.buffer, a.x, range], label),
+      groups: (s) => grid(s.tokens),
+    };
+  });
 }
 
 /** RMSNorm of every token's row, or with `rows` (the final norm) of the step's logits rows only. */
@@ -48,6 +56,9 @@ export interface MatmulArgs {
   accumulate?: boolean;
   /** x holds the step's logits rows (unembedding) rather than all its tokens. */
   outRows?: boolean;
+  /** W is rows [n0, n0 + n) of a matrix of `ny` rows (a shard): y has ny columns. */
+  n0?: number;
+  ny?: number;
   label: string;
 }
 
@@ -72,7 +83,7 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
     defines: { WG: Math.min(ctx.wg, 128), TEAM: teamSize(a.k / 8), TT },
     flags,
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n), `${a.label}.params`);
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   const rowGroups = Math.ceil(a.n / (Math.min(ctx.wg, 128) / teamSize(a.k / 8)));
   return {

@@ -85,6 +85,9 @@ export interface MoeUpArgs extends MoeTuning {
   intermediate: number;
   topK: number;
   numExperts: number;
+  /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
+  firstExpert?: number;
+  expertCount?: number;
   swigluLimit: number;
   label: string;
 }
@@ -92,13 +95,15 @@ export interface MoeUpArgs extends MoeTuning {
 /** h[t][s] = SwiGLU(W1[e]·xn[t] + b1[e]) for each token t and slot s (e = routing[t][s].id). */
 export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
   const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  const e0 = a.firstExpert ?? 0;
+  const ec = a.expertCount ?? E;
   checkTopK(a.label, E, k);
   checkMultiple(a.label, 'hidden', H);
-  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * 2 * I * H) / 2], scales: [a.scales, (E * 2 * I * H) / 32], bias: [a.bias, E * 2 * I * 4] });
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * 2 * I * H) / 2], scales: [a.scales, (ec * 2 * I * H) / 32], bias: [a.bias, ec * 2 * I * 4] });
   const { wg, team } = tuning(ctx, a, 2);
   const outs = wg / team / 2;
   const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit), `${a.label}.params`);
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit).u32(e0).u32(ec), `${a.label}.params`);
   const bufs = [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
   const outGroups = Math.ceil(I / outs);
   return {
@@ -124,6 +129,9 @@ export interface MoeDownArgs extends MoeTuning {
   intermediate: number;
   topK: number;
   numExperts: number;
+  /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
+  firstExpert?: number;
+  expertCount?: number;
   /** Teams per output row (slots are split among them); default: largest power of two <= min(k, 4). */
   split?: number;
   label: string;
@@ -132,15 +140,17 @@ export interface MoeDownArgs extends MoeTuning {
 /** x[t] += Σ_s w_s·(W2[e_s]·h[t][s] + b2[e_s]). */
 export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  const e0 = a.firstExpert ?? 0;
+  const ec = a.expertCount ?? E;
   checkTopK(a.label, E, k);
   checkMultiple(a.label, 'intermediate', I);
-  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * H * I) / 2], scales: [a.scales, (E * H * I) / 32], bias: [a.bias, E * H * 4] });
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * H * I) / 2], scales: [a.scales, (ec * H * I) / 32], bias: [a.bias, ec * H * 4] });
   const split = a.split ?? pow2Floor(Math.min(k, 4));
   if (!isPow2(split)) throw new Error(`${a.label}: split ${split} is not a power of two`);
   const { wg, team } = tuning(ctx, a, split);
   const rows = wg / team / split;
   const pipeline = ctx.shaders.pipeline({ shader: 'moe_down_acc', defines: { WG: wg, TEAM: team, SPLIT: split } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E), `${a.label}.params`);
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).u32(e0).u32(ec), `${a.label}.params`);
   const bufs = [ctx.step, params, a.h, a.routing, a.blocks, a.scales, a.bias, a.x];
   const rowGroups = Math.ceil(H / rows);
   return {
