@@ -707,7 +707,8 @@ export class Engine {
       this.gpu.device.destroy();
       return;
     }
-    const actBufs = Object.values(this.act).flat() as GPUBuffer[];
+    const { moe, ...rest } = this.act;
+    const actBufs = [...(Object.values(rest).flat() as GPUBuffer[]), moe.meta, moe.order, moe.dst, moe.y];
     for (const b of [
       ...weightBuffers(this.weights),
       ...actBufs,

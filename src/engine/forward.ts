@@ -7,9 +7,9 @@ import type { Dispatch, StepShape } from '../gpu/buffers.js';
 import { encodeDispatches, storageBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
 import type { OpContext, StepInputs } from './ops/context.js';
-import { embedOps, matmulOp, rmsnormOp } from './ops/basic.js';
+import { denseOps, embedOps, rmsnormOp } from './ops/basic.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
-import { moeDownOp, moeUpOp, topkOp } from './ops/moe.js';
+import { allocateMoeGroup, MOE_GROUPED_MIN_TOKENS, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
 import { sampleOp } from './ops/sample.js';
 import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
@@ -27,7 +27,8 @@ export interface Activations {
   attn: GPUBuffer; // f32 [T][nq d]
   routerLogits: GPUBuffer; // f32 [T][E]
   routing: GPUBuffer[]; // per layer u32 [T][k][2]: (expert, weight bits)
-  h: GPUBuffer; // f32 [T][k][I]
+  h: GPUBuffer; // f32 [T][k][I] (matvec MoE) or [T·k][I] at expert-sorted rows (grouped MoE)
+  moe: MoeGroupBuffers; // the grouped MoE's routing metadata and expert outputs
   xf: GPUBuffer; // f32 [R][H] final-normed rows that need logits
   logits: GPUBuffer; // f32 [R][V]
 }
@@ -53,7 +54,8 @@ export function activationBytes(s: ForwardShape): number {
       T * c.numExperts +
       c.numLayers * T * c.expertsPerToken * 2 +
       T * c.expertsPerToken * c.intermediateSize +
-      s.rows * (c.hiddenSize + c.vocabSize))
+      s.rows * (c.hiddenSize + c.vocabSize)) +
+    moeGroupBytes(T, c)
   );
 }
 
@@ -69,6 +71,7 @@ export function allocateActivations(ctx: OpContext, s: ForwardShape): Activation
     routerLogits: f32(T * c.numExperts, 'router_logits'),
     routing: c.layerTypes.map((_, i) => f32(T * c.expertsPerToken * 2, `routing.${i}`)),
     h: f32(T * c.expertsPerToken * c.intermediateSize, 'h'),
+    moe: allocateMoeGroup(ctx.gpu, T, c),
     xf: f32(s.rows * c.hiddenSize, 'xf'),
     logits: f32(s.rows * c.vocabSize, 'logits'),
   };
@@ -119,7 +122,7 @@ function attentionBlock(f: ForwardState, l: LayerWeights, kv: LayerKv, i: number
   const name = `layers.${i}`;
   const items: ProgramItem[] = [
     rmsnormOp(ctx, { x: a.x, scale: l.attnNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.attn_norm` }),
-    matmulOp(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: (c.numHeads + 2 * c.numKvHeads) * c.headDim, label: `${name}.qkv` }),
+    ...denseOps(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: (c.numHeads + 2 * c.numKvHeads) * c.headDim, label: `${name}.qkv` }),
     ropeKvWriteOp(ctx, { toks: f.inputs.toks, qkv: a.qkv, rope: f.rope, table: kv.table, kpool: kv.k, vpool: kv.v, cfg: c, kv: f.kvLayout, label: `${name}.rope` }),
     ...attentionOps(ctx, {
       plan: kv.plan,
@@ -133,7 +136,7 @@ function attentionBlock(f: ForwardState, l: LayerWeights, kv: LayerKv, i: number
       kv: f.kvLayout,
       label: `${name}.attn`,
     }),
-    matmulOp(ctx, { x: a.attn, w: l.outWeight, bias: l.outBias, y: a.x, k: c.numHeads * c.headDim, n: H, accumulate: true, label: `${name}.attn_out` }),
+    ...denseOps(ctx, { x: a.attn, w: l.outWeight, bias: l.outBias, y: a.x, k: c.numHeads * c.headDim, n: H, accumulate: true, label: `${name}.attn_out` }),
   ];
   if (f.capture) items.push({ copy: { src: a.x, dst: f.capture.attnOut[i]!, bytes: rowBytes(H) } });
   return items;
@@ -148,9 +151,9 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
   const shard = (e: ExpertShard) => (l.experts.length > 1 ? `.${e.first}` : '');
   const items: ProgramItem[] = [
     rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
-    matmulOp(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
+    ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
     topkOp(ctx, { logits: a.routerLogits, routing: a.routing[i]!, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
-    // every expert shard computes its slots' SwiGLU outputs, then adds its slots to x
+    // steps of few tokens: every expert shard computes its slots' SwiGLU outputs, then adds its slots to x
     ...l.experts.map((e) =>
       moeUpOp(ctx, {
         ...experts,
@@ -161,6 +164,7 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
         bias: e.mlp1Bias,
         firstExpert: e.first,
         expertCount: e.count,
+        below: MOE_GROUPED_MIN_TOKENS,
         h: a.h,
         swigluLimit: c.swigluLimit,
         label: `${name}.mlp1${shard(e)}`,
@@ -176,10 +180,13 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
         bias: e.mlp2Bias,
         firstExpert: e.first,
         expertCount: e.count,
+        below: MOE_GROUPED_MIN_TOKENS,
         x: a.x,
         label: `${name}.mlp2${shard(e)}`,
       }),
     ),
+    // steps of many tokens: the same, grouped by expert
+    ...moeGroupedOps(ctx, { ...experts, xn: a.xn, routing: a.routing[i]!, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, label: name }),
   ];
   if (f.capture) {
     items.push({ copy: { src: a.routerLogits, dst: f.capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });
@@ -212,8 +219,8 @@ export function buildProgram(p: ProgramArgs): Program {
   });
   const head = [
     rmsnormOp(p.ctx, { x: a.x, scale: p.weights.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: p.inputs.rows, label: 'norm' }),
-    ...p.weights.unembedding.map((sh, i) =>
-      matmulOp(p.ctx, {
+    ...p.weights.unembedding.flatMap((sh, i) =>
+      denseOps(p.ctx, {
         x: a.xf,
         w: sh.buffer,
         y: a.logits,
