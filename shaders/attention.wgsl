@@ -111,6 +111,8 @@ fn main(
   for (var e = 0u; e < LV; e++) {
     o[e] = vec4<f32>(0.0);
   }
+  let kpl = select(KPL, 0u, p.nq == 0u);
+  let tk = select(TK, 0u, p.nq == 0u);
 
   for (var j0 = (key0 / TK) * TK; j0 < key1; j0 += TK) {
     // K and V tiles: TK consecutive positions of one page, TK * D contiguous values each
@@ -120,10 +122,10 @@ fn main(
       vt[v] = load4(false, w0, v);
     }
     workgroupBarrier();
-    // scores of this lane's keys
-    var sc: array<f32, KPL>;
+    // scores of this lane's keys, straight into probs. The key loops' trip counts come from a
+    // uniform (the same constants): fully unrolled, they cost lavapipe's LLVM minutes to compile.
     var mx = NEG_BIG;
-    for (var k = 0u; k < KPL; k++) {
+    for (var k = 0u; k < kpl; k++) {
       let kk = lane + k * LANES;
       let j = j0 + kk;
       var s = NEG_BIG;
@@ -135,7 +137,7 @@ fn main(
         s = acc.x + acc.y + acc.z + acc.w;
         mx = max(mx, s);
       }
-      sc[k] = s;
+      probs[row * TK + kk] = s;
     }
     tile_max[row * LANES + lane] = mx;
     workgroupBarrier();
@@ -145,15 +147,17 @@ fn main(
     let m_new = max(m, mx);
     let alpha = exp(m - m_new);
     m = m_new;
-    for (var k = 0u; k < KPL; k++) {
-      probs[row * TK + lane + k * LANES] = select(0.0, exp(sc[k] - m_new), sc[k] > NEG_BIG);
+    for (var k = 0u; k < kpl; k++) {
+      let i = row * TK + lane + k * LANES;
+      let s = probs[i];
+      probs[i] = select(0.0, exp(s - m_new), s > NEG_BIG);
     }
     workgroupBarrier();
     l *= alpha;
     for (var e = 0u; e < LV; e++) {
       o[e] *= alpha;
     }
-    for (var i = 0u; i < TK; i++) {
+    for (var i = 0u; i < tk; i++) {
       let w = probs[row * TK + i];
       l += w;
       // masked keys (w = 0) may sit on stale or unwritten slots: never let 0 * NaN through

@@ -12,10 +12,21 @@
 @group(0) @binding(3) var<storage, read> table: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
 @group(0) @binding(5) var<uniform> shard: vec2<u32>;  // first row, rows
+#if ARGMAX
+// the unembedding's greedy picks of this step start from nothing (zero loses to every value)
+@group(0) @binding(6) var<storage, read_write> argmax: array<vec2<u32>>;
+#endif
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = wid.x + wid.y * nwg.x;
+#if ARGMAX
+  if (t == 0u) {
+    for (var r = lid; r < step.rows; r += WG) {
+      argmax[r] = vec2<u32>(0u);
+    }
+  }
+#endif
   if (t >= step.tokens) {
     return;
   }

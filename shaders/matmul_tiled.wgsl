@@ -74,7 +74,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       Bs[o + 7u] = bf16_hi(wv.w);
     }
     workgroupBarrier();
-    gemm_step(tr, tc);
+    gemm_step(tr, tc, select(BK, 0u, p.k == 0u));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {

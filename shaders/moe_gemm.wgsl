@@ -92,7 +92,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
     }
     workgroupBarrier();
-    gemm_step(tr, tc);
+    gemm_step(tr, tc, select(BK, 0u, p.kdim == 0u));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {

@@ -5,8 +5,10 @@
 // interleave so one workgroup's consecutive rows hold whole (gate, up) pairs.
 // A team of TEAM lanes computes one row, each lane reading whole 16-byte blocks (lane-strided, so a
 // team streams the row contiguously); WG/TEAM rows = WG/(2*TEAM) outputs per workgroup.
-// Grid: x/y = (output group, slot) linearised, z = token. Expert ids come from `routing` on the GPU.
-// defines: WG, TEAM (powers of two, TEAM | WG, WG/TEAM even).
+// Grid: x/y = (output group, slot) linearised, z = token. Expert ids come from `routing` on the GPU,
+// or with TOPK (the decode path) from the router logits: every workgroup picks its token's top-k
+// itself (lib/topk), and the first of each token writes `routing` for mlp2.
+// defines: WG, TEAM (powers of two, TEAM | WG, WG/TEAM even); with TOPK also EPT, KMAX.
 #include lib/step
 #include lib/mxfp4
 #include lib/team_sum
@@ -24,13 +26,21 @@ struct Params {
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> xn: array<vec4<f32>>;
+#if TOPK
+@group(0) @binding(3) var<storage, read> logits: array<f32>;
+@group(0) @binding(8) var<storage, read_write> routing: array<u32>;
+#else
 @group(0) @binding(3) var<storage, read> routing: array<u32>;
+#endif
 @group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> scales: array<u32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
 
 const OUTS: u32 = NTEAMS / 2u;
+#if TOPK
+#include lib/topk
+#endif
 
 @compute @workgroup_size(WG)
 fn main(
@@ -55,7 +65,16 @@ fn main(
     return;
   }
   let ts = t * p.k + s;
+#if TOPK
+  let top = router_topk(t * p.e, p.e, min(p.k, KMAX), lid);
+  if (g == 0u && lid < p.k) {
+    routing[2u * (t * p.k + lid)] = top.ids[lid];
+    routing[2u * (t * p.k + lid) + 1u] = bitcast<u32>(top.w[lid]);
+  }
+  let eg = min(top.ids[s], p.e - 1u);
+#else
   let eg = min(routing[2u * ts], p.e - 1u);
+#endif
   // (the routing value is not uniform, so a foreign expert skips the work but not the barriers)
   let mine = eg >= p.e0 && eg < p.e0 + p.ec;
   let e = select(0u, eg - p.e0, mine);

@@ -8,6 +8,7 @@
 // sequence slot's mask row (bit i of word i >> 5); the others count as -inf in argmax, top-k, top-p
 // and the draw. An unmasked row never reads the mask.
 // The id goes to sampled[r] (read back) and last_ids[slot] (the next step's embedding reads it).
+// With ARGMAX an unmasked greedy row takes the unembedding's pick (unembed.wgsl) without a pass.
 // defines: WG (power of two).
 #include lib/step
 
@@ -34,6 +35,10 @@ struct SampleRow {
 @group(0) @binding(4) var<storage, read> mask: array<u32>;
 @group(0) @binding(5) var<storage, read_write> sampled: array<u32>;
 @group(0) @binding(6) var<storage, read_write> last_ids: array<u32>;
+#if ARGMAX
+// the unembedding's greedy pick per logits row: (~index, orderable value)
+@group(0) @binding(7) var<storage, read> argmax: array<vec2<u32>>;
+#endif
 
 const NEG = -3.4e38;
 
@@ -110,6 +115,17 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   sr = rc;
   let V = p.vocab;
   let row = rc.row * V;
+#if ARGMAX
+  // greedy and unmasked: the unembedding already picked it
+  if (rc.temperature <= 0.0 && rc.masked == 0u) {
+    if (lid == 0u) {
+      let id = ~argmax[rc.row].x;
+      sampled[r_idx] = id;
+      last_ids[rc.slot] = id;
+    }
+    return;
+  }
+#endif
 
   // argmax with the lowest index on ties
   var best = -3.4e38;

@@ -21,9 +21,11 @@ fn gemm_zero() {
   }
 }
 
-// Accumulates one K slice for the thread's block: tr in [0, BM/TM), tc in [0, BN/TN).
-fn gemm_step(tr: u32, tc: u32) {
-  for (var kk = 0u; kk < BK; kk++) {
+// Accumulates one K slice for the thread's block: tr in [0, BM/TM), tc in [0, BN/TN). `bk` is BK
+// passed through a uniform by the caller: with a constant trip count LLVM (lavapipe) unrolls the
+// slice fully and spends seconds compiling it; the inner TM x TN block stays unrolled (registers).
+fn gemm_step(tr: u32, tc: u32, bk: u32) {
+  for (var kk = 0u; kk < bk; kk++) {
     var a: array<f32, TM>;
     var b: array<f32, TN>;
     for (var i = 0u; i < TM; i++) {

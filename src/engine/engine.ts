@@ -9,7 +9,7 @@ import { openCheckpoint, expectedTensors } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { OpContext, SAMPLE_ROW_WORDS, SAMPLED_ID, StepInputs, TOK_INFO_WORDS } from './ops/context.js';
 import { AttentionPlan, attentionScratch, checkAttentionShape, type AttentionEntry, type KvLayout } from './ops/attention.js';
-import { activationBytes, allocateActivations, buildProgram, encodeProgram, type Activations, type Capture, type LayerKv, type Program, type ProgramItem } from './forward.js';
+import { activationBytes, allocateActivations, buildProgram, DECODE_MAX_TOKENS, encodeProgram, type Activations, type Capture, type LayerKv, type Program, type ProgramItem } from './forward.js';
 import { allocateKv, planKv, type KvBuffers, type KvDtype, type KvPlan } from './kv-cache.js';
 import { ropeTable } from './rope.js';
 import { Scheduler, Seq, type StepPlan } from './scheduler.js';
@@ -161,7 +161,6 @@ export class Engine {
   };
   readonly scheduler: Scheduler<Request>;
   private readonly readback: GPUBuffer;
-  private readonly decodeItems: readonly ProgramItem[];
   private readonly tokWords: Uint32Array;
   private readonly rowWords: Uint32Array;
   private readonly sampleWords: Uint32Array;
@@ -195,7 +194,6 @@ export class Engine {
   ) {
     this.scheduler = new Scheduler<Request>(schedulerOptions);
     this.readback = gpu.device.createBuffer({ size: Math.max(16, inputs.cap.samples * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.decodeItems = [...program.blocks, ...program.head, program.sample];
     this.tokWords = new Uint32Array(inputs.cap.tokens * TOK_INFO_WORDS);
     this.rowWords = new Uint32Array(Math.max(1, inputs.cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, inputs.cap.samples) * SAMPLE_ROW_WORDS);
@@ -410,7 +408,8 @@ export class Engine {
   }
 
   /** Writes the step's inputs, encodes and submits it, reads the sampled ids back and hands them out. */
-  private async runStep(plan: StepPlan<Request>, items: readonly ProgramItem[] = this.decodeItems): Promise<void> {
+  private async runStep(plan: StepPlan<Request>, program: Program = this.program): Promise<void> {
+    const items = plan.tokens < DECODE_MAX_TOKENS ? program.decode : program.prefill;
     const created0 = this.shaders.created;
     const V = this.config.vocabSize;
     const now = performance.now();
@@ -691,7 +690,7 @@ export class Engine {
       const done = this.enqueue(ids, { maxTokens: 0 }, { wake: false, noCache: true });
       const plan = this.scheduler.schedule()!;
       if (plan.entries.length !== 1 || plan.tokens !== T) throw new Error('captureForward: the forward did not fit one step');
-      await this.runStep(plan, prog.blocks);
+      await this.runStep(plan, prog);
       await done;
       const read = async (bufs: GPUBuffer[]) => Promise.all(bufs.map(async (b) => new Float32Array(await readBuffer(this.gpu, b))));
       return { attnOut: await read(cap.attnOut), mlpOut: await read(cap.mlpOut), routerLogits: await read(cap.routerLogits) };

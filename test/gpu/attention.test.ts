@@ -269,16 +269,17 @@ const CASES: Case[] = [
   {
     name: 'mixed step, full layers: split decodes next to a prefill chunk',
     nq: 8, nkv: 2, sliding: false, window: 128, page: 32,
-    steps: [[{ pos0: 2999, ntok: 1 }, { pos0: 100, ntok: 19 }, { pos0: 700, ntok: 1 }]],
+    // splits of at least 1024 keys: 3 for position 2999, 2 for 1700, none for 700
+    steps: [[{ pos0: 2999, ntok: 1 }, { pos0: 100, ntok: 19 }, { pos0: 1700, ntok: 1 }, { pos0: 700, ntok: 1 }]],
     qScale: 4,
-    expectPlan: (p) => expect(p.counts.combine).toBe(2),
+    expectPlan: (p) => expect([p.counts.decode, p.counts.combine]).toEqual([3 + 2 + 1, 2]),
   },
   {
-    name: 'full decode at 131071, the last context position (split over 256 ranges)',
+    name: 'full decode at 131071, the last context position (split over 128 ranges of 1024 keys)',
     nq: 2, nkv: 1, sliding: false, window: 128, page: 64,
     steps: [[{ pos0: 131071, ntok: 1 }]],
     qScale: 4,
-    expectPlan: (p) => expect(p.counts.decode).toBe(256),
+    expectPlan: (p) => expect(p.counts.decode).toBe(128),
   },
   {
     name: 'full decode at 190, one item (no split)',

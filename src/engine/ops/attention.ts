@@ -123,6 +123,11 @@ export interface AttentionPlanLimits {
   targetWorkgroups?: number;
   /** Partial slots for split decode tokens. Default 2 × target items, at least `seqs`. */
   partials?: number;
+  /**
+   * Fewest keys a split of a decode token gets (default 1024): below that one workgroup per kv
+   * head reads them faster than a second dispatch (the combine) costs.
+   */
+  minSplitKeys?: number;
 }
 
 /**
@@ -143,6 +148,7 @@ export class AttentionPlan {
   private readonly words: Uint32Array;
   private readonly variants: ReturnType<typeof attentionVariants>;
   private readonly targetItems: number;
+  private readonly minSplitKeys: number;
   private used = HEADER_WORDS;
 
   constructor(
@@ -156,6 +162,7 @@ export class AttentionPlan {
     checkAttentionShape(cfg, kv, `attention plan ${name}`);
     this.variants = attentionVariants(cfg, kv);
     this.targetItems = Math.max(1, Math.ceil((limits.targetWorkgroups ?? 256) / cfg.numKvHeads));
+    this.minSplitKeys = limits.minSplitKeys ?? 1024;
     this.partialCap = limits.partials ?? Math.max(2 * this.targetItems, limits.seqs);
     this.decodeCap = limits.seqs + this.partialCap;
     this.prefillCap = Math.ceil(limits.tokens / this.variants.prefill.BQ) + limits.seqs;
@@ -175,8 +182,9 @@ export class AttentionPlan {
   }
 
   /**
-   * Plans the step: one-token entries become decode items, split over key ranges when the step has
-   * few of them (so the GPU fills up); longer entries become prefill items of up to BQ tokens.
+   * Plans the step: one-token entries become decode items, split over key ranges (of at least
+   * minSplitKeys) when the step has few of them, so the GPU fills up; longer entries become
+   * prefill items of up to BQ tokens.
    */
   build(entries: readonly AttentionEntry[]): void {
     const w = this.words;
@@ -205,7 +213,7 @@ export class AttentionPlan {
         const end = e.pos0 + 1;
         const t0 = Math.floor(first / TK);
         const tiles = Math.ceil(end / TK) - t0;
-        let S = Math.min(tiles, splitTarget);
+        let S = Math.min(tiles, splitTarget, Math.ceil((end - first) / this.minSplitKeys));
         if (S > 1 && parts + S > this.partialCap) S = Math.max(1, this.partialCap - parts);
         const per = Math.ceil(tiles / S);
         S = Math.ceil(tiles / per);

@@ -9,16 +9,18 @@ import type { Shard } from '../weights.js';
  */
 export function embedOps(
   ctx: OpContext,
-  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: readonly Shard[]; x: GPUBuffer; hidden: number },
+  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: readonly Shard[]; x: GPUBuffer; hidden: number; argmax?: GPUBuffer },
 ): Dispatch[] {
-  const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden } });
   return a.table.map((sh, i) => {
+    // the first shard's dispatch also clears the step's greedy picks (unembed.wgsl ARGMAX)
+    const reset = i === 0 && a.argmax;
+    const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden }, flags: reset ? ['ARGMAX'] : [] });
     const label = a.table.length > 1 ? `embed.${i}` : 'embed';
     const range = uniformBuffer(ctx.gpu, new Params().u32(sh.first).u32(sh.count), `${label}.shard`);
     return {
       label,
       pipeline,
-      bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, sh.buffer, a.x, range], label),
+      bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, sh.buffer, a.x, range, ...(reset ? [a.argmax!] : [])], label),
       groups: (s) => grid(s.tokens),
     };
   });

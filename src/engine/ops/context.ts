@@ -62,6 +62,8 @@ export class StepInputs {
   readonly maskWords: number;
   readonly lastIds: GPUBuffer;
   readonly sampled: GPUBuffer;
+  /** vec2<u32> per logits row: the unembedding's greedy pick (needs atomic-vec2u-min-max). */
+  readonly argmax: GPUBuffer;
 
   constructor(
     gpu: Gpu,
@@ -74,9 +76,10 @@ export class StepInputs {
     this.masks = storageBuffer(gpu, cap.seqs * this.maskWords * 4, 'step.masks');
     this.lastIds = storageBuffer(gpu, cap.seqs * 4, 'step.last_ids');
     this.sampled = storageBuffer(gpu, Math.max(1, cap.samples) * 4, 'step.sampled');
+    this.argmax = storageBuffer(gpu, Math.max(1, cap.rows) * 8, 'step.argmax');
   }
 
   destroy(): void {
-    for (const b of [this.toks, this.rows, this.samples, this.masks, this.lastIds, this.sampled]) b.destroy();
+    for (const b of [this.toks, this.rows, this.samples, this.masks, this.lastIds, this.sampled, this.argmax]) b.destroy();
   }
 }

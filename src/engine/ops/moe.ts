@@ -91,6 +91,11 @@ export interface MoeUpArgs extends MoeTuning {
   expertCount?: number;
   /** Skip steps of this many tokens or more (the grouped MoE takes them). */
   below?: number;
+  /**
+   * Decode path: pick the experts from these router logits (f32 [T][E]) in every workgroup and
+   * write `routing` for mlp2, instead of reading `routing` (saves the top-k dispatch).
+   */
+  topkLogits?: GPUBuffer;
   swigluLimit: number;
   label: string;
 }
@@ -105,9 +110,13 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
   checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * 2 * I * H) / 2], scales: [a.scales, (ec * 2 * I * H) / 32], bias: [a.bias, ec * 2 * I * 4] });
   const { wg, team } = tuning(ctx, a, 2);
   const outs = wg / team / 2;
-  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team } });
+  const topk: Record<string, number> = a.topkLogits ? { EPT: Math.max(1, Math.ceil(E / wg)), KMAX: MAX_TOP_K } : {};
+  if (a.topkLogits && E > 32 * wg) throw new Error(`${a.label}: ${E} experts exceed the top-k of ${32 * wg}`);
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team, ...topk }, flags: a.topkLogits ? ['TOPK'] : [] });
   const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit).u32(e0).u32(ec), `${a.label}.params`);
-  const bufs = [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
+  const bufs = a.topkLogits
+    ? [ctx.step, params, a.xn, a.topkLogits, a.blocks, a.scales, a.bias, a.h, a.routing]
+    : [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
   const outGroups = Math.ceil(I / outs);
   return {
     label: a.label,
