@@ -30,6 +30,8 @@ export interface EngineOptions {
   kvDtype?: KvDtype;
   /** Share cached prompt blocks between sequences. Default true. */
   prefixCaching?: boolean;
+  /** Plan and submit each step while the previous one runs (ids read back a step later). Default true. */
+  runAhead?: boolean;
   /** Keep logits for every prompt row (for --logits-out and tests), not only the sampled ones. */
   allLogits?: boolean;
   /** Workgroups decode attention aims for (splitting long sequences over key ranges). Default 256. */
@@ -125,6 +127,8 @@ export interface EngineStats {
   /** Counters of the last step. */
   lastStep: StepStats & { tokens: number; sequences: number };
   steps: number;
+  /** Steps planned and submitted while the previous one still ran. */
+  aheadSteps: number;
   preemptions: number;
   prefixCacheHitTokens: number;
 }
@@ -150,17 +154,30 @@ interface Request {
 
 type EngineSeq = Seq<Request>;
 
+/** A submitted step whose ids are not read back yet. */
+interface InFlight {
+  plan: StepPlan<Request>;
+  stats: StepStats;
+  samples: number;
+  rows: number;
+  readback: GPUBuffer;
+  staging: GPUBuffer | null;
+  timings: { count: number; read: () => Promise<{ label: string; ms: number }[]> } | null;
+}
+
 export class Engine {
   readonly stats: EngineStats = {
     decodeStep: zeroStats(),
     prefill: { ...zeroStats(), chunks: 0 },
     lastStep: { ...zeroStats(), tokens: 0, sequences: 0 },
     steps: 0,
+    aheadSteps: 0,
     preemptions: 0,
     prefixCacheHitTokens: 0,
   };
   readonly scheduler: Scheduler<Request>;
-  private readonly readback: GPUBuffer;
+  private readonly readbacks: GPUBuffer[];
+  private readonly runAhead: boolean;
   private readonly tokWords: Uint32Array;
   private readonly rowWords: Uint32Array;
   private readonly sampleWords: Uint32Array;
@@ -190,10 +207,12 @@ export class Engine {
     private readonly program: Program,
     private readonly ownsGpu: boolean,
     private readonly allLogits: boolean,
+    runAhead: boolean,
     schedulerOptions: ConstructorParameters<typeof Scheduler<Request>>[0],
   ) {
     this.scheduler = new Scheduler<Request>(schedulerOptions);
-    this.readback = gpu.device.createBuffer({ size: Math.max(16, inputs.cap.samples * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.readbacks = [0, 1].map(() => gpu.device.createBuffer({ size: Math.max(16, inputs.cap.samples * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    this.runAhead = runAhead;
     this.tokWords = new Uint32Array(inputs.cap.tokens * TOK_INFO_WORDS);
     this.rowWords = new Uint32Array(Math.max(1, inputs.cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, inputs.cap.samples) * SAMPLE_ROW_WORDS);
@@ -286,7 +305,7 @@ export class Engine {
     const ropeBuf = uploadBuffer(gpu, ropeTable(config, context), 'rope');
     const program = buildProgram({ ctx, config, weights, act, inputs, kv: layerKv, kvLayout, scratch, rope: ropeBuf });
     await shaders.validate();
-    return new Engine(gpu, shaders, ctx, config, plan, kvPlan, kvLayout, weights, act, inputs, kv, attnPlans, layerKv, scratch, ropeBuf, program, !opts.gpu, !!opts.allLogits, {
+    return new Engine(gpu, shaders, ctx, config, plan, kvPlan, kvLayout, weights, act, inputs, kv, attnPlans, layerKv, scratch, ropeBuf, program, !opts.gpu, !!opts.allLogits, opts.runAhead ?? true, {
       maxNumSeqs,
       maxBatchTokens,
       pageSize,
@@ -336,6 +355,7 @@ export class Engine {
         started: false,
       };
       const seq = new Seq<Request>(this.nextId++, [...prompt], prompt.length, o.maxTokens > 0, how.noCache, req);
+      seq.maxTokens = o.maxTokens;
       try {
         this.scheduler.add(seq);
       } catch (e) {
@@ -354,23 +374,62 @@ export class Engine {
     });
   }
 
+  /**
+   * Steps run back to back with at most two in flight: while the GPU runs step t, step t + 1 is
+   * planned (counting the tokens t samples as pending), encoded and submitted; then t's ids are
+   * read back and handed out. Tokens step t + 1 computed for a sequence that ended at t are
+   * dropped. Sequences whose next step needs the host (constrained decoding) stop the run-ahead.
+   */
   private async loop(): Promise<void> {
-    while (this.scheduler.hasWork()) {
+    let inFlight: InFlight | null = null;
+    while (inFlight || this.scheduler.hasWork()) {
       this.dropAborted();
-      const plan = this.scheduler.schedule();
-      if (!plan) break;
+      inFlight ??= this.submitNext({});
+      if (!inFlight) {
+        if (!this.scheduler.hasWork()) break;
+        continue;
+      }
+      const ahead = this.runAhead && this.canRunAhead() ? this.submitNext({ ahead: true }) : null;
+      if (ahead) this.stats.aheadSteps++;
+      try {
+        await this.finishStep(inFlight);
+      } catch (e) {
+        for (const { seq } of inFlight.plan.entries) this.fail(seq, e);
+      }
+      inFlight = ahead;
+    }
+  }
+
+  /** Plans and submits the next step; null when there is nothing to run now. */
+  private submitNext(opts: { ahead?: boolean }): InFlight | null {
+    for (;;) {
+      const plan = this.scheduler.schedule(opts);
+      if (!plan) return null;
       for (const s of plan.preempted) {
         s.request.syncedFull = 0;
         s.request.syncedSliding = 0;
       }
       this.stats.preemptions = this.scheduler.preemptions;
-      if (!plan.entries.length) continue;
+      if (!plan.entries.length) {
+        if (opts.ahead) return null;
+        continue;
+      }
       try {
-        await this.runStep(plan);
+        return this.submitStep(plan);
       } catch (e) {
         for (const { seq } of plan.entries) this.fail(seq, e);
+        return null;
       }
     }
+  }
+
+  /** Whether the next step can be planned before the current one's ids are back. */
+  private canRunAhead(): boolean {
+    if (this.profileWaiters.length) return false;
+    for (const list of [this.scheduler.runningSeqs(), this.scheduler.waitingSeqs()]) {
+      for (const seq of list) if (seq.request.opts.constraint || seq.request.opts.onLogits || seq.request.prefillLogits) return false;
+    }
+    return true;
   }
 
   private dropAborted(): void {
@@ -407,8 +466,8 @@ export class Engine {
     seq.request.reject(e);
   }
 
-  /** Writes the step's inputs, encodes and submits it, reads the sampled ids back and hands them out. */
-  private async runStep(plan: StepPlan<Request>, program: Program = this.program): Promise<void> {
+  /** Writes the step's inputs, encodes and submits it. */
+  private submitStep(plan: StepPlan<Request>, program: Program = this.program): InFlight {
     const items = plan.tokens < DECODE_MAX_TOKENS ? program.decode : program.prefill;
     const created0 = this.shaders.created;
     const V = this.config.vocabSize;
@@ -429,7 +488,8 @@ export class Engine {
       for (let i = 0; i < e.ntok; i++) {
         const pos = e.pos0 + i;
         const w = (e.tok0 + i) * TOK_INFO_WORDS;
-        this.tokWords[w] = pos === seq.tokens.length - 1 && seq.lastOnGpu ? SAMPLED_ID | seq.slot : seq.tokens[pos]!;
+        // a pending token's id is only on the GPU, where the sampler left it for this slot
+        this.tokWords[w] = pos < seq.tokens.length ? seq.tokens[pos]! : (SAMPLED_ID | seq.slot) >>> 0;
         this.tokWords[w + 1] = pos;
         this.tokWords[w + 2] = seq.slot;
       }
@@ -452,7 +512,8 @@ export class Engine {
         this.sampleWords[w] = rows - 1;
         this.sampleWords[w + 1] = seq.slot;
         this.sampleWords[w + 2] = (o.seed ?? 0) >>> 0;
-        this.sampleWords[w + 3] = seq.generated;
+        // the index of the token being sampled: a pending one counts
+        this.sampleWords[w + 3] = seq.generated + seq.pending - 1;
         this.sampleFloats[w + 4] = o.temperature ?? 0;
         this.sampleFloats[w + 5] = o.topP ?? 1;
         this.sampleWords[w + 6] = o.topK ?? 0;
@@ -476,8 +537,10 @@ export class Engine {
     const timings = profile ? this.encodeProfiled(enc, items, shape) : null;
     const dispatches = timings ? timings.count : encodeProgram(enc, items, shape);
     let readbacks = 0;
+    // two readback buffers: a step planned ahead copies its ids while the previous one is mapped
+    const readback = this.readbacks[this.stats.steps % 2]!;
     if (samples) {
-      enc.copyBufferToBuffer(this.inputs.sampled, 0, this.readback, 0, samples * 4);
+      enc.copyBufferToBuffer(this.inputs.sampled, 0, readback, 0, samples * 4);
       readbacks++;
     }
     const staging = logitRows ? this.stagingFor(rows * V * 4) : null;
@@ -486,20 +549,26 @@ export class Engine {
       readbacks++;
     }
     this.gpu.device.queue.submit([enc.finish()]);
-    // A step without a readback (a prompt chunk) is still waited for: at most one step is in
-    // flight, so an abort or a new arrival takes effect at the next step, not after a queue of chunks.
-    const ids = samples ? await this.readIds(samples) : new Uint32Array(0);
-    if (!samples && !staging) await this.gpu.device.queue.onSubmittedWorkDone();
-    const logits = staging ? await this.readStaging(staging, rows * V) : null;
-    if (timings) {
-      const r = await timings.read();
-      for (const w of this.profileWaiters.splice(0)) w(r);
-    }
-
     const stats: StepStats = { dispatches, submits: 1, readbacks, pipelinesCreated: this.shaders.created - created0 };
     this.stats.steps++;
     this.stats.lastStep = { ...stats, tokens: plan.tokens, sequences: plan.entries.length };
-    if (plan.entries.every((e) => e.ntok === 1 && e.sample && !e.seq.prefilling)) this.stats.decodeStep = stats;
+    if (plan.entries.every((e) => e.ntok === 1 && e.sample && e.pos0 >= e.seq.promptLength)) this.stats.decodeStep = stats;
+    return { plan, stats, samples, rows, readback, staging, timings };
+  }
+
+  /** Waits for a submitted step, reads its ids back and hands them out. */
+  private async finishStep(f: InFlight): Promise<void> {
+    const { plan, stats } = f;
+    const V = this.config.vocabSize;
+    // A step without a readback (a prompt chunk) is still waited for: at most two steps are in
+    // flight, so an abort or a new arrival takes effect within a step or two, not after a queue.
+    const ids = f.samples ? await this.readIds(f.readback, f.samples) : new Uint32Array(0);
+    if (!f.samples && !f.staging) await this.gpu.device.queue.onSubmittedWorkDone();
+    const logits = f.staging ? await this.readStaging(f.staging, f.rows * V) : null;
+    if (f.timings) {
+      const r = await f.timings.read();
+      for (const w of this.profileWaiters.splice(0)) w(r);
+    }
 
     // hand out the ids, then let the scheduler register completed blocks, then finish sequences
     let s = 0;
@@ -514,7 +583,7 @@ export class Engine {
       } else if (e.sample) {
         row++;
       }
-      if (e.sample && req.opts.onLogits) req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
+      if (e.sample && req.opts.onLogits && seq.state === 'running') req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
       if (!req.firstTokenAt) {
         req.prefill.dispatches += stats.dispatches;
         req.prefill.submits += stats.submits;
@@ -524,7 +593,10 @@ export class Engine {
       }
       if (e.sample) {
         const id = ids[s++]!;
+        // a sequence that ended while this step ran (it was planned ahead) drops its token
+        if (seq.state !== 'running') continue;
         seq.tokens.push(id);
+        seq.pending--;
         sampled.set(seq, id);
       }
     }
@@ -536,7 +608,7 @@ export class Engine {
       const req = seq.request;
       const id = sampled.get(seq);
       if (id === undefined) {
-        if (!seq.samples && seq.computed === seq.tokens.length) {
+        if (!seq.samples && seq.confirmed === seq.tokens.length) {
           this.finishPrefill(seq);
           this.end(seq, 'length');
         }
@@ -594,10 +666,10 @@ export class Engine {
     }
   }
 
-  private async readIds(n: number): Promise<Uint32Array> {
-    await this.readback.mapAsync(GPUMapMode.READ, 0, n * 4);
-    const ids = new Uint32Array(this.readback.getMappedRange(0, n * 4).slice(0));
-    this.readback.unmap();
+  private async readIds(buf: GPUBuffer, n: number): Promise<Uint32Array> {
+    await buf.mapAsync(GPUMapMode.READ, 0, n * 4);
+    const ids = new Uint32Array(buf.getMappedRange(0, n * 4).slice(0));
+    buf.unmap();
     return ids;
   }
 
@@ -690,7 +762,7 @@ export class Engine {
       const done = this.enqueue(ids, { maxTokens: 0 }, { wake: false, noCache: true });
       const plan = this.scheduler.schedule()!;
       if (plan.entries.length !== 1 || plan.tokens !== T) throw new Error('captureForward: the forward did not fit one step');
-      await this.runStep(plan, prog);
+      await this.finishStep(this.submitStep(plan, prog));
       await done;
       const read = async (bufs: GPUBuffer[]) => Promise.all(bufs.map(async (b) => new Float32Array(await readBuffer(this.gpu, b))));
       return { attnOut: await read(cap.attnOut), mlpOut: await read(cap.mlpOut), routerLogits: await read(cap.routerLogits) };
@@ -713,7 +785,7 @@ export class Engine {
       ...actBufs,
       ...this.kv.layers.flatMap((l) => [l.k, l.v]),
       this.rope,
-      this.readback,
+      ...this.readbacks,
       this.scratch.partO,
       this.scratch.partML,
     ]) {

@@ -12,6 +12,11 @@
 // none is free (nor evictable from the prefix cache), the newest running sequence is preempted:
 // its pages are freed and it waits again at the head of the queue with its tokens so far, to be
 // recomputed (mostly from the prefix cache) later; its output is unchanged, only later.
+//
+// Run-ahead: a step may be planned while the previous one is still on the GPU. A sequence that
+// sampled in it has one `pending` token (its id only on the GPU, where the next step's embedding
+// reads it); the scheduler counts it in the sequence's length. A step planned ahead never
+// preempts and skips sequences that are sure to end (max tokens, context).
 import { blockHashes, PagePool, PrefixCache, type CachedBlock } from './kv-pages.js';
 
 export interface SchedulerOptions {
@@ -36,8 +41,14 @@ export type SeqState = 'waiting' | 'running' | 'finished';
 export class Seq<R = unknown> {
   state: SeqState = 'waiting';
   slot = -1;
-  /** Tokens whose KV is written: positions [0, computed). */
+  /** Tokens whose KV is written or on its way (scheduled): positions [0, computed). */
   computed = 0;
+  /** Positions whose step has finished: their KV is written and their ids known. */
+  confirmed = 0;
+  /** Sampled tokens whose ids are not back on the host yet (0, or 1 while running ahead). */
+  pending = 0;
+  /** Tokens it may generate (the engine ends it there; a step planned ahead does not go past). */
+  maxTokens = Infinity;
   /** Page per logical block, full-attention group. */
   readonly full: number[] = [];
   /** Page per logical block, sliding group (-1: dropped or never held). */
@@ -50,8 +61,6 @@ export class Seq<R = unknown> {
   cachedTokens = 0;
   admissions = 0;
   preemptions = 0;
-  /** The last token's id sits in the GPU's last_ids[slot] (the sampler wrote it there). */
-  lastOnGpu = false;
 
   constructor(
     readonly id: number,
@@ -69,9 +78,14 @@ export class Seq<R = unknown> {
     return this.tokens.length - this.promptLength;
   }
 
+  /** Tokens so far, pending ones included. */
+  get length(): number {
+    return this.tokens.length + this.pending;
+  }
+
   /** Still feeding prompt (or recomputed) tokens rather than decoding. */
   get prefilling(): boolean {
-    return this.computed < this.tokens.length - 1;
+    return this.computed < this.length - 1;
   }
 }
 
@@ -182,7 +196,7 @@ export class Scheduler<R = unknown> {
     this.running.splice(this.running.indexOf(seq), 1);
     this.releasePages(seq);
     seq.computed = 0;
-    seq.lastOnGpu = false;
+    seq.confirmed = 0;
     seq.preemptions++;
     this.preemptions++;
     this.insertWaiting(seq);
@@ -249,8 +263,11 @@ export class Scheduler<R = unknown> {
     return hit.length * this.o.pageSize;
   }
 
-  /** Plans the next step, or null when there is nothing to run. */
-  schedule(): StepPlan<R> | null {
+  /**
+   * Plans the next step, or null when there is nothing to run. With `ahead` the previous step is
+   * still running: nothing is preempted, and sequences that will end at it are left out.
+   */
+  schedule(opts: { ahead?: boolean } = {}): StepPlan<R> | null {
     const entries: StepEntry<R>[] = [];
     const preempted: Seq<R>[] = [];
     let budget = this.o.maxBatchTokens;
@@ -258,7 +275,10 @@ export class Scheduler<R = unknown> {
     const add = (seq: Seq<R>, n: number) => {
       const pos0 = seq.computed;
       const end = pos0 + n;
-      entries.push({ seq, tok0: tok, ntok: n, pos0, sample: end === seq.tokens.length && seq.samples });
+      const sample = end === seq.length && seq.samples;
+      entries.push({ seq, tok0: tok, ntok: n, pos0, sample });
+      seq.computed = end;
+      if (sample) seq.pending++;
       tok += n;
       budget -= n;
     };
@@ -266,20 +286,26 @@ export class Scheduler<R = unknown> {
     const order = [...this.running.filter((s) => !s.prefilling), ...this.running.filter((s) => s.prefilling)];
     for (const seq of order) {
       if (seq.state !== 'running') continue; // preempted for an older one in this loop
-      const n = Math.min(seq.tokens.length - seq.computed, budget);
+      // decoding ahead of a step that ends it (its last token, or the context): nothing to feed
+      if (!seq.prefilling && (seq.generated + seq.pending >= seq.maxTokens || seq.length > this.capacity)) continue;
+      const n = Math.min(seq.length - seq.computed, budget);
       if (n <= 0) continue;
       this.dropSliding(seq, seq.computed);
       const need = this.pagesNeeded(seq, seq.computed, seq.computed + n);
+      if (opts.ahead && !this.fits(need)) continue;
       while (!this.fits(need)) {
-        const victim = this.running.filter((s) => !entries.some((e) => e.seq === s)).at(-1);
+        const victim = this.running.filter((s) => !entries.some((e) => e.seq === s) && s.pending === 0).at(-1);
         if (!victim || victim === seq || victim.id < seq.id) break;
         this.preempt(victim);
         preempted.push(victim);
       }
       if (!this.fits(need)) {
-        // nothing newer left to preempt: this one waits (it is the newest holding pages)
-        this.preempt(seq);
-        preempted.push(seq);
+        // nothing newer left to preempt: this one waits (it is the newest holding pages), or,
+        // with a token still in flight, skips this step
+        if (seq.pending === 0) {
+          this.preempt(seq);
+          preempted.push(seq);
+        }
         continue;
       }
       this.allocate(seq, seq.computed, seq.computed + n);
@@ -291,12 +317,14 @@ export class Scheduler<R = unknown> {
       if (preempted.includes(seq)) break; // it just lost its pages: not back in the same step
       const hit = this.attachHit(seq);
       seq.computed = hit;
-      const n = Math.min(seq.tokens.length - seq.computed, budget);
+      seq.confirmed = hit;
+      const n = Math.min(seq.length - seq.computed, budget);
       const need = this.pagesNeeded(seq, seq.computed, seq.computed + n);
       // keep a page per running sequence for its next decode step
       if (!this.fits(need, this.running.length)) {
         this.releasePages(seq);
         seq.computed = 0;
+        seq.confirmed = 0;
         seq.registered = 0;
         break;
       }
@@ -318,16 +346,16 @@ export class Scheduler<R = unknown> {
   }
 
   /**
-   * After a step ran: its entries' tokens are computed; complete blocks join the prefix cache.
-   * (Sampled ids are appended to `seq.tokens` by the engine before this.)
+   * After a step ran and its sampled ids were appended to `seq.tokens` (and `pending` lowered):
+   * its positions are confirmed, and complete blocks with known ids join the prefix cache.
    */
   complete(plan: StepPlan<R>): void {
     for (const e of plan.entries) {
       const seq = e.seq;
-      seq.computed = e.pos0 + e.ntok;
-      if (e.sample) seq.lastOnGpu = true;
-      if (!this.o.prefixCaching || seq.state !== 'running') continue;
-      const done = Math.floor(seq.computed / this.o.pageSize);
+      if (seq.state !== 'running') continue;
+      seq.confirmed = Math.max(seq.confirmed, e.pos0 + e.ntok);
+      if (!this.o.prefixCaching) continue;
+      const done = Math.floor(Math.min(seq.confirmed, seq.tokens.length) / this.o.pageSize);
       if (done <= seq.registered) continue;
       seq.hashes = blockHashes(seq.tokens.slice(0, done * this.o.pageSize), this.o.pageSize, seq.hashes);
       for (let b = seq.registered; b < done; b++) {

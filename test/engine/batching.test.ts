@@ -37,8 +37,11 @@ function maskOf(allowed: number[], vocab: number): Uint32Array {
   return m;
 }
 
-/** Runs the requests on `engine`, each joining as its `after` says; resolves with every output. */
-async function runAll(engine: Engine, reqs: Req[]): Promise<Out[]> {
+/**
+ * Runs the requests on `engine`, each joining as its `after` says; resolves with every output.
+ * With `logits` every sampled row's logits come back too (which keeps the engine from running ahead).
+ */
+async function runAll(engine: Engine, reqs: Req[], logits = true): Promise<Out[]> {
   const outs: Out[] = reqs.map(() => ({ tokens: [], finish: '', logits: [], cached: 0 }));
   const done: Promise<void>[] = [];
   const started = new Set<number>();
@@ -54,7 +57,7 @@ async function runAll(engine: Engine, reqs: Req[]): Promise<Out[]> {
           ...r.o,
           signal: ac.signal,
           ...(mask ? { constraint: { next: () => mask, accept: (id: number) => expect(r.allowed).toContain(id) } } : {}),
-          onLogits: (l) => outs[i]!.logits.push(l),
+          ...(logits ? { onLogits: (l: Float32Array) => outs[i]!.logits.push(l) } : {}),
           onToken: (id) => {
             outs[i]!.tokens.push(id);
             if (r.abortAfter !== undefined && outs[i]!.tokens.length >= r.abortAfter) ac.abort();
@@ -126,7 +129,31 @@ describe('continuous batching', () => {
     expect(batched[3]!.cached).toBe(32);
     expect(batched[4]!.finish).toBe('abort');
     expect(batched[4]!.tokens).toHaveLength(4);
-    compare(batched, await alone(load, reqs), Number(man.tolerances.f32.logits_atol));
+    const single = await alone(load, reqs);
+    compare(batched, single, Number(man.tolerances.f32.logits_atol));
+
+    // the same without logits and without the constrained row: steps are planned ahead of the
+    // previous one's readback, and every stop still lands on the exact token
+    const free = reqs.filter((q) => !q.allowed).map((q) => ({ ...q, after: q.after?.[0] === 5 ? undefined : q.after }));
+    // and request 1 again with its sixth token as a stop token: it ends right there
+    const stopId = single[1]!.tokens[5]!;
+    const stopAt = single[1]!.tokens.indexOf(stopId) + 1;
+    free.push({ ...reqs[1]!, o: { ...reqs[1]!.o, stopTokens: [stopId] }, after: [0, 2] });
+    const engine2 = await load({ maxNumSeqs: 4 });
+    try {
+      const ahead = await runAll(engine2, free, false);
+      expect(engine2.stats.aheadSteps).toBeGreaterThan(10);
+      ahead.slice(0, -1).forEach((o, i) => {
+        const j = reqs.indexOf(reqs.filter((q) => !q.allowed)[i]!);
+        expect(o.tokens, `request ${j} tokens (run-ahead)`).toEqual(single[j]!.tokens);
+        expect(o.finish).toBe(single[j]!.finish);
+      });
+      expect(ahead.at(-1)!.tokens).toEqual(single[1]!.tokens.slice(0, stopAt));
+      expect(ahead.at(-1)!.finish).toBe('stop');
+      expect(engine2.scheduler.fullPool!.inUse).toBe(0);
+    } finally {
+      engine2.destroy();
+    }
   });
 
   it('synthetic:mini with a page pool too small for all: preemption recomputes, outputs unchanged', async () => {

@@ -99,13 +99,17 @@ class Sim {
       }
     }
     // the "GPU" samples: a random id per sampled entry
-    for (const e of plan.entries) if (e.sample) e.seq.tokens.push(Math.floor(this.r() * this.vocab));
+    for (const e of plan.entries) {
+      if (!e.sample) continue;
+      e.seq.tokens.push(Math.floor(this.r() * this.vocab));
+      e.seq.pending--;
+    }
     this.s.complete(plan);
     for (const e of plan.entries) {
       const seq = e.seq;
       if (seq.state !== 'running') continue;
       if (e.sample && seq.generated >= seq.request.maxTokens) this.end(seq, 'length');
-      else if (!seq.samples && seq.computed === seq.tokens.length) this.end(seq, 'length');
+      else if (!seq.samples && seq.confirmed === seq.tokens.length) this.end(seq, 'length');
     }
     for (const seq of [...this.s.runningSeqs(), ...this.s.waitingSeqs()]) {
       if (this.steps >= seq.request.abortAt) this.end(seq, 'abort');
