@@ -163,6 +163,17 @@ interface InFlight {
   readback: GPUBuffer;
   staging: GPUBuffer | null;
   timings: { count: number; read: () => Promise<{ label: string; ms: number }[]> } | null;
+  /** What ran, for a byte count (countNextStep). */
+  items: readonly ProgramItem[];
+  shape: StepShape;
+}
+
+/** Weight bytes one step's kernels fetched (Dispatch.weightBytes), in all and per kernel. */
+export interface StepBytes {
+  tokens: number;
+  sequences: number;
+  total: number;
+  byKernel: Record<string, number>;
 }
 
 export class Engine {
@@ -187,6 +198,7 @@ export class Engine {
   private loopRunning = false;
   private logitsStaging: GPUBuffer | null = null;
   private profileWaiters: Array<(r: { label: string; ms: number }[]) => void> = [];
+  private byteWaiters: Array<{ when: (p: StepPlan<Request>) => boolean; resolve: (b: StepBytes) => void }> = [];
 
   private constructor(
     readonly gpu: Gpu,
@@ -371,6 +383,8 @@ export class Engine {
     this.loopRunning = true;
     void this.loop().finally(() => {
       this.loopRunning = false;
+      // a request that arrived as the loop was ending (in a callback it resolved) still runs
+      if (this.scheduler.hasWork()) this.wake();
     });
   }
 
@@ -425,7 +439,8 @@ export class Engine {
 
   /** Whether the next step can be planned before the current one's ids are back. */
   private canRunAhead(): boolean {
-    if (this.profileWaiters.length) return false;
+    // profiling and byte counts read the step's buffers after it: nothing may overwrite them first
+    if (this.profileWaiters.length || this.byteWaiters.length) return false;
     for (const list of [this.scheduler.runningSeqs(), this.scheduler.waitingSeqs()]) {
       for (const seq of list) if (seq.request.opts.constraint || seq.request.opts.onLogits || seq.request.prefillLogits) return false;
     }
@@ -553,7 +568,7 @@ export class Engine {
     this.stats.steps++;
     this.stats.lastStep = { ...stats, tokens: plan.tokens, sequences: plan.entries.length };
     if (plan.entries.every((e) => e.ntok === 1 && e.sample && e.pos0 >= e.seq.promptLength)) this.stats.decodeStep = stats;
-    return { plan, stats, samples, rows, readback, staging, timings };
+    return { plan, stats, samples, rows, readback, staging, timings, items, shape: { ...shape, counts: { ...this.counts } } };
   }
 
   /** Waits for a submitted step, reads its ids back and hands them out. */
@@ -569,6 +584,8 @@ export class Engine {
       const r = await f.timings.read();
       for (const w of this.profileWaiters.splice(0)) w(r);
     }
+    const byteWaiter = this.byteWaiters.findIndex((w) => w.when(plan));
+    if (byteWaiter >= 0) this.byteWaiters.splice(byteWaiter, 1)[0]!.resolve(await this.countBytes(f));
 
     // hand out the ids, then let the scheduler register completed blocks, then finish sequences
     let s = 0;
@@ -721,6 +738,34 @@ export class Engine {
         return list.map((d, i) => ({ label: d.label, ms: Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6 }));
       },
     };
+  }
+
+  /**
+   * Weight bytes the kernels of the next step that `when` accepts fetch (each kernel's access
+   * pattern over what the step held; the experts from the step's routing, read back for this).
+   */
+  countNextStep(when: (tokens: number, sequences: number) => boolean = () => true): Promise<StepBytes> {
+    return new Promise((resolve) => this.byteWaiters.push({ when: (p) => when(p.tokens, p.entries.length), resolve }));
+  }
+
+  private async countBytes(f: InFlight): Promise<StepBytes> {
+    const k = this.config.expertsPerToken;
+    const ids = new Map<GPUBuffer, Uint32Array>();
+    for (const buf of this.act.routing) {
+      const raw = new Uint32Array(await readBuffer(this.gpu, buf, 0, f.shape.tokens * k * 8));
+      ids.set(buf, Uint32Array.from({ length: f.shape.tokens * k }, (_, i) => raw[2 * i]!));
+    }
+    const routing = { ids: (b: GPUBuffer) => ids.get(b) ?? new Uint32Array(0) };
+    const byKernel: Record<string, number> = {};
+    let total = 0;
+    for (const it of f.items) {
+      if ('copy' in it || !it.weightBytes || !groupsOf(it, f.shape)) continue;
+      const b = it.weightBytes(f.shape, routing);
+      const key = it.label.replace(/^layers\.\d+\./, '');
+      byKernel[key] = (byKernel[key] ?? 0) + b;
+      total += b;
+    }
+    return { tokens: f.plan.tokens, sequences: f.plan.entries.length, total, byKernel };
   }
 
   /** The first logits row of the last step (tests compare it with the oracle's step logits). */

@@ -107,12 +107,22 @@ export interface StepShape {
 
 export type Groups = [number, number, number];
 
+/** The expert ids a step routed its tokens to, per routing buffer ([T][k] ids), for byte counts. */
+export interface StepRouting {
+  ids(routing: GPUBuffer): Uint32Array;
+}
+
 export interface Dispatch {
   label: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   /** The grid; null skips the dispatch for this step (nothing for it to do). */
   groups: Groups | ((s: StepShape) => Groups | null);
+  /**
+   * Weight bytes the kernel fetches in a step, by its access pattern (a matrix once per token
+   * tile, an expert once per (token, slot) or per tile of its rows): what bench reports.
+   */
+  weightBytes?: (s: StepShape, r: StepRouting) => number;
 }
 
 /**

@@ -22,6 +22,8 @@ export function embedOps(
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, sh.buffer, a.x, range, ...(reset ? [a.argmax!] : [])], label),
       groups: (s) => grid(s.tokens),
+      // a row per token, from whichever shard holds it: counted once, by the first shard
+      weightBytes: (s) => (i === 0 ? s.tokens * 2 * a.hidden : 0),
     };
   });
 }
@@ -42,6 +44,7 @@ export function rmsnormOp(
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    weightBytes: () => 4 * a.hidden,
     groups: (s) => (a.rows ? (s.rows ? grid(s.rows) : null) : grid(s.tokens)),
   };
 }
@@ -88,10 +91,13 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
   const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   const rowGroups = Math.ceil(a.n / (Math.min(ctx.wg, 128) / teamSize(a.k / 8)));
+  const bytes = 2 * a.k * a.n + (a.bias ? 4 * a.n : 0);
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    // W once per tile of TT tokens
+    weightBytes: (s) => bytes * Math.ceil((a.outRows ? s.rows : s.tokens) / TT),
     groups: (s) => {
       const rows = a.outRows ? s.rows : s.tokens;
       return rows ? grid(rowGroups, 1, Math.ceil(rows / TT)) : null;
@@ -126,6 +132,8 @@ export function denseOps(ctx: OpContext, a: MatmulArgs & { minRows?: number }): 
       label: `${a.label}.tiled`,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, `${a.label}.tiled`),
+      // W once per tile of BM tokens
+      weightBytes: (s) => (2 * a.k * a.n + (a.bias ? 4 * a.n : 0)) * Math.ceil(rowsOf(s) / DENSE_TILE.BM),
       groups: (s) => (rowsOf(s) >= min ? [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1] : null),
     },
   ];

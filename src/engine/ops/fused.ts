@@ -57,6 +57,7 @@ export function qkvRopeOp(ctx: OpContext, a: QkvRopeArgs): Dispatch {
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     groups: (s) => [nq + 2 * nkv, 1, Math.ceil(s.tokens / FUSED_TOKENS)],
+    weightBytes: (s) => ((nq + 2 * nkv) * d * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
   };
 }
 
@@ -84,6 +85,7 @@ export function routerNormOp(ctx: OpContext, a: RouterNormArgs): Dispatch {
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.normScale, a.w, a.bias, a.logits, a.xn], a.label),
     groups: (s) => [Math.ceil(E / NTEAMS), 1, Math.ceil(s.tokens / FUSED_TOKENS)],
+    weightBytes: (s) => (E * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
   };
 }
 
@@ -120,6 +122,7 @@ export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
       groups: (s) => (s.rows ? [g[0], g[1], Math.ceil(s.rows / UNEMBED_ROWS)] : null),
+      weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / UNEMBED_ROWS),
     };
   });
 }

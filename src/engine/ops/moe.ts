@@ -118,10 +118,13 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
     ? [ctx.step, params, a.xn, a.topkLogits, a.blocks, a.scales, a.bias, a.h, a.routing]
     : [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
   const outGroups = Math.ceil(I / outs);
+  const perExpert = (2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4;
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    // an expert's mlp1 per (token, slot) routed to this shard
+    weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
     groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(outGroups * k, 1, tokenDim(a.label, s)) : null),
   };
 }
@@ -167,10 +170,12 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).u32(e0).u32(ec), `${a.label}.params`);
   const bufs = [ctx.step, params, a.h, a.routing, a.blocks, a.scales, a.bias, a.x];
   const rowGroups = Math.ceil(H / rows);
+  const perExpert = (H * I) / 2 + (H * I) / 32 + H * 4;
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
     groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(rowGroups, 1, tokenDim(a.label, s)) : null),
   };
 }
@@ -268,10 +273,18 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
       : [params, g.meta, a.h, e.mlp2Blocks, e.mlp2Scales, e.mlp2Bias, g.y];
     const shard = a.experts.length > 1 ? `.${e.first}` : '';
     const label = `${a.label}.${up ? 'mlp1' : 'mlp2'}_gemm${shard}`;
+    const perExpert = up ? (2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4 : (H * I) / 2 + (H * I) / 32 + H * 4;
     return {
       label,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
+      // an expert's matrix once per tile of BM of its rows
+      weightBytes: (s, r) => {
+        const ids = r.ids(a.routing).subarray(0, s.tokens * k);
+        let tiles = 0;
+        for (let x = e.first; x < e.first + e.count; x++) tiles += Math.ceil(ids.filter((id) => id === x).length / T.BM);
+        return perExpert * tiles;
+      },
       // an upper bound on this shard's tiles: its rows in BM-row tiles, plus one partial tile per expert
       groups: (s) => (on(s) ? [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1] : null),
     };
@@ -310,6 +323,13 @@ export function mxfp4DecodeOp(ctx: OpContext, a: Mxfp4DecodeArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, [params, a.blocks, a.scales, a.out], 'mxfp4_decode'),
     groups,
   };
+}
+
+/** How many of the first n ids fall in [e0, e0 + ec). */
+function countIn(ids: Uint32Array, n: number, e0: number, ec: number): number {
+  let c = 0;
+  for (let i = 0; i < n; i++) if (ids[i]! >= e0 && ids[i]! < e0 + ec) c++;
+  return c;
 }
 
 function isPow2(n: number): boolean {
