@@ -8,6 +8,7 @@
 // p.masked 0 the mask is never read.
 // One workgroup; defines: WG (power of two).
 #include lib/step
+#include lib/hash
 
 struct Params {
   vocab: u32,
@@ -30,16 +31,6 @@ var<workgroup> chosen: u32;
 fn key(v: f32) -> u32 {
   let b = bitcast<u32>(v);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn hash(x: u32) -> u32 {
-  var h = x;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
 }
 
 fn sum_all(v: f32, lid: u32) -> f32 {
