@@ -2,7 +2,7 @@
 // weight bytes per step against the floor, and decode's share of the bandwidth roofline measured
 // in the same run.
 import { parseArgs } from 'node:util';
-import { loadModel } from '../engine/load-model.js';
+import { loadEngine } from '../engine/load-model.js';
 import { decodeWeightBytes } from '../engine/cost.js';
 import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
@@ -52,7 +52,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (context < promptTokens + genTokens) throw new Error(`--context ${context} is less than prompt + gen tokens`);
 
   const t0 = performance.now();
-  const { engine } = await loadModel(v.model, {
+  const { engine } = await loadEngine(v.model, {
     context,
     chunk: v.chunk ? Number(v.chunk) : undefined,
     quiet: !!v.json,
