@@ -10,7 +10,9 @@ import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpe
 let s: TestServer;
 let tokenizer: HarmonyTokenizer;
 beforeAll(async () => {
-  s = await startServer();
+  // Forced output (a named tool_choice below) reasons at most 8 tokens: random weights never end
+  // their reasoning themselves, so this keeps the forced call short.
+  s = await startServer({ constrainedReasoningTokens: 8 });
   tokenizer = s.app.gptOss.host.ready().tokenizer;
 });
 afterAll(async () => {
@@ -131,8 +133,20 @@ describe('chat completions', () => {
     const r = await s.client.chat.completions.create(request);
     expect(r.usage!.prompt_tokens).toBe(promptLength(request));
     expect(r.usage!.completion_tokens).toBe(3);
-    for (const call of r.choices[0]!.message.tool_calls ?? []) {
-      expect(call).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
+    // A named tool_choice forces the call (constrained decoding), so random weights still make
+    // one; an enum keeps its arguments short, so it ends within the budget.
+    const forced = await s.client.chat.completions.create({
+      ...request,
+      max_completion_tokens: 64,
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { enum: ['Paris', 'Rome'] } }, required: ['city'] } } }],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    });
+    const calls = forced.choices[0]!.message.tool_calls ?? [];
+    expect(calls).toHaveLength(1);
+    expect(forced.choices[0]!.finish_reason).toBe('tool_calls');
+    for (const call of calls) {
+      expect(call).toMatchObject({ id: expect.stringMatching(/^call_/), type: 'function', function: { name: 'get_weather', arguments: expect.any(String) } });
+      expect(['Paris', 'Rome']).toContain(JSON.parse((call as { function: { arguments: string } }).function.arguments).city);
     }
     // tool_choice none leaves the tools out of the prompt.
     const none = await s.client.chat.completions.create({ ...request, tool_choice: 'none', messages: [request.messages[1]!] });
