@@ -9,9 +9,8 @@ import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
-import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
+import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
-import { SseStream, streamFailed } from '../sse.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
@@ -205,56 +204,30 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       return { final, incomplete };
     };
 
+    const turn = { engine, promptIds, maxTokens, sampling, signal, constraint };
+
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {});
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
-        onToken: (t) => builder.apply(output.push(t)),
-      }).catch((e: unknown) => {
-        if (signal.aborted) return null;
-        throw e;
-      });
-      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
+      if (!result) return reply;
       return conclude(builder, result).final;
     }
 
-    admitOrReject(ctx);
-    const sse = new SseStream(ctx, request, reply);
-    let seq = 0;
-    const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
-    const builder = new ResponseItemsBuilder(emit);
-    // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
-    const sendError = (err: unknown) => {
-      const { error } = err as { error: { message: string; code: string | null; param: string | null } };
-      emit('error', { code: error.code, message: error.message, param: error.param, error });
-    };
-    emit('response.created', { response: responseObject('in_progress', []) });
-    try {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
+    return streamTurn(ctx, request, reply, turn, false, (sse) => {
+      let seq = 0;
+      const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
+      const builder = new ResponseItemsBuilder(emit);
+      emit('response.created', { response: responseObject('in_progress', []) });
+      return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
         onToken: (t) => builder.apply(output.push(t)),
-      });
-      if (signal.aborted) {
-        streamFailed(ctx, request, sse, signal, null, sendError, false);
-        return reply;
-      }
-      const { final, incomplete } = conclude(builder, result);
-      emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
-      sse.end(false);
-    } catch (e) {
-      streamFailed(ctx, request, sse, signal, e, sendError, false);
-    }
-    return reply;
+        finish: (result) => {
+          const { final, incomplete } = conclude(builder, result);
+          emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
+        },
+        // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
+        error: ({ error }) => emit('error', { code: error.code, message: error.message, param: error.param, error }),
+      };
+    });
   });
 }
