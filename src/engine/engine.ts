@@ -199,7 +199,8 @@ export class Engine {
 
   /**
    * Runs the prompt through the model in chunks, then samples the first token on the GPU.
-   * Returns false when `signal` aborted it between chunks.
+   * Returns false when `signal` aborted it between chunks (with a signal, each chunk finishes on
+   * the GPU before the next is submitted, so the abort takes effect within one chunk).
    */
   private async prefill(
     prompt: readonly number[],
@@ -229,6 +230,9 @@ export class Engine {
       this.gpu.device.queue.submit([enc.finish()]);
       stats.submits++;
       stats.chunks++;
+      // One chunk in flight at a time, so an abort (client gone, shutdown) seen between chunks
+      // stops the prefill within one chunk instead of after every chunk already queued.
+      if (signal && !last) await this.gpu.device.queue.onSubmittedWorkDone();
       if (all) {
         all.set(await this.readStaging(n), start * this.config.vocabSize);
         stats.readbacks++;

@@ -27,7 +27,7 @@ export interface ServerContext {
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
   /** The last finished generation (tests and logs look at it). */
-  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; maskMs?: number; masks?: number } | null;
+  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; prefillMs: number; maskMs?: number; masks?: number } | null;
 }
 
 /** Checks the request's `model`; absent means the served model. */

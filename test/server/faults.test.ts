@@ -28,9 +28,9 @@ async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Pro
 }
 
 /** Opens a long stream and waits for its first chunk (sent when its turn on the engine starts). */
-async function longStream(client: OpenAI, maxTokens = 400) {
+async function longStream(client: OpenAI, maxTokens = 400, content = 'Tell a long story.') {
   const ac = new AbortController();
-  const stream = await client.chat.completions.create({ ...user('Tell a long story.'), max_tokens: maxTokens, stream: true }, { signal: ac.signal });
+  const stream = await client.chat.completions.create({ ...user(content), max_tokens: maxTokens, stream: true }, { signal: ac.signal });
   const iter = stream[Symbol.asyncIterator]();
   return { ac, iter, first: iter.next() };
 }
@@ -54,6 +54,28 @@ describe('cancellation', () => {
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     expect(metrics).toMatch(/^gpt_oss_generations_total\{reason="abort"\} [1-9]/m);
     expect(metrics).toMatch(/^gpt_oss_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="499"\} [1-9]/m);
+  });
+
+  it('a client that disconnects mid-prefill stops it within two prefill chunks', async () => {
+    const ctx = s.app.gptOss;
+    // About 1900 prompt tokens: 8 chunks of 256 in the 2048-position context.
+    const prompt = ' hello'.repeat(1850);
+    const full = await s.client.chat.completions.create({ ...user(prompt), max_tokens: 1 });
+    const chunks = Math.ceil(full.usage!.prompt_tokens / 256);
+    expect(chunks).toBe(8);
+    // The mean chunk time of this prompt (later chunks take longer: attention covers more keys).
+    const chunkMs = ctx.lastGeneration!.prefillMs / chunks;
+    // The role chunk goes out as prefill starts; the abort then lands in one of its first chunks.
+    const { ac, first } = await longStream(s.client, 1, prompt);
+    await first;
+    await new Promise((r) => setTimeout(r, 0.5 * chunkMs));
+    ac.abort();
+    const t0 = performance.now();
+    await until('the engine is idle', () => !ctx.scheduler.busy && !engine.isBusy, 60_000);
+    const stoppedMs = performance.now() - t0;
+    expect(ctx.lastGeneration).toMatchObject({ finishReason: 'abort', tokens: 0 });
+    // Without the bound on work in flight the whole prefill (some 6 more chunks) ran first.
+    expect(stoppedMs, `stopped ${stoppedMs.toFixed(0)} ms after the abort; a chunk takes ${chunkMs.toFixed(0)} ms`).toBeLessThan(2 * chunkMs);
   });
 
   it('a queued request whose client disconnected is dropped before it reaches the engine', async () => {
