@@ -47,6 +47,10 @@ export interface ServerOptions {
   apiKey?: string;
   /** Requests that may wait for the engine; more get 429. Default 64. */
   maxQueue?: number;
+  /** Output tokens of a request without max_tokens (at most the context left). Default 4096. */
+  maxTokensDefault?: number;
+  /** Largest prompt in tokens a request may send; more is a 400. Default: only the context bounds it. */
+  maxPromptTokens?: number;
   /** The model id clients see. Default: the spec (a folder's base name), else "gpt-oss". */
   servedModelName?: string;
   /** A pino logger, fastify logger options, or false (default). */
@@ -68,6 +72,7 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
+export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 
 function defaultModelName(spec: string | undefined): string {
@@ -168,6 +173,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints,
+    limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
+    draining: false,
     kvInUse: 0,
     lastGeneration: null,
     shutdownSignal: shutdown.signal,
@@ -183,8 +190,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     inFlight++;
     reply.raw.once('close', () => inFlight--);
     reply.header('x-request-id', request.id);
-    if (shutdown.signal.aborted) throw shuttingDown();
-    if (opts.apiKey === undefined || request.url.split('?')[0] === '/health') return;
+    // /health answers the shutdown itself (503 with its status field).
+    const health = request.url.split('?')[0] === '/health';
+    if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
+    if (opts.apiKey === undefined || health) return;
     const auth = request.headers.authorization;
     if (!auth) {
       throw unauthorized(
@@ -225,8 +234,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
 
-  // Shutdown: refuse new work, fail the queue, stop the running generation (within one decode
-  // step), then free the model once the engine is idle.
+  // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
+  // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)
+  // gives requests in flight their grace period first.
   app.addHook('preClose', async () => {
     scheduler.close();
     shutdown.abort(new DOMException('the server is shutting down', 'AbortError'));
@@ -240,4 +250,19 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     host.close();
   });
   return app;
+}
+
+/**
+ * Stops the server the way SIGTERM asks to: at once /health and new requests answer 503
+ * (shutting_down); requests in flight, running or queued, may finish for up to `graceMs`; then
+ * what still runs is stopped (within one prefill chunk or decode step: streams end with the
+ * shutting_down error event, waiting requests get the 503) and the server closes.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  const ctx = app.gptOss;
+  ctx.draining = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([ctx.scheduler.whenIdle(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
+  await app.close();
 }

@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateResult, SamplingOptions } from '../engine/engine.js';
 import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js';
-import type { ServerContext } from './context.js';
+import type { RequestLimits, ServerContext } from './context.js';
 import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } from './errors.js';
 import type { ServingEngine } from './model-host.js';
 import type { TimedConstraint } from './constraints.js';
@@ -32,15 +32,26 @@ export function samplingOptions(b: SamplingFields): Required<SamplingOptions> {
 }
 
 /**
- * Tokens the completion may use: what the request asked for, or the rest of the context. A
- * prompt plus completion that do not fit is the client's error, named with both numbers.
+ * Tokens the completion may use: what the request asked for, or the server's default cap (never
+ * more than the context left). A prompt over the server's prompt limit, or a prompt plus
+ * completion that do not fit, is the client's error, named with the numbers.
  */
 export function completionBudget(
+  limits: RequestLimits,
   requested: number | null | undefined,
   promptTokens: number,
   context: number,
   params: { prompt: string; maxTokens: string },
 ): number {
+  if (limits.maxPromptTokens !== null && promptTokens > limits.maxPromptTokens) {
+    throw new ApiError(
+      400,
+      `This server accepts prompts of at most ${limits.maxPromptTokens} tokens, and your prompt has ${promptTokens} tokens. Shorten the prompt.`,
+      'invalid_request_error',
+      params.prompt,
+      'context_length_exceeded',
+    );
+  }
   if (requested === undefined || requested === null) {
     if (promptTokens >= context) {
       throw new ApiError(
@@ -52,7 +63,7 @@ export function completionBudget(
         'context_length_exceeded',
       );
     }
-    return context - promptTokens;
+    return Math.min(limits.maxTokensDefault, context - promptTokens);
   }
   if (promptTokens + requested > context) throw contextExceeded(promptTokens, requested, context, params.maxTokens);
   return requested;

@@ -1,10 +1,13 @@
 // Load and faults on the real server (synthetic:tiny): a client that leaves mid-stream stops its
-// generation within a decode step, a client that leaves while queued never reaches the engine,
-// the queue bound answers 429 with Retry-After, 20 concurrent streams all finish, the API key is
-// enforced, and closing the server stops a running generation cleanly.
+// generation within a decode step, one that leaves mid-prefill within a prefill chunk, a client
+// that leaves while queued never reaches the engine, the queue bound answers 429 with
+// Retry-After, 20 concurrent streams all finish, the API key is enforced, closing the server
+// stops a running generation cleanly, and a graceful close lets requests in flight finish within
+// its grace period while refusing new ones.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { ServingEngine } from '../../src/server/model-host.js';
+import { closeGracefully } from '../../src/server/app.js';
 import { MODEL, post, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
@@ -198,5 +201,46 @@ describe('shutdown', () => {
     ]);
     expect(engine.isBusy).toBe(false);
     expect(other.app.gptOss.lastGeneration?.finishReason).toBe('abort');
+  });
+  it('a graceful close answers 503 at once to /health and new requests, and lets a running request finish', async () => {
+    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const stream = await other.client.chat.completions.create({ ...user('Short one'), max_tokens: 6, stream: true });
+    const iter = stream[Symbol.asyncIterator]();
+    await iter.next();
+    // An hour of grace: that the close returns at all shows it waited only for the request.
+    const closed = closeGracefully(other.app, 3_600_000);
+    const health = await fetch(other.baseURL.replace('/v1', '/health'));
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'shutting_down', error: { type: 'server_error', code: 'shutting_down' } });
+    const refused = await post(other.baseURL, '/chat/completions', { ...user('Too late'), max_tokens: 1 });
+    expect(refused.status).toBe(503);
+    expect(refused.json).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: 'shutting_down' } });
+    let finish: string | null = null;
+    for (let c = await iter.next(); !c.done; c = await iter.next()) finish = c.value.choices[0]?.finish_reason ?? finish;
+    expect(finish).toBe('length');
+    await closed;
+    expect(other.app.gptOss.lastGeneration).toMatchObject({ finishReason: 'length', tokens: 6 });
+    expect(engine.isBusy).toBe(false);
+  });
+
+  it('a request that outlasts the grace period is stopped: its stream ends with the shutting_down error event', async () => {
+    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const running = await longStream(other.client);
+    await running.first;
+    const closed = closeGracefully(other.app, 300);
+    const err = await (async () => {
+      try {
+        while (!(await running.iter.next()).done);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ code: 'shutting_down', type: 'server_error' });
+    await closed;
+    expect(other.app.gptOss.lastGeneration).toMatchObject({ finishReason: 'abort' });
+    expect(other.app.gptOss.lastGeneration!.tokens).toBeLessThan(400);
+    expect(engine.isBusy).toBe(false);
   });
 });

@@ -20,6 +20,8 @@ class ScriptedEngine implements ServingEngine {
   readonly config = { eosTokenIds: [] as number[] };
   isBusy = false;
   calls = 0;
+  /** The output budget of the last request. */
+  maxTokens = 0;
 
   constructor(public next: () => number[]) {}
 
@@ -27,6 +29,7 @@ class ScriptedEngine implements ServingEngine {
     if (this.isBusy) throw new Error('busy');
     this.isBusy = true;
     this.calls++;
+    this.maxTokens = o.maxTokens;
     const tokens: number[] = [];
     const stop = new Set(o.stopTokens ?? []);
     let finishReason: GenerateResult['finishReason'] = 'length';
@@ -304,6 +307,43 @@ describe('arbitrary sampled ids', () => {
     expect([...seen].sort()).toEqual(['content', 'message', 'reasoning', 'tool_calls']);
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     expect(metrics).not.toMatch(/status="5\d\d"/);
+  });
+});
+
+describe('request limits', () => {
+  it('without max_tokens the default cap applies (never more than the context left); a prompt over the limit is a 400; /v1/models shows both', async () => {
+    const limited = await startServer({ engine, tokenizer, maxTokensDefault: 7, maxPromptTokens: 200 });
+    try {
+      engine.next = () => harmony(ANSWER);
+      const r = await limited.client.chat.completions.create({ ...ask });
+      expect(engine.maxTokens).toBe(7);
+      expect(r.usage!.completion_tokens).toBe(7);
+      await post(limited.baseURL, '/chat/completions', { ...ask, max_tokens: null });
+      expect(engine.maxTokens).toBe(7);
+      await post(limited.baseURL, '/responses', { model: MODEL, input: 'Hi' });
+      expect(engine.maxTokens).toBe(7);
+      // Asking for more than the default is the client's right.
+      await limited.client.chat.completions.create({ ...ask, max_tokens: 50 });
+      expect(engine.maxTokens).toBe(50);
+      const long = 'word '.repeat(300);
+      for (const [route, body, param] of [
+        ['/chat/completions', { ...ask, messages: [{ role: 'user', content: long }] }, 'messages'],
+        ['/completions', { model: MODEL, prompt: long }, 'prompt'],
+        ['/responses', { model: MODEL, input: long }, 'input'],
+      ] as const) {
+        const refused = await post(limited.baseURL, route, body);
+        expect(refused.status, route).toBe(400);
+        expect(refused.json.error).toMatchObject({ type: 'invalid_request_error', param, code: 'context_length_exceeded', message: expect.stringContaining('at most 200 tokens') });
+      }
+      const model = (await limited.client.models.retrieve(MODEL)) as unknown as Record<string, unknown>;
+      expect(model).toMatchObject({ max_model_len: 4096, max_tokens_default: 7, max_prompt_tokens: 200 });
+    } finally {
+      await limited.close();
+    }
+    // The default server: 4096 by default, but never more than the context left after the prompt.
+    const r = await s.client.chat.completions.create({ ...ask, max_tokens: null });
+    expect(engine.maxTokens).toBe(4096 - r.usage!.prompt_tokens);
+    expect(await s.client.models.retrieve(MODEL)).toMatchObject({ max_tokens_default: 4096, max_prompt_tokens: 4096 });
   });
 });
 

@@ -101,7 +101,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ctx.constraints,
     );
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-    const maxTokens = completionBudget(body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
+    const maxTokens = completionBudget(ctx.limits, body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({

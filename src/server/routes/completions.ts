@@ -24,7 +24,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
     const prompt = renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer }));
     const promptIds = prompt.tokenIds;
-    const maxTokens = completionBudget(body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
+    const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
     const sampling = samplingOptions(body);
     const stops = new Set(stopTokens(engine));
     const decoder = tokenizer.createStreamDecoder();

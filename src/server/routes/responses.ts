@@ -144,7 +144,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       },
       ctx.constraints,
     );
-    const maxTokens = completionBudget(body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
+    const maxTokens = completionBudget(ctx.limits, body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({ tokenizer, tools: toolNames, warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered') });
