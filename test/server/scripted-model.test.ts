@@ -267,6 +267,8 @@ describe('arbitrary sampled ids', () => {
       return out.filter((t) => !HARMONY_STOP_TOKEN_IDS.includes(t) || rand() < 0.3);
     };
     const seen = new Set<string>();
+    // Special and reserved tokens never become text.
+    const noFormatTokens = (text: string | null | undefined, where: string) => expect(text ?? '', where).not.toMatch(/<\|[a-z_0-9]+\|>/);
     for (let i = 0; i < 120; i++) {
       const withTools = i % 2 === 0 ? { tools } : {};
       switch (i % 4) {
@@ -277,6 +279,8 @@ describe('arbitrary sampled ids', () => {
           if (m.tool_calls?.length) seen.add('tool_calls');
           if ((m as { reasoning?: string | null }).reasoning) seen.add('reasoning');
           if (m.content) seen.add('content');
+          noFormatTokens(m.content, 'content');
+          noFormatTokens((m as { reasoning?: string | null }).reasoning, 'reasoning');
           for (const c of m.tool_calls ?? []) expect(c).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
           expect(['stop', 'length', 'tool_calls']).toContain(r.choices[0]!.finish_reason);
           break;
@@ -284,7 +288,11 @@ describe('arbitrary sampled ids', () => {
         case 1: {
           const stream = await s.client.chat.completions.create({ ...ask, ...withTools, max_tokens: 30, stream: true, stream_options: { include_usage: true } });
           let usage: OpenAI.CompletionUsage | undefined;
-          for await (const c of stream) usage = c.usage ?? usage;
+          for await (const c of stream) {
+            usage = c.usage ?? usage;
+            noFormatTokens(c.choices[0]?.delta.content, 'content delta');
+            noFormatTokens((c.choices[0]?.delta as { reasoning?: string } | undefined)?.reasoning, 'reasoning delta');
+          }
           expect(usage!.completion_tokens).toBeLessThanOrEqual(30);
           break;
         }
@@ -293,6 +301,8 @@ describe('arbitrary sampled ids', () => {
           for (const o of r.output) {
             expect(['reasoning', 'message', 'function_call']).toContain(o.type);
             seen.add(o.type);
+            if (o.type === 'message') for (const c of o.content) noFormatTokens((c as { text?: string }).text, 'output_text');
+            if (o.type === 'reasoning') for (const c of o.content ?? []) noFormatTokens(c.text, 'reasoning_text');
           }
           break;
         }
