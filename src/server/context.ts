@@ -31,7 +31,7 @@ export interface ServerContext {
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
   /** The last finished generation (tests and logs look at it). */
-  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; prefillMs: number; maskMs?: number; masks?: number } | null;
+  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; prefillMs: number; decodeMs: number; maskMs?: number; masks?: number } | null;
 }
 
 export interface RequestLimits {

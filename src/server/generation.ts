@@ -167,7 +167,7 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
           },
         });
         const mask = turn.constraint ? { maskMs: Math.round(turn.constraint.maskMs * 10) / 10, masks: turn.constraint.masks } : {};
-        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, prefillMs: r.prefillMs, ...mask };
+        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, prefillMs: r.prefillMs, decodeMs: r.decodeMs, ...mask };
         log.info(
           { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs), ...mask },
           'generation finished',

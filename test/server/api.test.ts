@@ -4,6 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
+import { AssistantOutput } from '../../src/server/assistant-output.js';
+import { stopTokens } from '../../src/server/generation.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpers.js';
 
@@ -85,6 +87,49 @@ describe('chat completions', () => {
     expect(reasoning).toBe((plain.choices[0]!.message as { reasoning?: string | null }).reasoning ?? '');
     expect(body.at(-1)!.choices[0]!.finish_reason).toBe(plain.choices[0]!.finish_reason);
     expect(body.slice(0, -1).every((c) => c.choices[0]!.finish_reason === null)).toBe(true);
+  });
+
+  it('streaming is token by token: one delta per token that adds text, each sent as it is generated', async () => {
+    const request = { ...chatRequest, max_tokens: 24, seed: 11 };
+    // The tokens the server will sample (same prompt, same seed), and the deltas they make.
+    const { engine } = s.app.gptOss.host.ready();
+    const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: stopTokens(engine) });
+    const output = new AssistantOutput({ tokenizer, tools: null });
+    const expected = tokens.flatMap((t) => output.push(t).filter((e) => e.type === 'text_delta' || e.type === 'reasoning_delta'));
+    // Random weights write no header, so the first delta holds its first few words; then one per token.
+    expect(expected.length).toBeGreaterThanOrEqual(tokens.length / 2);
+
+    const stream = await s.client.chat.completions.create({ ...request, stream: true });
+    const arrivals: Array<{ at: number; text: string }> = [];
+    for await (const c of stream) {
+      const d = c.choices[0]?.delta as { content?: string; reasoning?: string } | undefined;
+      const text = (d?.content ?? '') + (d?.reasoning ?? '');
+      if (text !== '') arrivals.push({ at: performance.now(), text });
+    }
+    expect(arrivals.map((a) => a.text).join('')).toBe(expected.map((e) => e.text).join(''));
+    expect(arrivals).toHaveLength(expected.length);
+    // Spread over the generation: consecutive deltas arrive about a decode step apart (the
+    // server's mean step time for this stream), not together: batched deltas come within
+    // microseconds of each other.
+    const spread = (deltas: Array<{ at: number }>) => {
+      const g = s.app.gptOss.lastGeneration!;
+      const stepMs = g.decodeMs / (g.tokens - 1);
+      const gaps = deltas.slice(1).map((a, i) => a.at - deltas[i]!.at);
+      return { stepMs, gaps, apart: gaps.filter((gap) => gap > 0.2 * stepMs).length / gaps.length };
+    };
+    const chat = spread(arrivals);
+    expect(chat.apart, `gaps ${chat.gaps.map((g) => g.toFixed(1))} ms, decode step ${chat.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
+
+    // The Responses stream sends its deltas the same way.
+    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const deltas: Array<{ at: number; text: string }> = [];
+    for await (const e of events) {
+      if (e.type === 'response.output_text.delta' || e.type === 'response.reasoning_text.delta') deltas.push({ at: performance.now(), text: e.delta });
+    }
+    expect(deltas.length).toBeGreaterThanOrEqual(s.app.gptOss.lastGeneration!.tokens / 2);
+    const responses = spread(deltas);
+    expect(responses.apart, `gaps ${responses.gaps.map((g) => g.toFixed(1))} ms, decode step ${responses.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
   });
 
   it('stop strings cut the answer before the first match, streaming or not', async () => {
