@@ -261,6 +261,14 @@ describe('responses', () => {
     const history = [{ type: 'message', role: 'user', content: 'Hi there' }, ...first.output, { type: 'message', role: 'user', content: 'And then?' }];
     expect(second.usage!.input_tokens).toBe(renderResponsesInput({ input: history }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length);
     expect(second.previous_response_id).toBe(first.id);
+
+    // item_reference inputs (the AI SDK sends them in tool loops) stand for the stored items.
+    const refs = first.output.map((i) => ({ type: 'item_reference' as const, id: i.id! }));
+    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2 });
+    expect(byReference.usage!.input_tokens).toBe(second.usage!.input_tokens);
+    const unknown = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi' }, { type: 'item_reference', id: 'fc_unknown' }], max_output_tokens: 2 }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(unknown).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'not_found', param: 'input[1].id', message: expect.stringContaining('fc_unknown') });
   });
 
   it('streaming: the event sequence OpenAI sends, and the SDK rebuilds the same response', async () => {

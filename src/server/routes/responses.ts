@@ -1,19 +1,38 @@
 // POST /v1/responses (streaming and not) and GET /v1/responses/{id}. Output items: `reasoning`
 // (content `reasoning_text`), `message` (content `output_text`) and `function_call`, in the order
 // the model wrote them. `previous_response_id` replays a stored response's input and output
-// before this request's input. Streaming sends the event sequence OpenAI's API sends.
+// before this request's input; `item_reference` input items stand for stored items (the AI SDK
+// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
+import type { ResponseStore } from '../response-store.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
+
+/**
+ * Input items with `item_reference` ones (`{"type": "item_reference", "id"}`, or an `{"id"}`
+ * alone, as OpenAI's ItemReference allows) replaced by the stored items they name; 404 for an id
+ * no stored response holds.
+ */
+function resolveItemReferences(store: ResponseStore, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  return items.map((item, i) => {
+    const reference = item['type'] === 'item_reference' || (item['type'] === undefined && item['role'] === undefined && Object.keys(item).every((k) => k === 'id'));
+    if (!reference) return item;
+    const id = item['id'];
+    if (typeof id !== 'string') throw invalidRequest(`input[${i}].id must be the id of a stored item`, `input[${i}].id`);
+    const found = store.item(id);
+    if (found === undefined) throw new ApiError(404, `Item with id '${id}' not found.`, 'invalid_request_error', `input[${i}].id`, 'not_found');
+    return found as Record<string, unknown>;
+  });
+}
 
 type Item = Record<string, unknown> & { type: string; id: string };
 type Emit = (type: string, payload: Record<string, unknown>) => void;
@@ -118,7 +137,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     const tools = (body.tools ?? []).filter((t) => t.type === 'function').map((t) => ({ name: String(t.name), parameters: t.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].parameters`);
 
-    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
+    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : resolveItemReferences(ctx.store, body.input);
     let input = own;
     if (body.previous_response_id) {
       const prev = ctx.store.get(body.previous_response_id);
