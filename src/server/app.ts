@@ -5,7 +5,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
@@ -72,6 +72,8 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
+/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 
@@ -214,6 +216,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => {
+    if ((error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') drainOversizedBody(request, reply);
     const err = (error as { validation?: unknown }).validation
       ? validationError((error as unknown as { validation: Parameters<typeof validationError>[0] }).validation)
       : toApiError(error);
@@ -250,6 +253,27 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     host.close();
   });
   return app;
+}
+
+/**
+ * A body over the limit is refused before it is read, and fastify then closes the connection: a
+ * close with unread data resets it, so a client still sending (Python's http.client and httpx,
+ * Node's http send the whole body before reading) gets a broken pipe instead of the 413. So the
+ * connection stays open and Node reads and drops the rest of the body after the answer, up to
+ * MAX_DRAIN_BYTES; past that the connection is closed anyway.
+ */
+function drainOversizedBody(request: FastifyRequest, reply: FastifyReply): void {
+  reply.removeHeader('connection');
+  // Node drops the body once the answer is finished, inside its HTTP parser (no 'data' events):
+  // the socket's byte count tells how much came since.
+  const socket = request.raw.socket;
+  const start = socket.bytesRead;
+  const watch = setInterval(() => {
+    if (socket.bytesRead - start > MAX_DRAIN_BYTES) socket.destroy();
+  }, 50);
+  const stop = () => clearInterval(watch);
+  request.raw.once('end', stop);
+  socket.once('close', stop);
 }
 
 /**
