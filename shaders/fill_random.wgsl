@@ -2,6 +2,8 @@
 // upload). Each u32 word is a pure function of (seed, word index).
 // kind 0: bf16 pairs ~ N(mean, sigma) (sum of four uniforms); kind 1: uniform random bytes (MXFP4
 // codes); kind 2: bytes in [lo, lo + span) (E8M0 scales); kind 3: f32 ~ N(mean, sigma).
+#include lib/hash
+
 struct Params {
   words: u32,
   seed: u32,
@@ -15,16 +17,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
-
-fn hash(x: u32) -> u32 {
-  var h = x;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
 
 fn normal(h: u32) -> f32 {
   // Irwin-Hall with four 8-bit uniforms: mean 2, variance 4/12 (close enough to a Gaussian here)

@@ -11,6 +11,7 @@
 // With ARGMAX an unmasked greedy row takes the unembedding's pick (unembed.wgsl) without a pass.
 // defines: WG (power of two).
 #include lib/step
+#include lib/hash
 
 struct Params {
   vocab: u32,
@@ -54,16 +55,6 @@ var<private> sr: SampleRow;
 fn key(v: f32) -> u32 {
   let b = bitcast<u32>(v);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn hash(x: u32) -> u32 {
-  var h = x;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
 }
 
 fn sum_all(v: f32, lid: u32) -> f32 {

@@ -1,5 +1,6 @@
 // The CLI as a user runs it: `generate` on an oracle checkpoint with --json, --stats and
-// --logits-out, and clear errors for bad input.
+// --logits-out, on synthetic:tiny and a hub id (the model resolution every command shares), its
+// --help, and clear errors for bad input.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,8 @@ import { expectClose } from './helpers/compare.js';
 import { manifest, ORACLE, REPO_ROOT, referenceTensors } from './helpers/oracle.js';
 
 const bin = join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
-const run = (args: string[]) => promisify(execFile)(process.execPath, [bin, ...args], { maxBuffer: 64 << 20 });
+const run = (args: string[], env: Record<string, string> = {}) =>
+  promisify(execFile)(process.execPath, [bin, ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
 const tmp = await mkdtemp(join(tmpdir(), 'gpt-oss-cli-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
@@ -49,6 +51,25 @@ describe('gpt-oss-webgpu CLI', () => {
     expectClose(got, ref.get('prefill_logits')!.data, Number(man.tolerances.f32.logits_atol), 0, 'logits-out');
   });
 
+  it('generate --help prints its usage and exits 0', async () => {
+    const { stdout } = await run(['generate', '--help']);
+    expect(stdout).toContain('Usage: gpt-oss-webgpu generate');
+    expect(stdout).toContain('--prompt-ids-file');
+    expect(stdout).toContain('synthetic:SHAPE');
+  });
+
+  it('generate resolves --model like serve and bench: synthetic:SHAPE, and a hub id through the Hugging Face cache', async () => {
+    const { stdout, stderr } = await run(['generate', '--model', 'synthetic:tiny', '--prompt-ids', '1,2,3', '--max-tokens', '2']);
+    expect(stdout).toMatch(/^generated [12] tokens \((length|stop)\): \d+/);
+    // Without --json the memory plan comes first, on stderr.
+    expect(stderr).toMatch(/^memory plan: weights [\d.]+ MiB, KV cache/m);
+    const cache = join(tmp, 'hf-cache');
+    await expect(run(['generate', '--model', 'openai/gpt-oss-20b', '--prompt-ids', '1'], { HF_HUB_OFFLINE: '1', HF_HUB_CACHE: cache })).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(`openai/gpt-oss-20b: offline mode and no complete copy in the cache ${cache}`),
+    });
+  });
+
   it('bad input fails with a clear message', async () => {
     await expect(run(['generate', '--model', join(tmp, 'nope'), '--prompt-ids', '1'])).rejects.toMatchObject({
       code: 1,
@@ -57,7 +78,8 @@ describe('gpt-oss-webgpu CLI', () => {
     await expect(run(['generate', '--model', join(ORACLE, 'tiny-e32k4', 'hf'), '--prompt-ids', '1,99999'])).rejects.toMatchObject({
       stderr: expect.stringContaining('99999'),
     });
-    await expect(run(['generate', '--bogus'])).rejects.toMatchObject({ code: 2 });
+    await expect(run(['generate', '--bogus'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('Usage: gpt-oss-webgpu generate') });
+    await expect(run(['generate', '--model', 'synthetic:tiny'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--prompt-ids') });
     await expect(run(['frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('frobnicate') });
   });
 });

@@ -3,7 +3,7 @@
 // dispatches that ran) against the floor computed from the config, and decode's share of the
 // bandwidth roofline measured in the same run.
 import { parseArgs } from 'node:util';
-import { loadModel } from '../engine/load-model.js';
+import { loadEngine } from '../engine/load-model.js';
 import { decodeWeightBytes } from '../engine/cost.js';
 import type { Engine, StepBytes } from '../engine/engine.js';
 import type { ModelConfig } from '../model/config.js';
@@ -108,7 +108,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   };
 
   const t0 = performance.now();
-  const { engine } = await loadModel(v.model, {
+  const { engine } = await loadEngine(v.model, {
     context: Math.max(context, (prefixTokens ?? 0) + 16),
     maxBatchTokens: num(v.chunk, '--chunk'),
     maxNumSeqs: concurrency,

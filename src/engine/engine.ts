@@ -198,6 +198,7 @@ export class Engine {
   private loopRunning = false;
   private logitsStaging: GPUBuffer | null = null;
   private profileWaiters: Array<(r: { label: string; ms: number }[]) => void> = [];
+  private stepWaiters: Array<{ n: number; resolve: () => void }> = [];
   private byteWaiters: Array<{ when: (p: StepPlan<Request>) => boolean; resolve: (b: StepBytes) => void }> = [];
 
   private constructor(
@@ -234,6 +235,15 @@ export class Engine {
   /** Positions one sequence may reach: prompt plus generated tokens must fit. */
   get contextLength(): number {
     return this.scheduler.capacity;
+  }
+
+  /**
+   * Resolves once `n` steps have been submitted (at once for n = 0): requests that join a running
+   * batch at a given step (generate --requests arrival_step).
+   */
+  afterSteps(n: number): Promise<void> {
+    if (this.stats.steps >= n) return Promise.resolve();
+    return new Promise((resolve) => this.stepWaiters.push({ n, resolve }));
   }
 
   /** Whether any sequence is running or waiting. */
@@ -412,6 +422,8 @@ export class Engine {
       }
       inFlight = ahead;
     }
+    // nothing left to run before a later arrival step: those requests arrive now
+    for (const w of this.stepWaiters.splice(0)) w.resolve();
   }
 
   /** Plans and submits the next step; null when there is nothing to run now. */
@@ -566,6 +578,11 @@ export class Engine {
     this.gpu.device.queue.submit([enc.finish()]);
     const stats: StepStats = { dispatches, submits: 1, readbacks, pipelinesCreated: this.shaders.created - created0 };
     this.stats.steps++;
+    if (this.stepWaiters.length) {
+      const due = this.stepWaiters.filter((w) => w.n <= this.stats.steps);
+      this.stepWaiters = this.stepWaiters.filter((w) => w.n > this.stats.steps);
+      for (const w of due) w.resolve();
+    }
     this.stats.lastStep = { ...stats, tokens: plan.tokens, sequences: plan.entries.length };
     if (plan.entries.every((e) => e.ntok === 1 && e.sample && e.pos0 >= e.seq.promptLength)) this.stats.decodeStep = stats;
     return { plan, stats, samples, rows, readback, staging, timings, items, shape: { ...shape, counts: { ...this.counts } } };

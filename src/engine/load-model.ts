@@ -4,13 +4,13 @@ import { resolveModel, stderrProgressBar, type DownloadProgress } from '../model
 import { syntheticConfig, syntheticGpuSource } from '../model/synthetic.js';
 import { Engine, type EngineOptions } from './engine.js';
 
-export interface LoadedModel {
+export interface LoadedEngine {
   engine: Engine;
   /** The checkpoint folder, or undefined for synthetic models (they use the generated tokenizer). */
   dir?: string;
 }
 
-export interface LoadModelOptions extends EngineOptions {
+export interface LoadEngineOptions extends EngineOptions {
   /** Download progress for hub ids; default a progress bar on stderr. */
   onDownloadProgress?: (p: DownloadProgress) => void;
   /** No progress output. */
@@ -21,7 +21,7 @@ export interface LoadModelOptions extends EngineOptions {
   layers?: number;
 }
 
-export async function loadModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+export async function loadEngine(spec: string, opts: LoadEngineOptions = {}): Promise<LoadedEngine> {
   if (spec.startsWith('synthetic:')) {
     const config = syntheticConfig(spec.slice('synthetic:'.length), { layers: opts.layers });
     return { engine: await Engine.load(syntheticGpuSource(config, opts.seed ?? 1), opts) };

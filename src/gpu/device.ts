@@ -64,8 +64,58 @@ export function dawnToggles(opts: AcquireOptions): string[] {
   // skip_validation is left off: it saves little (kernels.md 5.1) and turns a bad shader into a crash.
   if (!opts.robust) enable.push('disable_robustness');
   const flags = [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
-  return [...flags, ...(opts.extraToggles ?? [])];
+  return mergeToggles(flags, opts.extraToggles ?? []);
 }
+
+const TOGGLE_LISTS = ['enable-dawn-features', 'disable-dawn-features'];
+
+/**
+ * Dawn flags `key=value`, later ones over earlier ones. Dawn keeps only the last flag of a key,
+ * so the toggle lists are merged instead: one enable and one disable list holding every named
+ * toggle, where a later mention of a toggle moves it to its list. Other keys: the last value wins.
+ */
+export function mergeToggles(base: readonly string[], extra: readonly string[]): string[] {
+  const lists = new Map<string, string[]>(TOGGLE_LISTS.map((k) => [k, []]));
+  const others = new Map<string, string>();
+  for (const flag of [...base, ...extra]) {
+    const eq = flag.indexOf('=');
+    const key = eq < 0 ? flag : flag.slice(0, eq);
+    const list = lists.get(key);
+    if (!list) {
+      others.delete(key);
+      others.set(key, flag);
+      continue;
+    }
+    for (const name of flag.slice(eq + 1).split(',').filter(Boolean)) {
+      for (const l of lists.values()) if (l.includes(name)) l.splice(l.indexOf(name), 1);
+      list.push(name);
+    }
+  }
+  return [...[...lists].filter(([, l]) => l.length > 0).map(([k, l]) => `${k}=${l.join(',')}`), ...others.values()];
+}
+
+/**
+ * Limits requested at the adapter's value (large models need big bindings and buffers; kernels
+ * size workgroups, grids and bind groups from these). Every other limit keeps WebGPU's default:
+ * the device asks for no more than the engine may use. (Dawn's "maxDynamic...BuffersPerPipelineLayout
+ * artificially reduced" lines are printed when it enumerates adapters whose driver reports more
+ * than Dawn supports, e.g. lavapipe; no device request causes or avoids them.)
+ */
+export const REQUESTED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxUniformBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxUniformBuffersPerShaderStage',
+  'maxBindingsPerBindGroup',
+  'maxBindGroups',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
 
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<Gpu> {
   const envToggles = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
@@ -97,9 +147,8 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<Gpu> {
   }
   const has = (f: string) => adapter.features.has(f);
   const want = ['subgroups', 'shader-f16', 'timestamp-query', 'atomic-vec2u-min-max'].filter(has);
-  // Ask for every limit the adapter offers: big models need large bindings and buffers.
   const requiredLimits: Record<string, number> = {};
-  for (const key in adapter.limits) {
+  for (const key of REQUESTED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof v === 'number') requiredLimits[key] = v;
   }

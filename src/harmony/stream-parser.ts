@@ -5,7 +5,15 @@
 // -(<|end|> <|return|> <|call|>)-> ExpectStart. In strict mode malformed output throws
 // HarmonyParseError, like the library. In the default non-strict mode the parser never throws: it
 // applies the library's recovery (a stop token in the first header turns the header words into
-// content) and degrades every other slip to plain content, recording a warning.
+// content) and degrades every other slip to plain content, recording a warning. Two rules keep
+// what it emits streaming and free of format tokens whatever the model samples:
+// - A header is held back only while it can still be one: at most 3 words after the channel
+//   (role, recipient, content type: parseHeader takes no more), 256 characters, and no special
+//   token but <|channel|> and <|constrain|>. Past that it is text, and streams as content from
+//   then on (a model that never writes <|message|> would otherwise send its whole answer at the
+//   end).
+// - Special tokens never become text: inside a message they are dropped (<|start|> closes the
+//   message, as a missing <|end|>), and recovered header text leaves them out.
 
 import { randomBytes } from 'node:crypto';
 import type { HarmonyTokenizer } from '../tokenizer/harmony-tokenizer.js';
@@ -57,6 +65,11 @@ interface OpenMessage {
   decoder: Utf8StreamDecoder;
   toolCall?: { index: number; id: string; name: string };
 }
+
+/** Non-strict mode: a header longer than this is text (a real one is well under 100 characters). */
+const MAX_HEADER_CHARS = 256;
+/** Words a header may have after its channel: role, recipient, content type. */
+const MAX_HEADER_WORDS = 3;
 
 const TERMINATORS = new Map<number, Terminator>([
   [HARMONY_TOKENS.return, 'return'],
@@ -152,6 +165,7 @@ export class HarmonyStreamParser {
           this.recoverHeader(TERMINATORS.get(token)!, events);
         } else {
           this.headerTokens.push(token);
+          if (!this.strict && !this.couldBeHeader()) this.headerAsContent(events);
         }
         return;
 
@@ -159,6 +173,16 @@ export class HarmonyStreamParser {
         const terminator = TERMINATORS.get(token);
         if (terminator !== undefined) {
           this.closeMessage(terminator, events);
+          return;
+        }
+        if (!this.strict && this.tokenizer.isSpecialToken(token)) {
+          if (token === HARMONY_TOKENS.start) {
+            this.warn(events, '<|start|> inside a message (missing <|end|>); the message ends there');
+            this.closeMessage(null, events);
+            this.consume(token, events);
+          } else {
+            this.warn(events, `special token ${token} inside a message dropped`);
+          }
           return;
         }
         const open = this.open!;
@@ -248,13 +272,59 @@ export class HarmonyStreamParser {
     this.knownRole = null;
     this.headerTokens = [];
     if (tokens.length === 0) return;
-    const { channel, rest } = extractChannel(this.decodeHeader(tokens));
+    const header = this.headerAsText(tokens);
+    const { channel, rest } = extractChannel(header.text + header.decoder.flush());
     const parts = splitHeaderWords(rest);
     const role = knownRole ?? (isRole(parts[0]) ? parts[0] : 'assistant');
     if (parts[0] === role) parts.shift();
     const open = this.startMessage({ role, ...(channel ? { channel } : {}) }, events);
     this.emitText(open, parts.join(' '), events);
     this.closeMessage(terminator, events);
+  }
+
+  /** Non-strict: whether the header tokens read so far can still be a header (see the top). */
+  private couldBeHeader(): boolean {
+    const last = this.headerTokens.at(-1)!;
+    if (last !== HARMONY_TOKENS.channel && last !== HARMONY_TOKENS.constrain && this.tokenizer.isSpecialToken(last)) return false;
+    const text = this.decodeHeader();
+    if (text.length > MAX_HEADER_CHARS) return false;
+    const rest = extractChannel(text).rest.replaceAll(HARMONY_TOKEN_TEXT.constrain, ` ${HARMONY_TOKEN_TEXT.constrain}`);
+    return splitHeaderWords(rest).length <= MAX_HEADER_WORDS;
+  }
+
+  /**
+   * Non-strict: header tokens that cannot be a header start a plain message instead (role and
+   * channel taken as recoverHeader takes them); what follows streams as its content.
+   */
+  private headerAsContent(events: HarmonyEvent[]): void {
+    this.warn(events, 'text where a message header was expected (no <|message|>); read as content');
+    const knownRole = this.knownRole;
+    const { text, decoder } = this.headerAsText(this.headerTokens);
+    const extracted = extractChannel(text);
+    let rest = extracted.rest.trimStart();
+    const first = splitHeaderWords(rest)[0];
+    const role = knownRole ?? (isRole(first) ? first : 'assistant');
+    if (first === role) rest = rest.slice(role.length).trimStart();
+    const open = this.startMessage({ role, ...(extracted.channel ? { channel: extracted.channel } : {}) }, events);
+    // The header's decoder may hold the first bytes of a character the next token completes.
+    open.decoder = decoder;
+    this.emitText(open, rest, events);
+  }
+
+  /** Header tokens as text with the special tokens left out, but the first <|channel|> (it marks the channel). */
+  private headerAsText(tokens: readonly number[]): { text: string; decoder: Utf8StreamDecoder } {
+    const decoder = this.tokenizer.createStreamDecoder();
+    let text = '';
+    let channel = false;
+    for (const t of tokens) {
+      if (t === HARMONY_TOKENS.channel && !channel) {
+        text += HARMONY_TOKEN_TEXT.channel;
+        channel = true;
+      } else if (!this.tokenizer.isSpecialToken(t)) {
+        text += decoder.push(t);
+      }
+    }
+    return { text, decoder };
   }
 
   private decodeHeader(tokens: readonly number[] = this.headerTokens): string {

@@ -5,7 +5,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
@@ -47,6 +47,10 @@ export interface ServerOptions {
   apiKey?: string;
   /** Requests that may wait for the engine; more get 429. Default 64. */
   maxQueue?: number;
+  /** Output tokens of a request without max_tokens (at most the context left). Default 4096. */
+  maxTokensDefault?: number;
+  /** Largest prompt in tokens a request may send; more is a 400. Default: only the context bounds it. */
+  maxPromptTokens?: number;
   /** The model id clients see. Default: the spec (a folder's base name), else "gpt-oss". */
   servedModelName?: string;
   /** A pino logger, fastify logger options, or false (default). */
@@ -68,6 +72,9 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
+/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 
 function defaultModelName(spec: string | undefined): string {
@@ -168,6 +175,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints,
+    limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
+    draining: false,
     kvInUse: 0,
     lastGeneration: null,
     shutdownSignal: shutdown.signal,
@@ -183,8 +192,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     inFlight++;
     reply.raw.once('close', () => inFlight--);
     reply.header('x-request-id', request.id);
-    if (shutdown.signal.aborted) throw shuttingDown();
-    if (opts.apiKey === undefined || request.url.split('?')[0] === '/health') return;
+    // /health answers the shutdown itself (503 with its status field).
+    const health = request.url.split('?')[0] === '/health';
+    if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
+    if (opts.apiKey === undefined || health) return;
     const auth = request.headers.authorization;
     if (!auth) {
       throw unauthorized(
@@ -205,6 +216,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => {
+    if ((error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') drainOversizedBody(request, reply);
     const err = (error as { validation?: unknown }).validation
       ? validationError((error as unknown as { validation: Parameters<typeof validationError>[0] }).validation)
       : toApiError(error);
@@ -225,8 +237,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
 
-  // Shutdown: refuse new work, fail the queue, stop the running generation (within one decode
-  // step), then free the model once the engine is idle.
+  // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
+  // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)
+  // gives requests in flight their grace period first.
   app.addHook('preClose', async () => {
     scheduler.close();
     shutdown.abort(new DOMException('the server is shutting down', 'AbortError'));
@@ -240,4 +253,40 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     host.close();
   });
   return app;
+}
+
+/**
+ * A body over the limit is refused before it is read, and fastify then closes the connection: a
+ * close with unread data resets it, so a client still sending (Python's http.client and httpx,
+ * Node's http send the whole body before reading) gets a broken pipe instead of the 413. So the
+ * connection stays open and Node reads and drops the rest of the body after the answer, up to
+ * MAX_DRAIN_BYTES; past that the connection is closed anyway.
+ */
+function drainOversizedBody(request: FastifyRequest, reply: FastifyReply): void {
+  reply.removeHeader('connection');
+  // Node drops the body once the answer is finished, inside its HTTP parser (no 'data' events):
+  // the socket's byte count tells how much came since.
+  const socket = request.raw.socket;
+  const start = socket.bytesRead;
+  const watch = setInterval(() => {
+    if (socket.bytesRead - start > MAX_DRAIN_BYTES) socket.destroy();
+  }, 50);
+  const stop = () => clearInterval(watch);
+  request.raw.once('end', stop);
+  socket.once('close', stop);
+}
+
+/**
+ * Stops the server the way SIGTERM asks to: at once /health and new requests answer 503
+ * (shutting_down); requests in flight, running or queued, may finish for up to `graceMs`; then
+ * what still runs is stopped (within one prefill chunk or decode step: streams end with the
+ * shutting_down error event, waiting requests get the 503) and the server closes.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  const ctx = app.gptOss;
+  ctx.draining = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([ctx.scheduler.whenIdle(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
+  await app.close();
 }

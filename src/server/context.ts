@@ -22,12 +22,23 @@ export interface ServerContext {
   promptOptions: PromptOptions;
   /** Structured output (response formats, forced tool calls): the reasoning cap and JSON bounds. */
   constraints: ConstraintSettings;
+  /** What one request may take from the engine. */
+  limits: RequestLimits;
+  /** Shutting down (SIGTERM): /health and new requests answer 503; those in flight may finish. */
+  draining: boolean;
   /** KV-cache positions the running sequence holds (0 when idle). */
   kvInUse: number;
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
   /** The last finished generation (tests and logs look at it). */
-  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; maskMs?: number; masks?: number } | null;
+  lastGeneration: { finishReason: string; tokens: number; maxTokens: number; prefillMs: number; decodeMs: number; maskMs?: number; masks?: number } | null;
+}
+
+export interface RequestLimits {
+  /** Output tokens of a request that sets no max_tokens (it never gets more than the context left). */
+  maxTokensDefault: number;
+  /** Largest prompt a request may send; null: the context is the only bound. */
+  maxPromptTokens: number | null;
 }
 
 /** Checks the request's `model`; absent means the served model. */

@@ -5,11 +5,12 @@ import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateResult, SamplingOptions } from '../engine/engine.js';
 import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js';
-import type { ServerContext } from './context.js';
-import { ApiError, contextExceeded, queueFull, shuttingDown } from './errors.js';
+import type { RequestLimits, ServerContext } from './context.js';
+import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } from './errors.js';
 import type { ServingEngine } from './model-host.js';
 import type { TimedConstraint } from './constraints.js';
 import { QueueFullError, SchedulerClosedError } from './scheduler.js';
+import { SseStream, streamFailed } from './sse.js';
 
 export interface SamplingFields {
   temperature?: number | null;
@@ -31,15 +32,26 @@ export function samplingOptions(b: SamplingFields): Required<SamplingOptions> {
 }
 
 /**
- * Tokens the completion may use: what the request asked for, or the rest of the context. A
- * prompt plus completion that do not fit is the client's error, named with both numbers.
+ * Tokens the completion may use: what the request asked for, or the server's default cap (never
+ * more than the context left). A prompt over the server's prompt limit, or a prompt plus
+ * completion that do not fit, is the client's error, named with the numbers.
  */
 export function completionBudget(
+  limits: RequestLimits,
   requested: number | null | undefined,
   promptTokens: number,
   context: number,
   params: { prompt: string; maxTokens: string },
 ): number {
+  if (limits.maxPromptTokens !== null && promptTokens > limits.maxPromptTokens) {
+    throw new ApiError(
+      400,
+      `This server accepts prompts of at most ${limits.maxPromptTokens} tokens, and your prompt has ${promptTokens} tokens. Shorten the prompt.`,
+      'invalid_request_error',
+      params.prompt,
+      'context_length_exceeded',
+    );
+  }
   if (requested === undefined || requested === null) {
     if (promptTokens >= context) {
       throw new ApiError(
@@ -51,7 +63,7 @@ export function completionBudget(
         'context_length_exceeded',
       );
     }
-    return context - promptTokens;
+    return Math.min(limits.maxTokensDefault, context - promptTokens);
   }
   if (promptTokens + requested > context) throw contextExceeded(promptTokens, requested, context, params.maxTokens);
   return requested;
@@ -81,7 +93,7 @@ export function clientGone(ctx: ServerContext, reply: FastifyReply): AbortSignal
 }
 
 /** Throws the 429 (or 503 when closing) that runTurn would, before a stream's 200 goes out. */
-export function admitOrReject(ctx: ServerContext): void {
+function admitOrReject(ctx: ServerContext): void {
   if (ctx.scheduler.hasRoom()) return;
   throw ctx.scheduler.isClosed ? shuttingDown() : queueFull(ctx.scheduler.retryAfterSeconds());
 }
@@ -90,7 +102,7 @@ export function admitOrReject(ctx: ServerContext): void {
  * A non-streaming request whose client left: nothing can be sent, so the reply is taken over
  * and counted as 499 (nginx's "client closed request"). On shutdown it is a 503 instead.
  */
-export function abandon(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+function abandon(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): void {
   ctx.metrics.finished.inc({ reason: 'abort' });
   // Still connected: the server is closing, and the client hears so.
   if (!reply.raw.destroyed && ctx.shutdownSignal.aborted) throw shuttingDown();
@@ -99,7 +111,6 @@ export function abandon(ctx: ServerContext, request: FastifyRequest, reply: Fast
   request.log.info('client closed the connection; generation cancelled');
   reply.hijack();
   if (!reply.raw.destroyed) reply.raw.destroy();
-  return reply;
 }
 
 export interface Turn {
@@ -156,7 +167,7 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
           },
         });
         const mask = turn.constraint ? { maskMs: Math.round(turn.constraint.maskMs * 10) / 10, masks: turn.constraint.masks } : {};
-        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, ...mask };
+        ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, prefillMs: r.prefillMs, decodeMs: r.decodeMs, ...mask };
         log.info(
           { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs), ...mask },
           'generation finished',
@@ -175,6 +186,64 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
     throw e;
   }
   return result;
+}
+
+/**
+ * A non-streaming request's turn: the result, or null when the client left meanwhile (the reply
+ * is then taken over and nothing more is sent; on shutdown this throws the 503 instead).
+ */
+export async function completeTurn(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, turn: Turn): Promise<GenerateResult | null> {
+  const result = await runTurn(ctx, request.log, turn).catch((e: unknown) => {
+    if (turn.signal.aborted) return null;
+    throw e;
+  });
+  if (result && !turn.signal.aborted) return result;
+  abandon(ctx, request, reply);
+  return null;
+}
+
+/** What a streaming route writes: events as tokens come, then its closing events. */
+export interface StreamWriter {
+  /** The engine is ours; prefill is about to start. */
+  onStart?: () => void;
+  /** Each sampled token; return false to end the generation (a stop string matched). */
+  onToken: (id: number) => boolean | void;
+  /** After a normal end: the final events (the stream is ended after them). */
+  finish: (result: GenerateResult) => void;
+  /** Writes an OpenAI error body as the API's error event (default: a `data:` line). */
+  error?: (body: ErrorBody) => void;
+}
+
+/**
+ * A streaming request's turn. Admission (429 / 503) is decided before the 200 goes out; then the
+ * SSE stream opens, `open(sse)` writes its first events and returns the writer, and the turn
+ * runs. A client that left, an engine failure or a shutdown ends the stream with an error event
+ * where the client can still read it. `doneMarker`: end with `data: [DONE]` (Chat, Completions).
+ */
+export async function streamTurn(
+  ctx: ServerContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  turn: Omit<Turn, 'onStart' | 'onToken'>,
+  doneMarker: boolean,
+  open: (sse: SseStream) => StreamWriter,
+): Promise<FastifyReply> {
+  admitOrReject(ctx);
+  const sse = new SseStream(ctx, request, reply);
+  const w = open(sse);
+  const fail = (e: unknown) => streamFailed(ctx, request, sse, turn.signal, e, w.error ?? ((b) => sse.data(b)), doneMarker);
+  try {
+    const result = await runTurn(ctx, request.log, { ...turn, ...(w.onStart ? { onStart: w.onStart } : {}), onToken: w.onToken });
+    if (turn.signal.aborted) {
+      fail(null);
+    } else {
+      w.finish(result);
+      sse.end(doneMarker);
+    }
+  } catch (e) {
+    fail(e);
+  }
+  return reply;
 }
 
 /** The finish reason the APIs report for an engine result. */

@@ -1,5 +1,5 @@
 // The OpenAI-compatible server: `createServer` for embedding and tests, `serveCommand` for the CLI.
-export { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE, type ServerOptions } from './app.js';
+export { closeGracefully, createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, type ServerOptions } from './app.js';
 export type { ServerContext } from './context.js';
 export { ApiError, type ErrorBody } from './errors.js';
 export type { ServingEngine } from './model-host.js';

@@ -1,7 +1,7 @@
 // Turns `--model` into a loaded engine and its tokenizer: a local folder, a Hugging Face hub id
 // (downloaded into the HF cache with a progress bar), or `synthetic:NAME` (random weights, for
 // smoke runs and tests).
-import { loadModel as loadEngine } from '../engine/load-model.js';
+import { loadEngine } from '../engine/load-model.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
 import type { ServingEngine } from './model-host.js';

@@ -1,11 +1,14 @@
 // `gpt-oss-webgpu serve`: the OpenAI-compatible server. It listens at once and loads the model in
 // the background (GET /health answers 503 until it is ready), then runs until SIGINT or SIGTERM
-// and closes cleanly: the queue is failed, the running generation stopped, the model freed.
+// and closes gracefully: new requests get 503 at once, those in flight have a grace period to
+// finish, then what still runs is stopped and the model freed.
 import { parseArgs } from 'node:util';
 import { stderrProgressBar } from '../model/hub.js';
-import { createServer, DEFAULT_MAX_QUEUE } from './app.js';
+import { closeGracefully, createServer, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS } from './app.js';
 
 export { createServer, type ServerOptions } from './app.js';
+
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
 export const SERVE_USAGE = `Usage: gpt-oss-webgpu serve [flags]
 
@@ -19,6 +22,12 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
   --api-key KEY             require "Authorization: Bearer KEY"                 GPT_OSS_API_KEY
   --context N               KV-cache positions (default: the model's maximum)   GPT_OSS_CONTEXT
   --max-queue N             requests that may wait for the engine (default ${DEFAULT_MAX_QUEUE}) GPT_OSS_MAX_QUEUE
+  --max-tokens-default N    output tokens when a request sets no max_tokens     GPT_OSS_MAX_TOKENS_DEFAULT
+                            (default ${DEFAULT_MAX_TOKENS}; never more than the context left)
+  --max-prompt-tokens N     largest prompt a request may send (default: the     GPT_OSS_MAX_PROMPT_TOKENS
+                            context)
+  --shutdown-grace-seconds S  on SIGTERM/SIGINT, the time requests in flight    GPT_OSS_SHUTDOWN_GRACE_SECONDS
+                            have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
   --served-model-name NAME  model id clients use (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
   --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
 `;
@@ -30,6 +39,9 @@ export interface ServeConfig {
   apiKey?: string;
   context?: number;
   maxQueue: number;
+  maxTokensDefault: number;
+  maxPromptTokens?: number;
+  shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
 }
@@ -45,6 +57,9 @@ const FLAGS = {
   'api-key': 'GPT_OSS_API_KEY',
   context: 'GPT_OSS_CONTEXT',
   'max-queue': 'GPT_OSS_MAX_QUEUE',
+  'max-tokens-default': 'GPT_OSS_MAX_TOKENS_DEFAULT',
+  'max-prompt-tokens': 'GPT_OSS_MAX_PROMPT_TOKENS',
+  'shutdown-grace-seconds': 'GPT_OSS_SHUTDOWN_GRACE_SECONDS',
   'served-model-name': 'GPT_OSS_SERVED_MODEL_NAME',
   'log-level': 'GPT_OSS_LOG_LEVEL',
 } as const;
@@ -55,6 +70,12 @@ function integer(text: string, flag: string, min: number, max = Number.MAX_SAFE_
   if (!/^\d+$/.test(text.trim())) throw new ServeUsageError(`--${flag}: "${text}" is not a whole number`);
   const n = Number(text);
   if (n < min || n > max) throw new ServeUsageError(`--${flag}: ${n} is outside [${min}, ${max}]`);
+  return n;
+}
+
+function seconds(text: string, flag: string): number {
+  const n = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new ServeUsageError(`--${flag}: "${text}" is not a number of seconds >= 0`);
   return n;
 }
 
@@ -76,6 +97,9 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   const port = get('port');
   const context = get('context');
   const maxQueue = get('max-queue');
+  const maxTokensDefault = get('max-tokens-default');
+  const maxPromptTokens = get('max-prompt-tokens');
+  const grace = get('shutdown-grace-seconds');
   const logLevel = get('log-level') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ServeUsageError(`--log-level: "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
   const apiKey = get('api-key');
@@ -87,6 +111,9 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(context !== undefined ? { context: integer(context, 'context', 1) } : {}),
     maxQueue: maxQueue === undefined ? DEFAULT_MAX_QUEUE : integer(maxQueue, 'max-queue', 0),
+    maxTokensDefault: maxTokensDefault === undefined ? DEFAULT_MAX_TOKENS : integer(maxTokensDefault, 'max-tokens-default', 1),
+    ...(maxPromptTokens !== undefined ? { maxPromptTokens: integer(maxPromptTokens, 'max-prompt-tokens', 1) } : {}),
+    shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
     ...(get('served-model-name') !== undefined ? { servedModelName: get('served-model-name') } : {}),
     logLevel,
   };
@@ -123,6 +150,8 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     context: config.context,
     apiKey: config.apiKey,
     maxQueue: config.maxQueue,
+    maxTokensDefault: config.maxTokensDefault,
+    maxPromptTokens: config.maxPromptTokens,
     servedModelName: config.servedModelName,
     logger: { level: config.logLevel },
     onDownloadProgress: stderrProgressBar(stderr),
@@ -139,6 +168,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   io.onListening?.(url);
 
   // Whichever comes first: a stop signal, or the model failing to load (nothing to serve then).
+  const env = io.env ?? process.env;
   let cleanup = () => {};
   const stop = await new Promise<{ code: number; why: string }>((resolve) => {
     const onSignal = (name: string) => () => resolve({ code: 0, why: name });
@@ -153,23 +183,37 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
       const err = app.gptOss.host.error;
       if (err) resolve({ code: 1, why: `the model could not be loaded: ${err.message}` });
     }, () => {});
+    // Under npm (npx, npm exec, npm run) this process runs below `sh -c`, which does not pass
+    // SIGTERM or SIGINT on: stopping npm kills the shell and would leave the server running. The
+    // shell going away (this process is handed to another parent) counts as SIGTERM.
+    const parent = process.ppid;
+    const orphaned = env['npm_lifecycle_event'] !== undefined
+      ? setInterval(() => {
+          if (process.ppid !== parent) resolve({ code: 0, why: 'npm, which started this server, stopped' });
+        }, 200)
+      : undefined;
+    orphaned?.unref();
     // Drop the handlers again whatever happened, so repeated runs (tests) do not pile them up.
     cleanup = () => {
       process.removeListener('SIGINT', sigint);
       process.removeListener('SIGTERM', sigterm);
       io.signal?.removeEventListener('abort', onAbort);
+      clearInterval(orphaned);
     };
   });
   cleanup();
   if (stop.code !== 0) stderr.write(`error: ${stop.why}\n`);
-  app.log.info(`shutting down (${stop.why})`);
-  // A second Ctrl-C while closing exits at once.
-  const force = () => process.exit(130);
+  const graceMs = stop.code === 0 ? config.shutdownGraceSeconds * 1000 : 0;
+  app.log.info(`shutting down (${stop.why}); requests in flight have ${graceMs / 1000} s to finish`);
+  // A second signal while closing exits at once.
+  const force = (signal: NodeJS.Signals) => process.exit(signal === 'SIGINT' ? 130 : 143);
   process.once('SIGINT', force);
+  process.once('SIGTERM', force);
   try {
-    await app.close();
+    await closeGracefully(app, graceMs);
   } finally {
     process.removeListener('SIGINT', force);
+    process.removeListener('SIGTERM', force);
   }
   return stop.code;
 }

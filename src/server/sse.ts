@@ -4,7 +4,7 @@
 // does not run for a hijacked reply.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.js';
-import { shuttingDown, toApiError } from './errors.js';
+import { shuttingDown, toApiError, type ErrorBody } from './errors.js';
 
 export class SseStream {
   private ended = false;
@@ -72,7 +72,7 @@ export function streamFailed(
   sse: SseStream,
   signal: AbortSignal,
   e: unknown,
-  send: (body: unknown) => void = (b) => sse.data(b),
+  send: (body: ErrorBody) => void = (b) => sse.data(b),
   doneMarker = true,
 ): void {
   if (signal.aborted) ctx.metrics.finished.inc({ reason: 'abort' });

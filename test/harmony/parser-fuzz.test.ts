@@ -1,6 +1,6 @@
 // Fuzzing the streaming parser: random token sequences and random mutations of well-formed
-// outputs. Non-strict mode must never throw and its events must stay consistent; strict mode may
-// only throw HarmonyParseError.
+// outputs. Non-strict mode must never throw, its events must stay consistent and its text never
+// holds a special token; strict mode may only throw HarmonyParseError.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HarmonyParseError, HarmonyStreamParser, type HarmonyEvent, type ParsedMessage } from '../../src/harmony/index.js';
@@ -79,7 +79,7 @@ function check(ok: boolean, what: string, tokens: number[]): void {
   if (!ok) throw new Error(`${what} for tokens ${JSON.stringify(tokens)}`);
 }
 
-/** Non-strict run: never throws; every message's deltas add up to its content. */
+/** Non-strict run: never throws; every message's deltas add up to its content; no delta holds a special token's text. */
 function checkNonStrict(tokens: number[], role: 'assistant' | null): void {
   const parser = new HarmonyStreamParser(tokenizer, { role });
   const events: HarmonyEvent[] = [];
@@ -96,6 +96,7 @@ function checkNonStrict(tokens: number[], role: 'assistant' | null): void {
       text = '';
     } else if (e.type === 'reasoning_delta' || e.type === 'content_delta' || e.type === 'tool_call_delta') {
       check(open, 'delta outside a message', tokens);
+      check(!/<\|(?:reserved_\d+|[a-z]+)\|>/.test(e.text), `special token text in a delta: ${JSON.stringify(e.text)}`, tokens);
       text += e.text;
     } else if (e.type === 'message_end') {
       check(open, 'message_end outside a message', tokens);

@@ -186,6 +186,51 @@ describe('malformed output', () => {
     });
   }
 
+  it('streams text where a header was expected, once it cannot be a header (more than 3 words)', () => {
+    // A model that never writes <|message|> (random weights do this) would otherwise send all
+    // of its answer at the end, as the header's recovered words.
+    const ids = tokenizer.encodeOrdinary('Hello there my friend, how are you today?');
+    const parser = new HarmonyStreamParser(tokenizer);
+    const perToken = ids.map((t) => parser.push(t));
+    perToken.push(parser.end());
+    const firstText = perToken.findIndex((ev) => ev.some((e) => e.type === 'content_delta'));
+    // Held back only until the fourth word ("friend,") arrives...
+    expect(tokenizer.decode(ids.slice(0, firstText + 1))).toBe('Hello there my friend');
+    expect(perToken[firstText]!.filter((e) => e.type === 'content_delta')).toEqual([{ type: 'content_delta', text: 'Hello there my friend' }]);
+    // ...then each token is a delta of its own.
+    for (let i = firstText + 1; i < ids.length; i++) {
+      expect(perToken[i]!.filter((e) => e.type === 'content_delta')).toEqual([{ type: 'content_delta', text: tokenizer.decode([ids[i]!]) }]);
+    }
+    expect(parser.messages).toEqual([{ role: 'assistant', content: 'Hello there my friend, how are you today?' }]);
+    expect(parser.warnings.length).toBeGreaterThan(0);
+    // A channel given before the words is kept; a long unbroken word is text too.
+    expect(feed('<|channel|>analysis Thinking about it a lot').parser.messages).toEqual([{ role: 'assistant', channel: 'analysis', content: 'Thinking about it a lot' }]);
+    expect(feed('x'.repeat(300)).parser.messages).toEqual([{ role: 'assistant', content: 'x'.repeat(300) }]);
+    // Real headers are untouched, the longest form included.
+    expect(feed('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{}<|call|>').parser.warnings).toEqual([]);
+    expect(() => feed('Hello there my friend, how are you today?', { strict: true })).toThrow(HarmonyParseError);
+  });
+
+  it('never turns special or reserved tokens into text', () => {
+    const reserved = '<|reserved_200020|>';
+    expect(tokenizer.encodeWithSpecialTokens(reserved)).toEqual([200020]);
+    const inContent = feed(`<|channel|>final<|message|>a${reserved}b<|endoftext|>c<|constrain|><|message|><|channel|>d<|return|>`);
+    expect(inContent.parser.messages).toEqual([{ role: 'assistant', channel: 'final', content: 'abcd' }]);
+    // <|start|> inside a message ends it (a missing <|end|>) and starts the next.
+    expect(feed('<|channel|>analysis<|message|>think<|start|>assistant<|channel|>final<|message|>Hi<|return|>').parser.messages).toEqual([
+      { role: 'assistant', channel: 'analysis', content: 'think' },
+      { role: 'assistant', channel: 'final', content: 'Hi' },
+    ]);
+    // In a header: a reserved token means it is no header; what was read is text, without it.
+    expect(feed(`<|channel|>final Hi${reserved} there`).parser.messages).toEqual([{ role: 'assistant', channel: 'final', content: 'Hi there' }]);
+    // A header cut off by the end of the stream (a length limit) is recovered without <|constrain|>.
+    expect(feed('<|channel|>commentary to=functions.get_weather <|constrain|>json').parser.messages).toEqual([
+      { role: 'assistant', channel: 'commentary', content: 'to=functions.get_weather json' },
+    ]);
+    // Strict mode keeps the library's behaviour (the token's text).
+    expect(feed(`<|channel|>final<|message|>a${reserved}<|return|>`, { strict: true }).parser.messages[0]!.content).toBe(`a${reserved}`);
+  });
+
   it('writes U+FFFD for ids outside the vocabulary, in content and headers', () => {
     const ids = [...tokenizer.encodeWithSpecialTokens('<|channel|>final<|message|>a'), 999_999, ...tokenizer.encodeOrdinary('b'), 200002];
     expect(parseHarmonyTokens(tokenizer, ids).messages[0]!.content).toBe('a\uFFFDb');

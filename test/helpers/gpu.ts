@@ -11,11 +11,22 @@ export function testGpu(): Promise<Gpu> {
   return gpuPromise;
 }
 
-/** The reduction paths to test: subgroups when the adapter has them, and always the portable one. */
+/**
+ * The reduction paths to test: subgroups when the adapter has them (and their layout check
+ * passes), and always the portable one. When the subgroup path is left out, the test output says
+ * why, so a run that tested less is visible.
+ */
 export async function shaderVariants(): Promise<{ name: string; shaders: ShaderCache }[]> {
   const gpu = await testGpu();
   const out = [{ name: 'portable', shaders: new ShaderCache(gpu, false) }];
-  if (await subgroupLayoutHolds(gpu)) out.unshift({ name: 'subgroups', shaders: new ShaderCache(gpu, true) });
+  if (await subgroupLayoutHolds(gpu)) {
+    out.unshift({ name: 'subgroups', shaders: new ShaderCache(gpu, true) });
+  } else {
+    const why = gpu.features.subgroups
+      ? 'its subgroups fail the layout check (shaders/subgroup_layout_check.wgsl)'
+      : 'it has no subgroups feature';
+    console.warn(`shaderVariants: ${gpu.info.description || gpu.info.device || 'the adapter'}: ${why}; testing the portable path only`);
+  }
   return out;
 }
 

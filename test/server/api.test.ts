@@ -4,13 +4,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
+import { AssistantOutput } from '../../src/server/assistant-output.js';
+import { stopTokens } from '../../src/server/generation.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let tokenizer: HarmonyTokenizer;
 beforeAll(async () => {
-  s = await startServer();
+  // Forced output (a named tool_choice below) reasons at most 8 tokens: random weights never end
+  // their reasoning themselves, so this keeps the forced call short.
+  s = await startServer({ constrainedReasoningTokens: 8 });
   tokenizer = s.app.gptOss.host.ready().tokenizer;
 });
 afterAll(async () => {
@@ -85,6 +89,49 @@ describe('chat completions', () => {
     expect(body.slice(0, -1).every((c) => c.choices[0]!.finish_reason === null)).toBe(true);
   });
 
+  it('streaming is token by token: one delta per token that adds text, each sent as it is generated', async () => {
+    const request = { ...chatRequest, max_tokens: 24, seed: 11 };
+    // The tokens the server will sample (same prompt, same seed), and the deltas they make.
+    const { engine } = s.app.gptOss.host.ready();
+    const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: stopTokens(engine) });
+    const output = new AssistantOutput({ tokenizer, tools: null });
+    const expected = tokens.flatMap((t) => output.push(t).filter((e) => e.type === 'text_delta' || e.type === 'reasoning_delta'));
+    // Random weights write no header, so the first delta holds its first few words; then one per token.
+    expect(expected.length).toBeGreaterThanOrEqual(tokens.length / 2);
+
+    const stream = await s.client.chat.completions.create({ ...request, stream: true });
+    const arrivals: Array<{ at: number; text: string }> = [];
+    for await (const c of stream) {
+      const d = c.choices[0]?.delta as { content?: string; reasoning?: string } | undefined;
+      const text = (d?.content ?? '') + (d?.reasoning ?? '');
+      if (text !== '') arrivals.push({ at: performance.now(), text });
+    }
+    expect(arrivals.map((a) => a.text).join('')).toBe(expected.map((e) => e.text).join(''));
+    expect(arrivals).toHaveLength(expected.length);
+    // Spread over the generation: consecutive deltas arrive about a decode step apart (the
+    // server's mean step time for this stream), not together: batched deltas come within
+    // microseconds of each other.
+    const spread = (deltas: Array<{ at: number }>) => {
+      const g = s.app.gptOss.lastGeneration!;
+      const stepMs = g.decodeMs / (g.tokens - 1);
+      const gaps = deltas.slice(1).map((a, i) => a.at - deltas[i]!.at);
+      return { stepMs, gaps, apart: gaps.filter((gap) => gap > 0.2 * stepMs).length / gaps.length };
+    };
+    const chat = spread(arrivals);
+    expect(chat.apart, `gaps ${chat.gaps.map((g) => g.toFixed(1))} ms, decode step ${chat.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
+
+    // The Responses stream sends its deltas the same way.
+    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const deltas: Array<{ at: number; text: string }> = [];
+    for await (const e of events) {
+      if (e.type === 'response.output_text.delta' || e.type === 'response.reasoning_text.delta') deltas.push({ at: performance.now(), text: e.delta });
+    }
+    expect(deltas.length).toBeGreaterThanOrEqual(s.app.gptOss.lastGeneration!.tokens / 2);
+    const responses = spread(deltas);
+    expect(responses.apart, `gaps ${responses.gaps.map((g) => g.toFixed(1))} ms, decode step ${responses.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
+  });
+
   it('stop strings cut the answer before the first match, streaming or not', async () => {
     const full = plain.choices[0]!.message.content!;
     expect(full.length).toBeGreaterThanOrEqual(4);
@@ -131,8 +178,20 @@ describe('chat completions', () => {
     const r = await s.client.chat.completions.create(request);
     expect(r.usage!.prompt_tokens).toBe(promptLength(request));
     expect(r.usage!.completion_tokens).toBe(3);
-    for (const call of r.choices[0]!.message.tool_calls ?? []) {
-      expect(call).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
+    // A named tool_choice forces the call (constrained decoding), so random weights still make
+    // one; an enum keeps its arguments short, so it ends within the budget.
+    const forced = await s.client.chat.completions.create({
+      ...request,
+      max_completion_tokens: 64,
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { enum: ['Paris', 'Rome'] } }, required: ['city'] } } }],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    });
+    const calls = forced.choices[0]!.message.tool_calls ?? [];
+    expect(calls).toHaveLength(1);
+    expect(forced.choices[0]!.finish_reason).toBe('tool_calls');
+    for (const call of calls) {
+      expect(call).toMatchObject({ id: expect.stringMatching(/^call_/), type: 'function', function: { name: 'get_weather', arguments: expect.any(String) } });
+      expect(['Paris', 'Rome']).toContain(JSON.parse((call as { function: { arguments: string } }).function.arguments).city);
     }
     // tool_choice none leaves the tools out of the prompt.
     const none = await s.client.chat.completions.create({ ...request, tool_choice: 'none', messages: [request.messages[1]!] });
@@ -202,6 +261,14 @@ describe('responses', () => {
     const history = [{ type: 'message', role: 'user', content: 'Hi there' }, ...first.output, { type: 'message', role: 'user', content: 'And then?' }];
     expect(second.usage!.input_tokens).toBe(renderResponsesInput({ input: history }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length);
     expect(second.previous_response_id).toBe(first.id);
+
+    // item_reference inputs (the AI SDK sends them in tool loops) stand for the stored items.
+    const refs = first.output.map((i) => ({ type: 'item_reference' as const, id: i.id! }));
+    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2 });
+    expect(byReference.usage!.input_tokens).toBe(second.usage!.input_tokens);
+    const unknown = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi' }, { type: 'item_reference', id: 'fc_unknown' }], max_output_tokens: 2 }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(unknown).toMatchObject({ status: 404, type: 'invalid_request_error', code: 'not_found', param: 'input[1].id', message: expect.stringContaining('fc_unknown') });
   });
 
   it('streaming: the event sequence OpenAI sends, and the SDK rebuilds the same response', async () => {

@@ -1,10 +1,13 @@
 // Load and faults on the real server (synthetic:tiny): a client that leaves mid-stream stops its
-// generation within a decode step, a client that leaves while queued never reaches the engine,
-// the queue bound answers 429 with Retry-After, 20 concurrent streams all finish, the API key is
-// enforced, and closing the server stops a running generation cleanly.
+// generation within a decode step, one that leaves mid-prefill within a prefill chunk, a client
+// that leaves while queued never reaches the engine, the queue bound answers 429 with
+// Retry-After, 20 concurrent streams all finish, the API key is enforced, closing the server
+// stops a running generation cleanly, and a graceful close lets requests in flight finish within
+// its grace period while refusing new ones.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { ServingEngine } from '../../src/server/model-host.js';
+import { closeGracefully } from '../../src/server/app.js';
 import { MODEL, post, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
@@ -28,9 +31,9 @@ async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Pro
 }
 
 /** Opens a long stream and waits for its first chunk (sent when its turn on the engine starts). */
-async function longStream(client: OpenAI, maxTokens = 400) {
+async function longStream(client: OpenAI, maxTokens = 400, content = 'Tell a long story.') {
   const ac = new AbortController();
-  const stream = await client.chat.completions.create({ ...user('Tell a long story.'), max_tokens: maxTokens, stream: true }, { signal: ac.signal });
+  const stream = await client.chat.completions.create({ ...user(content), max_tokens: maxTokens, stream: true }, { signal: ac.signal });
   const iter = stream[Symbol.asyncIterator]();
   return { ac, iter, first: iter.next() };
 }
@@ -54,6 +57,28 @@ describe('cancellation', () => {
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     expect(metrics).toMatch(/^gpt_oss_generations_total\{reason="abort"\} [1-9]/m);
     expect(metrics).toMatch(/^gpt_oss_http_requests_total\{route="\/v1\/chat\/completions",method="POST",status="499"\} [1-9]/m);
+  });
+
+  it('a client that disconnects mid-prefill stops it within two prefill chunks', async () => {
+    const ctx = s.app.gptOss;
+    // About 1900 prompt tokens: 8 chunks of 256 in the 2048-position context.
+    const prompt = ' hello'.repeat(1850);
+    const full = await s.client.chat.completions.create({ ...user(prompt), max_tokens: 1 });
+    const chunks = Math.ceil(full.usage!.prompt_tokens / 256);
+    expect(chunks).toBe(8);
+    // The mean chunk time of this prompt (later chunks take longer: attention covers more keys).
+    const chunkMs = ctx.lastGeneration!.prefillMs / chunks;
+    // The role chunk goes out as prefill starts; the abort then lands in one of its first chunks.
+    const { ac, first } = await longStream(s.client, 1, prompt);
+    await first;
+    await new Promise((r) => setTimeout(r, 0.5 * chunkMs));
+    ac.abort();
+    const t0 = performance.now();
+    await until('the engine is idle', () => !ctx.scheduler.busy && !engine.isBusy, 60_000);
+    const stoppedMs = performance.now() - t0;
+    expect(ctx.lastGeneration).toMatchObject({ finishReason: 'abort', tokens: 0 });
+    // Without the bound on work in flight the whole prefill (some 6 more chunks) ran first.
+    expect(stoppedMs, `stopped ${stoppedMs.toFixed(0)} ms after the abort; a chunk takes ${chunkMs.toFixed(0)} ms`).toBeLessThan(2 * chunkMs);
   });
 
   it('a queued request whose client disconnected is dropped before it reaches the engine', async () => {
@@ -176,5 +201,46 @@ describe('shutdown', () => {
     ]);
     expect(engine.isBusy).toBe(false);
     expect(other.app.gptOss.lastGeneration?.finishReason).toBe('abort');
+  });
+  it('a graceful close answers 503 at once to /health and new requests, and lets a running request finish', async () => {
+    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const stream = await other.client.chat.completions.create({ ...user('Short one'), max_tokens: 6, stream: true });
+    const iter = stream[Symbol.asyncIterator]();
+    await iter.next();
+    // An hour of grace: that the close returns at all shows it waited only for the request.
+    const closed = closeGracefully(other.app, 3_600_000);
+    const health = await fetch(other.baseURL.replace('/v1', '/health'));
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'shutting_down', error: { type: 'server_error', code: 'shutting_down' } });
+    const refused = await post(other.baseURL, '/chat/completions', { ...user('Too late'), max_tokens: 1 });
+    expect(refused.status).toBe(503);
+    expect(refused.json).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: 'shutting_down' } });
+    let finish: string | null = null;
+    for (let c = await iter.next(); !c.done; c = await iter.next()) finish = c.value.choices[0]?.finish_reason ?? finish;
+    expect(finish).toBe('length');
+    await closed;
+    expect(other.app.gptOss.lastGeneration).toMatchObject({ finishReason: 'length', tokens: 6 });
+    expect(engine.isBusy).toBe(false);
+  });
+
+  it('a request that outlasts the grace period is stopped: its stream ends with the shutting_down error event', async () => {
+    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const running = await longStream(other.client);
+    await running.first;
+    const closed = closeGracefully(other.app, 300);
+    const err = await (async () => {
+      try {
+        while (!(await running.iter.next()).done);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ code: 'shutting_down', type: 'server_error' });
+    await closed;
+    expect(other.app.gptOss.lastGeneration).toMatchObject({ finishReason: 'abort' });
+    expect(other.app.gptOss.lastGeneration!.tokens).toBeLessThan(400);
+    expect(engine.isBusy).toBe(false);
   });
 });

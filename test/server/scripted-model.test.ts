@@ -20,6 +20,8 @@ class ScriptedEngine implements ServingEngine {
   readonly config = { eosTokenIds: [] as number[] };
   isBusy = false;
   calls = 0;
+  /** The output budget of the last request. */
+  maxTokens = 0;
 
   constructor(public next: () => number[]) {}
 
@@ -27,6 +29,7 @@ class ScriptedEngine implements ServingEngine {
     if (this.isBusy) throw new Error('busy');
     this.isBusy = true;
     this.calls++;
+    this.maxTokens = o.maxTokens;
     const tokens: number[] = [];
     const stop = new Set(o.stopTokens ?? []);
     let finishReason: GenerateResult['finishReason'] = 'length';
@@ -264,6 +267,8 @@ describe('arbitrary sampled ids', () => {
       return out.filter((t) => !HARMONY_STOP_TOKEN_IDS.includes(t) || rand() < 0.3);
     };
     const seen = new Set<string>();
+    // Special and reserved tokens never become text.
+    const noFormatTokens = (text: string | null | undefined, where: string) => expect(text ?? '', where).not.toMatch(/<\|[a-z_0-9]+\|>/);
     for (let i = 0; i < 120; i++) {
       const withTools = i % 2 === 0 ? { tools } : {};
       switch (i % 4) {
@@ -274,6 +279,8 @@ describe('arbitrary sampled ids', () => {
           if (m.tool_calls?.length) seen.add('tool_calls');
           if ((m as { reasoning?: string | null }).reasoning) seen.add('reasoning');
           if (m.content) seen.add('content');
+          noFormatTokens(m.content, 'content');
+          noFormatTokens((m as { reasoning?: string | null }).reasoning, 'reasoning');
           for (const c of m.tool_calls ?? []) expect(c).toMatchObject({ id: expect.any(String), type: 'function', function: { name: expect.any(String), arguments: expect.any(String) } });
           expect(['stop', 'length', 'tool_calls']).toContain(r.choices[0]!.finish_reason);
           break;
@@ -281,7 +288,11 @@ describe('arbitrary sampled ids', () => {
         case 1: {
           const stream = await s.client.chat.completions.create({ ...ask, ...withTools, max_tokens: 30, stream: true, stream_options: { include_usage: true } });
           let usage: OpenAI.CompletionUsage | undefined;
-          for await (const c of stream) usage = c.usage ?? usage;
+          for await (const c of stream) {
+            usage = c.usage ?? usage;
+            noFormatTokens(c.choices[0]?.delta.content, 'content delta');
+            noFormatTokens((c.choices[0]?.delta as { reasoning?: string } | undefined)?.reasoning, 'reasoning delta');
+          }
           expect(usage!.completion_tokens).toBeLessThanOrEqual(30);
           break;
         }
@@ -290,6 +301,8 @@ describe('arbitrary sampled ids', () => {
           for (const o of r.output) {
             expect(['reasoning', 'message', 'function_call']).toContain(o.type);
             seen.add(o.type);
+            if (o.type === 'message') for (const c of o.content) noFormatTokens((c as { text?: string }).text, 'output_text');
+            if (o.type === 'reasoning') for (const c of o.content ?? []) noFormatTokens(c.text, 'reasoning_text');
           }
           break;
         }
@@ -304,6 +317,43 @@ describe('arbitrary sampled ids', () => {
     expect([...seen].sort()).toEqual(['content', 'message', 'reasoning', 'tool_calls']);
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     expect(metrics).not.toMatch(/status="5\d\d"/);
+  });
+});
+
+describe('request limits', () => {
+  it('without max_tokens the default cap applies (never more than the context left); a prompt over the limit is a 400; /v1/models shows both', async () => {
+    const limited = await startServer({ engine, tokenizer, maxTokensDefault: 7, maxPromptTokens: 200 });
+    try {
+      engine.next = () => harmony(ANSWER);
+      const r = await limited.client.chat.completions.create({ ...ask });
+      expect(engine.maxTokens).toBe(7);
+      expect(r.usage!.completion_tokens).toBe(7);
+      await post(limited.baseURL, '/chat/completions', { ...ask, max_tokens: null });
+      expect(engine.maxTokens).toBe(7);
+      await post(limited.baseURL, '/responses', { model: MODEL, input: 'Hi' });
+      expect(engine.maxTokens).toBe(7);
+      // Asking for more than the default is the client's right.
+      await limited.client.chat.completions.create({ ...ask, max_tokens: 50 });
+      expect(engine.maxTokens).toBe(50);
+      const long = 'word '.repeat(300);
+      for (const [route, body, param] of [
+        ['/chat/completions', { ...ask, messages: [{ role: 'user', content: long }] }, 'messages'],
+        ['/completions', { model: MODEL, prompt: long }, 'prompt'],
+        ['/responses', { model: MODEL, input: long }, 'input'],
+      ] as const) {
+        const refused = await post(limited.baseURL, route, body);
+        expect(refused.status, route).toBe(400);
+        expect(refused.json.error).toMatchObject({ type: 'invalid_request_error', param, code: 'context_length_exceeded', message: expect.stringContaining('at most 200 tokens') });
+      }
+      const model = (await limited.client.models.retrieve(MODEL)) as unknown as Record<string, unknown>;
+      expect(model).toMatchObject({ max_model_len: 4096, max_tokens_default: 7, max_prompt_tokens: 200 });
+    } finally {
+      await limited.close();
+    }
+    // The default server: 4096 by default, but never more than the context left after the prompt.
+    const r = await s.client.chat.completions.create({ ...ask, max_tokens: null });
+    expect(engine.maxTokens).toBe(4096 - r.usage!.prompt_tokens);
+    expect(await s.client.models.retrieve(MODEL)).toMatchObject({ max_tokens_default: 4096, max_prompt_tokens: 4096 });
   });
 });
 

@@ -1,12 +1,15 @@
 // `serve`: flags and their environment variables, the server listening before the model is
-// loaded (/health 503, then 200), a clean stop on SIGTERM, and a clear message when a hub model
-// cannot be had offline.
+// loaded (/health 503, then 200), a clean stop on SIGTERM, a clear message when a hub model
+// cannot be had offline, and as real processes: SIGTERM during a prefill (graceful, bounded,
+// exit code 0), and `npx gpt-oss-webgpu serve` stopping when npx is killed.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { parseServeArgs, serveCommand, ServeUsageError } from '../../src/server/serve-command.js';
+import { REPO_ROOT } from './helpers.js';
 
 function capture() {
   let text = '';
@@ -15,7 +18,8 @@ function capture() {
 
 describe('serve flags', () => {
   it('defaults, environment variables, and flags over both', () => {
-    expect(parseServeArgs([], {})).toEqual({ help: false, model: 'openai/gpt-oss-20b', host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info' });
+    const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30 };
+    expect(parseServeArgs([], {})).toEqual({ help: false, model: 'openai/gpt-oss-20b', host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info', ...defaults });
     const env = {
       GPT_OSS_MODEL: 'synthetic:tiny',
       GPT_OSS_HOST: '0.0.0.0',
@@ -25,18 +29,29 @@ describe('serve flags', () => {
       GPT_OSS_MAX_QUEUE: '3',
       GPT_OSS_SERVED_MODEL_NAME: 'gpt-oss-20b',
       GPT_OSS_LOG_LEVEL: 'warn',
+      GPT_OSS_MAX_TOKENS_DEFAULT: '1000',
+      GPT_OSS_MAX_PROMPT_TOKENS: '3000',
+      GPT_OSS_SHUTDOWN_GRACE_SECONDS: '12.5',
     };
     expect(parseServeArgs([], env)).toEqual({
       help: false, model: 'synthetic:tiny', host: '0.0.0.0', port: 9000, apiKey: 'sk-env', context: 4096, maxQueue: 3, servedModelName: 'gpt-oss-20b', logLevel: 'warn',
+      maxTokensDefault: 1000, maxPromptTokens: 3000, shutdownGraceSeconds: 12.5,
     });
-    const flags = ['--model', '/models/x', '--host', '::1', '--port', '0', '--api-key', 'sk-flag', '--context', '512', '--max-queue', '0', '--served-model-name', 'x', '--log-level', 'debug'];
+    const flags = [
+      '--model', '/models/x', '--host', '::1', '--port', '0', '--api-key', 'sk-flag', '--context', '512', '--max-queue', '0', '--served-model-name', 'x', '--log-level', 'debug',
+      '--max-tokens-default', '64', '--max-prompt-tokens', '100', '--shutdown-grace-seconds', '0',
+    ];
     expect(parseServeArgs(flags, env)).toEqual({
       help: false, model: '/models/x', host: '::1', port: 0, apiKey: 'sk-flag', context: 512, maxQueue: 0, servedModelName: 'x', logLevel: 'debug',
+      maxTokensDefault: 64, maxPromptTokens: 100, shutdownGraceSeconds: 0,
     });
   });
 
   it('bad values are usage errors (exit code 2 with the usage)', async () => {
-    for (const argv of [['--port', 'eighty'], ['--port', '70000'], ['--context', '0'], ['--max-queue', '-1'], ['--log-level', 'loud'], ['--bogus'], ['positional']]) {
+    for (const argv of [
+      ['--port', 'eighty'], ['--port', '70000'], ['--context', '0'], ['--max-queue', '-1'], ['--log-level', 'loud'], ['--bogus'], ['positional'],
+      ['--max-tokens-default', '0'], ['--max-prompt-tokens', '1.5'], ['--shutdown-grace-seconds', '-1'], ['--shutdown-grace-seconds', 'soon'],
+    ]) {
       expect(() => parseServeArgs(argv, {})).toThrow(ServeUsageError);
     }
     expect(() => parseServeArgs([], { GPT_OSS_PORT: 'x' })).toThrow(/--port/);
@@ -108,6 +123,129 @@ describe('serve', () => {
         else process.env[k] = v;
       }
       await rm(cache, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A server started as a real process, reading its JSON log lines: the URL it listens on, its
+ * pid (npx runs it below npm and a shell), and what it logs.
+ */
+interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  pid: number;
+  logs: Array<Record<string, unknown>>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function startProcess(command: string, args: string[]): Promise<ServerProcess> {
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let buffered = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  const listening = await until(() => logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('Server listening at ')), exit, () => stderr);
+  const url = String(listening['msg']).slice('Server listening at '.length);
+  await until(() => logs.find((l) => l['msg'] === 'model ready'), exit, () => stderr);
+  return { child, url, pid: Number(listening['pid']), logs, exit };
+}
+
+/** Polls `find` until it returns something; fails if the process exits first. */
+async function until<T>(find: () => T | undefined, exit: Promise<unknown>, stderr: () => string): Promise<T> {
+  let exited = false;
+  void exit.then(() => (exited = true));
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (exited) throw new Error(`the server process exited: ${stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('serve as a process', () => {
+  it('SIGTERM during a prefill: /health and new requests get 503 at once, the stream ends with shutting_down after the grace, exit code 0', async () => {
+    const bin = path.join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
+    const p = await startProcess(process.execPath, [
+      bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '2048', '--shutdown-grace-seconds', '0.5', '--log-level', 'info',
+    ]);
+    try {
+      const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const messages = [{ role: 'user' as const, content: ' hello'.repeat(1850) }];
+      // The whole prefill of this prompt, from the server's log: what SIGTERM must not wait for.
+      await client.chat.completions.create({ model: 'synthetic:tiny', messages, max_tokens: 1 });
+      const prefillMs = Number(p.logs.find((l) => l['msg'] === 'generation finished')!['prefillMs']);
+      const stream = await client.chat.completions.create({ model: 'synthetic:tiny', messages, max_tokens: 1, stream: true });
+      const iter = stream[Symbol.asyncIterator]();
+      await iter.next(); // the role chunk: prefill has started
+      const t0 = performance.now();
+      p.child.kill('SIGTERM');
+      // Once the server has seen the signal (its log says so), and while the prefill still runs:
+      await until(() => p.logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('shutting down (SIGTERM)')), p.exit, () => '');
+      const health = await fetch(`${p.url}/health`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: 'shutting_down' });
+      const refused = await fetch(`${p.url}/v1/models`);
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: 'shutting_down' } });
+      const err = await (async () => {
+        try {
+          while (!(await iter.next()).done);
+        } catch (e) {
+          return e;
+        }
+        return null;
+      })();
+      expect(err).toMatchObject({ code: 'shutting_down' });
+      expect(await p.exit).toEqual({ code: 0, signal: null });
+      const exitMs = performance.now() - t0;
+      // Bounded: the grace (0.5 s), then at most one chunk and the close, well short of the
+      // prefill it cut (about a quarter of it here; without the bound it waited for all of it).
+      expect(exitMs, `exit ${exitMs.toFixed(0)} ms after SIGTERM; the whole prefill takes ${prefillMs.toFixed(0)} ms`).toBeLessThan(0.6 * prefillMs);
+      expect(p.logs.find((l) => l['msg'] === 'generation finished' && l['finish'] === 'abort')).toBeDefined();
+    } finally {
+      if (alive(p.pid)) process.kill(p.pid, 'SIGKILL');
+    }
+  });
+
+  it('`npx gpt-oss-webgpu serve`: killing npx stops the server', async () => {
+    const p = await startProcess('npx', ['gpt-oss-webgpu', 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '256', '--log-level', 'info']);
+    try {
+      // npx runs node below npm and a shell: the server is not npx's own process.
+      expect(p.pid).not.toBe(p.child.pid);
+      expect((await fetch(`${p.url}/health`)).status).toBe(200);
+      p.child.kill('SIGTERM');
+      await p.exit;
+      for (let t0 = Date.now(); alive(p.pid); ) {
+        if (Date.now() - t0 > 60_000) throw new Error('the server outlived npx');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await expect(fetch(`${p.url}/health`)).rejects.toThrow();
+      expect(p.logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('shutting down (npm'))).toBeDefined();
+    } finally {
+      if (alive(p.pid)) process.kill(p.pid, 'SIGKILL');
     }
   });
 });

@@ -3,6 +3,7 @@
 // keeps serving. Then every request of the gpt-oss compatibility test (compat-cases.jsonl, with
 // its tools) is accepted.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
@@ -305,6 +306,49 @@ describe('malformed requests', () => {
       .catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages[0].tool_call_id');
+  });
+});
+
+describe('oversized bodies', () => {
+  /**
+   * An HTTP/1.1 client that writes the whole request before it reads (as Python's http.client and
+   * httpx do), then sends a second request on the same connection.
+   */
+  function sendAllThenRead(url: string, body: Buffer): Promise<{ first: string; second: string }> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname);
+      let text = '';
+      socket.on('error', (e) => reject(new Error(`${(e as NodeJS.ErrnoException).code} after reading ${JSON.stringify(text)}`)));
+      socket.on('data', (d: Buffer) => {
+        text += d.toString();
+        const responses = text.split(/(?=HTTP\/1\.1 )/);
+        if (responses.length === 2 && responses[1]!.includes('"status":"ok"')) {
+          socket.end();
+          resolve({ first: responses[0]!, second: responses[1]! });
+        }
+      });
+      socket.pause();
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+      socket.write(body, () => {
+        socket.write(`GET /health HTTP/1.1\r\nhost: ${hostname}\r\n\r\n`);
+        socket.resume();
+      });
+    });
+  }
+
+  it('a 10 MB body gets its JSON 413, read by clients that send all of it first; the connection stays usable', async () => {
+    const body = Buffer.from(JSON.stringify({ ...chatBase, messages: [{ role: 'user', content: 'x'.repeat(10 * 1024 * 1024) }] }));
+    const { first, second } = await sendAllThenRead(s.baseURL, body);
+    expect(first).toMatch(/^HTTP\/1\.1 413 /);
+    expect(JSON.parse(first.slice(first.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: { message: 'The request body is too large.', type: 'invalid_request_error', param: null, code: 'request_too_large' },
+    });
+    expect(second).toMatch(/^HTTP\/1\.1 200 /);
+    // The official client gets it as an APIError with the status and code.
+    const err = await s.client.chat.completions.create({ ...chatBase, messages: [{ role: 'user', content: 'x'.repeat(10 * 1024 * 1024) }] } as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ status: 413, code: 'request_too_large' });
   });
 });
 

@@ -8,9 +8,8 @@ import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import { abandon, admitOrReject, apiFinishReason, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
+import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
-import { SseStream, streamFailed } from '../sse.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
 
 interface ChatDelta {
@@ -102,7 +101,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ctx.constraints,
     );
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-    const maxTokens = completionBudget(body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
+    const maxTokens = completionBudget(ctx.limits, body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({
@@ -124,23 +123,17 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
+    const turn = { engine, promptIds, maxTokens, sampling, signal, constraint };
+
     if (!body.stream) {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
+      const result = await completeTurn(ctx, request, reply, {
+        ...turn,
         onToken: (t) => {
           builder.apply(output.push(t));
           return !output.stoppedByString;
         },
-      }).catch((e: unknown) => {
-        if (signal.aborted) return null;
-        throw e;
       });
-      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      if (!result) return reply;
       builder.apply(output.end());
       const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
       ctx.metrics.finished.inc({ reason: finish });
@@ -169,10 +162,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       };
     }
 
-    // Streaming. Admission is decided before the 200 goes out, so a full queue is still a 429.
     const includeUsage = body.stream_options?.include_usage === true;
-    admitOrReject(ctx);
-    const sse = new SseStream(ctx, request, reply);
     const chunk = (delta: ChatDelta, finish: string | null = null) => ({
       id,
       object: 'chat.completion.chunk',
@@ -181,33 +171,19 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    try {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
-        onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
-        onToken: (t) => {
-          for (const d of builder.apply(output.push(t))) sse.data(chunk(d));
-          return !output.stoppedByString;
-        },
-      });
-      if (signal.aborted) {
-        streamFailed(ctx, request, sse, signal, null);
-        return reply;
-      }
-      for (const d of builder.apply(output.end())) sse.data(chunk(d));
-      const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
-      ctx.metrics.finished.inc({ reason: finish });
-      sse.data(chunk({}, finish));
-      if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result.tokens.length) });
-      sse.end(true);
-    } catch (e) {
-      streamFailed(ctx, request, sse, signal, e);
-    }
-    return reply;
+    return streamTurn(ctx, request, reply, turn, true, (sse) => ({
+      onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
+      onToken: (t) => {
+        for (const d of builder.apply(output.push(t))) sse.data(chunk(d));
+        return !output.stoppedByString;
+      },
+      finish: (result) => {
+        for (const d of builder.apply(output.end())) sse.data(chunk(d));
+        const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
+        ctx.metrics.finished.inc({ reason: finish });
+        sse.data(chunk({}, finish));
+        if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result.tokens.length) });
+      },
+    }));
   });
 }

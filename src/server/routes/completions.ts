@@ -7,9 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest, unsupported } from '../errors.js';
-import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions, stopTokens } from '../generation.js';
+import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
-import { SseStream, streamFailed } from '../sse.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
 
@@ -25,7 +24,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
     const prompt = renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer }));
     const promptIds = prompt.tokenIds;
-    const maxTokens = completionBudget(body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
+    const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
     const sampling = samplingOptions(body);
     const stops = new Set(stopTokens(engine));
     const decoder = tokenizer.createStreamDecoder();
@@ -41,22 +40,17 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const finishOf = (r: { finishReason: string }) => (matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length');
     const usage = (n: number) => ({ prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n });
 
+    const turn = { engine, promptIds, maxTokens, sampling, signal };
+
     if (!body.stream) {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
+      const result = await completeTurn(ctx, request, reply, {
+        ...turn,
         onToken: (t) => {
           text += next(t);
           return !matcher.stopped;
         },
-      }).catch((e: unknown) => {
-        if (signal.aborted) return null;
-        throw e;
       });
-      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      if (!result) return reply;
       text += finalText();
       const finish = finishOf(result);
       ctx.metrics.finished.inc({ reason: finish });
@@ -71,8 +65,6 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
-    admitOrReject(ctx);
-    const sse = new SseStream(ctx, request, reply);
     const chunk = (delta: string, finish: string | null = null) => ({
       id,
       object: 'text_completion',
@@ -81,36 +73,23 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
       choices: [{ index: 0, text: delta, logprobs: null, finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    try {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        onStart: () => {
-          if (text !== '') sse.data(chunk(text));
-        },
-        onToken: (t) => {
-          const delta = next(t);
-          if (delta !== '') sse.data(chunk(delta));
-          return !matcher.stopped;
-        },
-      });
-      if (signal.aborted) {
-        streamFailed(ctx, request, sse, signal, null);
-        return reply;
-      }
-      const rest = finalText();
-      if (rest !== '') sse.data(chunk(rest));
-      const finish = finishOf(result);
-      ctx.metrics.finished.inc({ reason: finish });
-      sse.data(chunk('', finish));
-      if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result.tokens.length) });
-      sse.end(true);
-    } catch (e) {
-      streamFailed(ctx, request, sse, signal, e);
-    }
-    return reply;
+    return streamTurn(ctx, request, reply, turn, true, (sse) => ({
+      onStart: () => {
+        if (text !== '') sse.data(chunk(text));
+      },
+      onToken: (t) => {
+        const delta = next(t);
+        if (delta !== '') sse.data(chunk(delta));
+        return !matcher.stopped;
+      },
+      finish: (result) => {
+        const rest = finalText();
+        if (rest !== '') sse.data(chunk(rest));
+        const finish = finishOf(result);
+        ctx.metrics.finished.inc({ reason: finish });
+        sse.data(chunk('', finish));
+        if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result.tokens.length) });
+      },
+    }));
   });
 }

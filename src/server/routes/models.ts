@@ -12,6 +12,11 @@ function modelObject(ctx: ServerContext): Record<string, unknown> {
     owned_by: 'gpt-oss-webgpu',
     // vLLM's field: clients use it to size prompts. Known once the model is loaded.
     ...(engine ? { max_model_len: engine.contextLength } : {}),
+    // This server's request limits (serve --max-tokens-default, --max-prompt-tokens).
+    max_tokens_default: ctx.limits.maxTokensDefault,
+    ...(engine || ctx.limits.maxPromptTokens !== null
+      ? { max_prompt_tokens: Math.min(ctx.limits.maxPromptTokens ?? Infinity, engine?.contextLength ?? Infinity) }
+      : {}),
   };
 }
 

@@ -1,20 +1,38 @@
 // POST /v1/responses (streaming and not) and GET /v1/responses/{id}. Output items: `reasoning`
 // (content `reasoning_text`), `message` (content `output_text`) and `function_call`, in the order
 // the model wrote them. `previous_response_id` replays a stored response's input and output
-// before this request's input. Streaming sends the event sequence OpenAI's API sends.
+// before this request's input; `item_reference` input items stand for stored items (the AI SDK
+// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
+import type { ResponseStore } from '../response-store.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
-import { abandon, admitOrReject, clientGone, completionBudget, renderOrReject, runTurn, samplingOptions } from '../generation.js';
+import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
-import { SseStream, streamFailed } from '../sse.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
+
+/**
+ * Input items with `item_reference` ones (`{"type": "item_reference", "id"}`, or an `{"id"}`
+ * alone, as OpenAI's ItemReference allows) replaced by the stored items they name; 404 for an id
+ * no stored response holds.
+ */
+function resolveItemReferences(store: ResponseStore, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  return items.map((item, i) => {
+    const reference = item['type'] === 'item_reference' || (item['type'] === undefined && item['role'] === undefined && Object.keys(item).every((k) => k === 'id'));
+    if (!reference) return item;
+    const id = item['id'];
+    if (typeof id !== 'string') throw invalidRequest(`input[${i}].id must be the id of a stored item`, `input[${i}].id`);
+    const found = store.item(id);
+    if (found === undefined) throw new ApiError(404, `Item with id '${id}' not found.`, 'invalid_request_error', `input[${i}].id`, 'not_found');
+    return found as Record<string, unknown>;
+  });
+}
 
 type Item = Record<string, unknown> & { type: string; id: string };
 type Emit = (type: string, payload: Record<string, unknown>) => void;
@@ -119,7 +137,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     const tools = (body.tools ?? []).filter((t) => t.type === 'function').map((t) => ({ name: String(t.name), parameters: t.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].parameters`);
 
-    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
+    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : resolveItemReferences(ctx.store, body.input);
     let input = own;
     if (body.previous_response_id) {
       const prev = ctx.store.get(body.previous_response_id);
@@ -145,7 +163,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       },
       ctx.constraints,
     );
-    const maxTokens = completionBudget(body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
+    const maxTokens = completionBudget(ctx.limits, body.max_output_tokens, promptIds.length, engine.contextLength, { prompt: 'input', maxTokens: 'max_output_tokens' });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({ tokenizer, tools: toolNames, warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered') });
@@ -205,56 +223,30 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       return { final, incomplete };
     };
 
+    const turn = { engine, promptIds, maxTokens, sampling, signal, constraint };
+
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {});
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
-        onToken: (t) => builder.apply(output.push(t)),
-      }).catch((e: unknown) => {
-        if (signal.aborted) return null;
-        throw e;
-      });
-      if (!result || signal.aborted) return abandon(ctx, request, reply);
+      const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
+      if (!result) return reply;
       return conclude(builder, result).final;
     }
 
-    admitOrReject(ctx);
-    const sse = new SseStream(ctx, request, reply);
-    let seq = 0;
-    const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
-    const builder = new ResponseItemsBuilder(emit);
-    // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
-    const sendError = (err: unknown) => {
-      const { error } = err as { error: { message: string; code: string | null; param: string | null } };
-      emit('error', { code: error.code, message: error.message, param: error.param, error });
-    };
-    emit('response.created', { response: responseObject('in_progress', []) });
-    try {
-      const result = await runTurn(ctx, request.log, {
-        engine,
-        promptIds,
-        maxTokens,
-        sampling,
-        signal,
-        constraint,
+    return streamTurn(ctx, request, reply, turn, false, (sse) => {
+      let seq = 0;
+      const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
+      const builder = new ResponseItemsBuilder(emit);
+      emit('response.created', { response: responseObject('in_progress', []) });
+      return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
         onToken: (t) => builder.apply(output.push(t)),
-      });
-      if (signal.aborted) {
-        streamFailed(ctx, request, sse, signal, null, sendError, false);
-        return reply;
-      }
-      const { final, incomplete } = conclude(builder, result);
-      emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
-      sse.end(false);
-    } catch (e) {
-      streamFailed(ctx, request, sse, signal, e, sendError, false);
-    }
-    return reply;
+        finish: (result) => {
+          const { final, incomplete } = conclude(builder, result);
+          emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
+        },
+        // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
+        error: ({ error }) => emit('error', { code: error.code, message: error.message, param: error.param, error }),
+      };
+    });
   });
 }
