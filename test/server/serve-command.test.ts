@@ -197,7 +197,9 @@ describe('serve as a process', () => {
       // The whole prefill of this prompt, from the server's log: what SIGTERM must not wait for.
       await client.chat.completions.create({ model: 'synthetic:tiny', messages, max_tokens: 1 });
       const prefillMs = Number(p.logs.find((l) => l['msg'] === 'generation finished')!['prefillMs']);
-      const stream = await client.chat.completions.create({ model: 'synthetic:tiny', messages, max_tokens: 1, stream: true });
+      // the same length in other words: the prefix cache holds the first prompt's pages
+      const other = [{ role: 'user' as const, content: ' world'.repeat(1850) }];
+      const stream = await client.chat.completions.create({ model: 'synthetic:tiny', messages: other, max_tokens: 1, stream: true });
       const iter = stream[Symbol.asyncIterator]();
       await iter.next(); // the role chunk: prefill has started
       const t0 = performance.now();
