@@ -31,6 +31,16 @@ const NONE: u32 = 0xFFFFFFFFu;
 var<workgroup> wg_row: SampleRow;
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
+#if SUBGROUPS
+var<private> sg_lane: u32 = 0u;
+var<private> sg_size: u32 = 1u;
+#endif
+
+// WG / 2 through a uniform: the barrier trees and scans below would otherwise be unrolled, and
+// every barrier is a suspension point of lavapipe's coroutines: minutes of LLVM compile time.
+fn wg_half() -> u32 {
+  return select(WG / 2u, 0u, p.vocab == 0u);
+}
 
 // (va, ia) ranks before (vb, ib): larger value, then lower index.
 fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
@@ -38,7 +48,19 @@ fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+@diagnostic(off, subgroup_uniformity)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+#if SUBGROUPS
+  @builtin(subgroup_invocation_id) sgl: u32,
+  @builtin(subgroup_size) sgs: u32,
+#endif
+) {
+#if SUBGROUPS
+  sg_lane = sgl;
+  sg_size = sgs;
+#endif
   let r_idx = wid.y;
   if (r_idx >= step.samples) {
     return;
@@ -79,7 +101,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   // the slice's mass relative to its maximum
   red_f[lid] = mx;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+  for (var s = wg_half(); s > 0u; s >>= 1u) {
     if (lid < s) {
       red_f[lid] = max(red_f[lid], red_f[lid + s]);
     }
@@ -97,7 +119,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
   red_f[lid] = z;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+  for (var s = wg_half(); s > 0u; s >>= 1u) {
     if (lid < s) {
       red_f[lid] += red_f[lid + s];
     }
@@ -108,25 +130,47 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     stats[r_idx * p.slices + wid.x] = vec2<f32>(m, red_f[0]);
   }
   workgroupBarrier();
-  // the C best: C rounds of a workgroup argmax over the threads' heads
+  // the C best: C rounds of a workgroup argmax over the threads' heads (C through a uniform: a
+  // constant trip count gets unrolled, barriers and all, and lavapipe's LLVM takes minutes)
   var h = 0u;
-  for (var c = 0u; c < C; c++) {
+  let rounds = select(C, 0u, p.vocab == 0u);
+  for (var c = 0u; c < rounds; c++) {
     var hv = NEG;
     var hi = NONE;
     if (h < PER) {
       hv = v[min(h, PER - 1u)];
       hi = ix[min(h, PER - 1u)];
     }
+#if SUBGROUPS
+    // the subgroup's best (largest value, then lowest id), then the best of the subgroups'
+    let sv = subgroupMax(hv);
+    let si = subgroupMin(select(NONE, hi, hv == sv));
+    if (sg_lane == 0u) {
+      red_f[lid / sg_size] = sv;
+      red_u[lid / sg_size] = si;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      for (var i = 1u; i < (WG + sg_size - 1u) / sg_size; i++) {
+        if (better(red_f[i], red_u[i], red_f[0], red_u[0])) {
+          red_f[0] = red_f[i];
+          red_u[0] = red_u[i];
+        }
+      }
+    }
+    workgroupBarrier();
+#else
     red_f[lid] = hv;
     red_u[lid] = hi;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    for (var s = wg_half(); s > 0u; s >>= 1u) {
       if (lid < s && better(red_f[lid + s], red_u[lid + s], red_f[lid], red_u[lid])) {
         red_f[lid] = red_f[lid + s];
         red_u[lid] = red_u[lid + s];
       }
       workgroupBarrier();
     }
+#endif
     let win = red_u[0];
     if (lid == 0u) {
       cand[base + c] = vec2<u32>(bitcast<u32>(red_f[0]), win);
