@@ -1,6 +1,7 @@
 // Turns `--model` into a loaded engine and its tokenizer: a local folder, a Hugging Face hub id
 // (downloaded into the HF cache with a progress bar), or `synthetic:NAME` (random weights, for
 // smoke runs and tests).
+import type { MemoryPlan } from '../engine/engine.js';
 import { loadEngine } from '../engine/load-model.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
@@ -36,4 +37,31 @@ export async function loadModel(spec: string, opts: LoadModelOptions = {}): Prom
     );
   }
   return { engine, tokenizer, dispose: () => engine.destroy() };
+}
+
+/** Thrown from onPlan to stop a load once its plan is known. */
+class PlanOnly {
+  constructor(readonly plan: MemoryPlan) {}
+}
+
+/**
+ * The memory plan of `spec` without loading it: the engine reports its plan (onPlan) before it
+ * touches the GPU, and the load stops there. A hub id is downloaded first (loading needs it anyway).
+ */
+export async function planModel(spec: string, opts: LoadModelOptions = {}): Promise<MemoryPlan> {
+  try {
+    const { engine } = await loadEngine(spec, {
+      context: opts.context,
+      onDownloadProgress: opts.onDownloadProgress,
+      quiet: !opts.onDownloadProgress,
+      onPlan: (plan) => {
+        throw new PlanOnly(plan);
+      },
+    });
+    engine.destroy();
+  } catch (e) {
+    if (e instanceof PlanOnly) return e.plan;
+    throw e;
+  }
+  throw new Error(`${spec}: the engine loaded without reporting its memory plan`);
 }

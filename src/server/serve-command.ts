@@ -50,7 +50,7 @@ export class ServeUsageError extends Error {
   override name = 'ServeUsageError';
 }
 
-const FLAGS = {
+export const FLAGS = {
   model: 'GPT_OSS_MODEL',
   host: 'GPT_OSS_HOST',
   port: 'GPT_OSS_PORT',
