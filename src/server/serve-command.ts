@@ -308,8 +308,10 @@ export function readServeFiles(config: ServeConfig): Pick<ServerOptions, 'apiKey
   const apiKeys: ApiKey[] = [];
   if (config.apiKeysFile !== undefined) apiKeys.push(...parseApiKeys(readConfigFile(config.apiKeysFile, 'API keys'), config.apiKeysFile));
   if (config.apiKeys !== undefined) apiKeys.push(...parseApiKeys(config.apiKeys.split(',').join('\n'), '--api-keys', 'entry'));
-  const dup = apiKeys.find((k, i) => apiKeys.findIndex((x) => x.name === k.name) !== i);
-  if (dup) throw new ConfigFileError(`the API key name "${dup.name}" is given twice (--api-keys and --api-keys-file)`);
+  // --api-key is the key named "default".
+  const named = [...(config.apiKey !== undefined ? ['default'] : []), ...apiKeys.map((k) => k.name)];
+  const dup = named.find((n, i) => named.indexOf(n) !== i);
+  if (dup) throw new ConfigFileError(`the API key name "${dup}" is given twice (--api-key is "default", --api-keys, --api-keys-file)`);
   return {
     ...(apiKeys.length ? { apiKeys } : {}),
     ...(config.pricesFile !== undefined ? { prices: parsePrices(readConfigFile(config.pricesFile, 'prices'), config.pricesFile, names) } : {}),

@@ -325,6 +325,9 @@ describe('serve refuses to start', () => {
     expect((await serve(['--model', 'synthetic:tiny', '--api-keys', 'a:sk-a-01234567,b:short'])).stderr).toBe(
       'error: --api-keys entry 2: the key of "b" must be at least 8 characters without spaces\n',
     );
+    expect((await serve(['--model', 'synthetic:tiny', '--api-key', 'sk-0123456789', '--api-keys', 'default:sk-9876543210'])).stderr).toBe(
+      'error: the API key name "default" is given twice (--api-key is "default", --api-keys, --api-keys-file)\n',
+    );
     const prices = path.join(dir, 'bad-prices');
     await writeFile(prices, 'small 0.1 0.2\nlarge 0.1 -0.2\n');
     expect(await serve(['--model', 'small=synthetic:tiny', '--model', 'large=synthetic:medium', '--prices', prices])).toEqual({
