@@ -16,8 +16,8 @@ ARG BASE=docker.io/library/node:20-bookworm-slim
 FROM ${BASE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# No install scripts: the root's `prepare` would compile before the sources are here, and no
-# dependency needs one on Linux (webgpu's only clears a macOS quarantine flag).
+# No install scripts: the root's `prepare` would compile before the sources are here; webgpu's
+# only clears a macOS quarantine flag, and esbuild's and deno's set up tools this build never runs.
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
