@@ -170,7 +170,7 @@ describe('deploy/kubernetes', () => {
       // What serve makes of the container's args and environment over the image's.
       expect(c.args?.[0]).toBe('serve');
       const config = parseServeArgs(c.args!.slice(1), { ...dockerEnv, ...env });
-      expect(config, name).toMatchObject({ host: '0.0.0.0', port, model: `openai/${name}`, servedModelName: name });
+      expect(config, name).toMatchObject({ host: '0.0.0.0', port, models: [{ spec: `openai/${name}` }], servedModelName: name });
       // The Hugging Face cache: where the image says, where the volume is, where downloads go.
       expect(env['HF_HOME'], name).toBe(dockerEnv['HF_HOME']);
       expect(dockerArgs('VOLUME')).toEqual([JSON.stringify([dockerEnv['HF_HOME']])]);
