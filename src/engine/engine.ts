@@ -255,6 +255,22 @@ export class Engine {
     return this.scheduler.o.maxNumSeqs;
   }
 
+  /** The batch as /metrics shows it: sequences, KV pages of the full-attention group (or the sliding one), cache hits. */
+  batching(): { running: number; waiting: number; kvPagesUsed: number; kvPagesFree: number; prefixCacheHitTokens: number; preemptions: number } {
+    const pool = this.scheduler.fullPool ?? this.scheduler.slidingPool!;
+    return {
+      running: this.scheduler.numRunning,
+      waiting: this.scheduler.numWaiting,
+      kvPagesUsed: pool.inUse,
+      kvPagesFree: pool.available,
+      prefixCacheHitTokens: this.scheduler.cacheHitTokens,
+      preemptions: this.scheduler.preemptions,
+    };
+  }
+
+  /** Called after each step is submitted with its size (the server's batch-size histogram). */
+  onStep: ((s: { tokens: number; sequences: number }) => void) | null = null;
+
   /** Loads a checkpoint folder (either layout) or any tensor source. */
   static async load(source: string | TensorSource, opts: EngineOptions = {}): Promise<Engine> {
     if (typeof source !== 'string') return Engine.create(source, opts);
@@ -587,6 +603,7 @@ export class Engine {
       for (const w of due) w.resolve();
     }
     this.stats.lastStep = { ...stats, tokens: plan.tokens, sequences: plan.entries.length };
+    this.onStep?.({ tokens: plan.tokens, sequences: plan.entries.length });
     if (plan.entries.every((e) => e.ntok === 1 && e.sample && e.pos0 >= e.seq.promptLength)) this.stats.decodeStep = stats;
     return { plan, stats, samples, rows, readback, staging, timings, items, shape: { ...shape, counts: { ...this.counts } } };
   }

@@ -75,6 +75,12 @@ export interface ServerOptions {
   modelSpec?: string;
   /** KV-cache positions when loading from modelSpec (default: the model's maximum). */
   context?: number;
+  /** Sequences each loaded engine runs at once (continuous batching). Default 16. */
+  maxNumSeqs?: number;
+  /** Tokens per engine step (the prefill chunk). Default 2048. */
+  maxBatchTokens?: number;
+  /** Bytes for each loaded engine's KV cache (default: the engine's: two full contexts). */
+  kvMemory?: number;
   /** When set, every route but /health needs `Authorization: Bearer <apiKey>` (usage name "default"). */
   apiKey?: string;
   /** Named API keys (with or instead of apiKey); usage is counted per name. */
@@ -110,6 +116,8 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
+export const DEFAULT_MAX_NUM_SEQS = 16;
+export const DEFAULT_MAX_BATCH_TOKENS = 2048;
 /** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -193,6 +201,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   };
   // Models loaded from specs are planned first, all of them, when the GPU's size is known: what
   // does not fit is refused before anything loads. Then they load one at a time, in order.
+  const batching = { maxNumSeqs: opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS, maxBatchTokens: opts.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS, kvMemory: opts.kvMemory };
   const toLoad = entries.flatMap((e, i) => (e.spec && !e.engine ? [{ name: names[i]!, spec: e.spec, context: e.context ?? opts.context }] : []));
   const budget = opts.gpuMemory;
   const planned: Promise<void> =
@@ -200,7 +209,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       ? Promise.resolve()
       : (async () => {
           const plans = [];
-          for (const m of toLoad) plans.push({ ...m, plan: await planModel(m.spec, { context: m.context, onDownloadProgress: opts.onDownloadProgress }) });
+          for (const m of toLoad) plans.push({ ...m, plan: await planModel(m.spec, { context: m.context, ...batching, onDownloadProgress: opts.onDownloadProgress }) });
           checkPlansFit(plans, budget);
           const total = plans.reduce((n, p) => n + p.plan.total, 0);
           app.log.info({ models: plans.map((p) => ({ name: p.name, bytes: p.plan.total })) }, `memory plan: ${formatBytes(total)} of ${formatBytes(budget)}`);
@@ -216,7 +225,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     } else {
       const spec = e.spec!;
       load = Promise.all([planned, previous]).then(() =>
-        loadModel(spec, { context: e.context ?? opts.context, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
+        loadModel(spec, { context: e.context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
       );
       previous = load.catch(() => {});
     }
@@ -225,7 +234,13 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       if (host.status === 'ready') app.log.info({ model: names[i], context: host.engine?.contextLength }, 'model ready');
       else app.log.error({ model: names[i], err: host.error }, 'model failed to load');
     }, () => {});
-    return { name: names[i]!, spec: e.spec ?? null, host, scheduler: new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE), kvInUse: 0 };
+    // as many on the engine at once as it batches; an engine handed in brings its own number
+    const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE, e.engine ? (e.engine.maxNumSeqs ?? 1) : batching.maxNumSeqs);
+    host.loaded.then(() => {
+      const engine = host.engine as (ServingEngine & { onStep?: unknown }) | undefined;
+      if (engine && 'onStep' in engine) (engine as { onStep: (s: { sequences: number }) => void }).onStep = (st) => metrics.batchSize.observe(st.sequences);
+    }, () => {});
+    return { name: names[i]!, spec: e.spec ?? null, host, scheduler, kvInUse: 0 };
   });
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
   const shutdown = new AbortController();
@@ -238,8 +253,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       models.map((m) => ({
         name: m.name,
         queueDepth: m.scheduler.queueDepth,
-        running: m.scheduler.busy ? 1 : 0,
+        running: m.scheduler.running,
         kvInUse: m.kvInUse,
+        batching: m.host.engine?.batching?.() ?? null,
         context: m.host.engine?.contextLength ?? 0,
         ready: m.host.status === 'ready',
       })),

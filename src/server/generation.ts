@@ -148,11 +148,13 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
       const { metrics } = ctx;
       metrics.queueTime.observe((performance.now() - queuedAt) / 1000);
       metrics.promptTokens.inc({}, turn.promptIds.length);
-      model.kvInUse = turn.promptIds.length;
+      // positions held by the turns on the engine, together
+      model.kvInUse += turn.promptIds.length;
       turn.onStart?.();
       const t0 = performance.now();
       let last = 0;
       let count = 0;
+      let cached = 0;
       try {
         const r = await turn.engine.generate(turn.promptIds, {
           maxTokens: turn.maxTokens,
@@ -167,11 +169,12 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
             last = now;
             count++;
             metrics.generationTokens.inc();
-            model.kvInUse = turn.promptIds.length + count;
+            model.kvInUse++;
             if (turn.signal.aborted) return false;
             return turn.onToken(id);
           },
         });
+        cached = r.cachedTokens;
         const mask = turn.constraint ? { maskMs: Math.round(turn.constraint.maskMs * 10) / 10, masks: turn.constraint.masks } : {};
         ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, prefillMs: r.prefillMs, decodeMs: r.decodeMs, ...mask };
         log.info(
@@ -183,9 +186,9 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         metrics.finished.inc({ reason: 'error' });
         throw e;
       } finally {
-        model.kvInUse = 0;
+        model.kvInUse -= turn.promptIds.length + count;
         // What the engine did, finished or not: the prompt and every sampled token (as `usage` says).
-        ctx.usage.record(request.gptOssKey, model.name, { promptTokens: turn.promptIds.length, cachedTokens: 0, completionTokens: count });
+        ctx.usage.record(request.gptOssKey, model.name, { promptTokens: turn.promptIds.length, cachedTokens: cached, completionTokens: count });
       }
     });
   } catch (e) {

@@ -110,6 +110,8 @@ export interface ModelGauges {
   kvInUse: number;
   context: number;
   ready: boolean;
+  /** The engine's continuous-batching state (null until it is loaded). */
+  batching: { running: number; waiting: number; kvPagesUsed: number; kvPagesFree: number; prefixCacheHitTokens: number; preemptions: number } | null;
 }
 
 /** Everything the server measures. Gauges read live state, per model, through `models`. */
@@ -125,6 +127,7 @@ export class ServerMetrics {
   readonly timeToFirstToken = new Histogram('gpt_oss_time_to_first_token_seconds', 'From the start of the turn (prefill) to the first sampled token.', LATENCY_BUCKETS);
   readonly interTokenLatency = new Histogram('gpt_oss_inter_token_latency_seconds', 'Between consecutive sampled tokens of one generation.', LATENCY_BUCKETS);
   readonly queueTime = new Histogram('gpt_oss_queue_wait_seconds', 'Time a request waited for the engine.', LATENCY_BUCKETS);
+  readonly batchSize = new Histogram('gpt_oss_batch_size', 'Sequences in each engine step (continuous batching).', [1, 2, 4, 8, 16, 32, 64, 128, 256]);
   private readonly gauges: Gauge[];
 
   constructor(
@@ -135,8 +138,14 @@ export class ServerMetrics {
     const per = (f: (m: ModelGauges) => number) => () => models().map((m) => ({ labels: { model: m.name }, value: f(m) }));
     this.gauges = [
       new Gauge('gpt_oss_queue_depth', 'Requests waiting for the engine, by model.', per((m) => m.queueDepth)),
-      new Gauge('gpt_oss_requests_running', 'Requests being generated, by model (each engine runs one at a time).', per((m) => m.running)),
-      new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequence, by model.', per((m) => m.kvInUse)),
+      new Gauge('gpt_oss_requests_running', 'Requests on the engine (batched together), by model.', per((m) => m.running)),
+      new Gauge('gpt_oss_sequences_running', 'Sequences in the engine\'s batch, by model.', per((m) => m.batching?.running ?? 0)),
+      new Gauge('gpt_oss_sequences_waiting', 'Sequences the engine holds back (no slot or KV pages yet), by model.', per((m) => m.batching?.waiting ?? 0)),
+      new Gauge('gpt_oss_kv_pages_used', 'KV-cache pages held by sequences, by model.', per((m) => m.batching?.kvPagesUsed ?? 0)),
+      new Gauge('gpt_oss_kv_pages_free', 'KV-cache pages free or held only by the prefix cache, by model.', per((m) => m.batching?.kvPagesFree ?? 0)),
+      new Gauge('gpt_oss_prefix_cache_hit_tokens', 'Prompt tokens served from the prefix cache since start, by model.', per((m) => m.batching?.prefixCacheHitTokens ?? 0)),
+      new Gauge('gpt_oss_preemptions', 'Sequences preempted (pages freed, recomputed later) since start, by model.', per((m) => m.batching?.preemptions ?? 0)),
+      new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequences, by model.', per((m) => m.kvInUse)),
       new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length), by model.', per((m) => m.context)),
       new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache positions in use / context length, by model.', per((m) => (m.context > 0 ? m.kvInUse / m.context : 0))),
       new Gauge('gpt_oss_model_ready', '1 once the model is loaded, by model.', per((m) => (m.ready ? 1 : 0))),
@@ -153,6 +162,7 @@ export class ServerMetrics {
       this.timeToFirstToken,
       this.interTokenLatency,
       this.queueTime,
+      this.batchSize,
       ...this.gauges,
       ...this.more,
     ];

@@ -11,7 +11,21 @@ export interface ServingEngine {
   readonly isBusy: boolean;
   /** vocabSize: the logits' length, which a constraint's mask covers (default: the tokenizer's). */
   readonly config: { readonly eosTokenIds: readonly number[]; readonly vocabSize?: number };
+  /** Sequences it runs at once (continuous batching); 1 when absent. */
+  readonly maxNumSeqs?: number;
+  /** The batching engine's live state, for /metrics. */
+  batching?(): BatchingState;
   destroy(): void;
+}
+
+/** What /metrics shows of a batching engine. */
+export interface BatchingState {
+  running: number;
+  waiting: number;
+  kvPagesUsed: number;
+  kvPagesFree: number;
+  prefixCacheHitTokens: number;
+  preemptions: number;
 }
 
 export interface ReadyModel {

@@ -11,6 +11,10 @@ import type { ServingEngine } from './model-host.js';
 export interface LoadModelOptions {
   /** KV-cache positions; default the model's maximum. */
   context?: number;
+  /** Continuous batching: sequences at once, tokens per step, KV-cache bytes (engine defaults when absent). */
+  maxNumSeqs?: number;
+  maxBatchTokens?: number;
+  kvMemory?: number;
   onDownloadProgress?: (p: DownloadProgress) => void;
   log?: (msg: string) => void;
 }
@@ -24,7 +28,14 @@ export interface LoadedModel {
 
 /** The engine options the server loads with; planModel plans with the same ones. */
 function engineOptions(opts: LoadModelOptions): EngineLoadOptions {
-  return { context: opts.context, onDownloadProgress: opts.onDownloadProgress, quiet: !opts.onDownloadProgress };
+  return {
+    context: opts.context,
+    maxNumSeqs: opts.maxNumSeqs,
+    maxBatchTokens: opts.maxBatchTokens,
+    kvMemory: opts.kvMemory,
+    onDownloadProgress: opts.onDownloadProgress,
+    quiet: !opts.onDownloadProgress,
+  };
 }
 
 export async function loadModel(spec: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {

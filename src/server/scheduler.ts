@@ -1,7 +1,8 @@
-// The request queue in front of the engine. The engine generates one sequence at a time, so
-// requests take turns in FIFO order; at most `maxQueue` may wait (beyond that the caller answers
-// 429). A waiting request whose client went away (its AbortSignal fired) leaves the queue at once
-// and never reaches the engine.
+// The admission queue in front of an engine. The engine batches up to `concurrency` sequences
+// (continuous batching: its own scheduler fits them into steps, KV pages and all); requests beyond
+// that wait here in FIFO order, at most `maxQueue` of them (beyond that the caller answers 429). A
+// waiting request whose client went away (its AbortSignal fired) leaves the queue at once and
+// never reaches the engine.
 
 export class QueueFullError extends Error {
   override name = 'QueueFullError';
@@ -19,17 +20,20 @@ interface Waiter {
 
 export class GenerationScheduler {
   private readonly waiting: Waiter[] = [];
-  private active = false;
+  private active = 0;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
   /** Smoothed duration of a turn, for Retry-After. */
   private meanTurnMs = 2000;
 
   constructor(
-    /** Requests allowed to wait while one runs. */
+    /** Requests allowed to wait while the engine is full. */
     readonly maxQueue: number,
+    /** Requests the engine runs at once (its sequences). */
+    public concurrency = 1,
   ) {
     if (!(Number.isInteger(maxQueue) && maxQueue >= 0)) throw new Error(`maxQueue must be a non-negative integer, got ${maxQueue}`);
+    if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error(`concurrency must be a positive integer, got ${concurrency}`);
   }
 
   /** Requests waiting for their turn (not counting the one running). */
@@ -41,19 +45,28 @@ export class GenerationScheduler {
     return this.closed;
   }
 
-  /** Whether a request holds the engine. */
+  /** Whether any request is on the engine. */
   get busy(): boolean {
+    return this.active > 0;
+  }
+
+  /** Requests on the engine. */
+  get running(): number {
     return this.active;
+  }
+
+  private get full(): boolean {
+    return this.active >= this.concurrency;
   }
 
   /** Whether run() would accept a request now (it is single-threaded JS: no race until run()). */
   hasRoom(): boolean {
-    return !this.closed && (!this.active || this.waiting.length < this.maxQueue);
+    return !this.closed && (!this.full || this.waiting.length < this.maxQueue);
   }
 
   /** Seconds a client turned away should wait: the queue ahead of it at the recent pace. */
   retryAfterSeconds(): number {
-    return Math.min(60, Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanTurnMs) / 1000)));
+    return Math.min(60, Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanTurnMs) / this.concurrency / 1000)));
   }
 
   /**
@@ -63,7 +76,7 @@ export class GenerationScheduler {
   run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new SchedulerClosedError('the server is shutting down'));
     if (signal.aborted) return Promise.reject(abortReason(signal));
-    if (this.active && this.waiting.length >= this.maxQueue) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
+    if (this.full && this.waiting.length >= this.maxQueue) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);
@@ -79,7 +92,7 @@ export class GenerationScheduler {
             reject(abortReason(signal));
             return false;
           }
-          this.active = true;
+          this.active++;
           const t0 = performance.now();
           let p: Promise<T>;
           try {
@@ -87,10 +100,10 @@ export class GenerationScheduler {
           } catch (e) {
             p = Promise.reject(e);
           }
-          // The engine is free again before the caller hears back, so the next turn starts at once.
+          // The slot is free again before the caller hears back, so the next turn starts at once.
           const done = () => {
             this.meanTurnMs = 0.8 * this.meanTurnMs + 0.2 * (performance.now() - t0);
-            this.active = false;
+            this.active--;
             this.next();
           };
           p.then(
@@ -110,7 +123,7 @@ export class GenerationScheduler {
           reject(err);
         },
       };
-      if (!this.active) {
+      if (!this.full) {
         if (!waiter.start()) this.next();
       } else {
         signal.addEventListener('abort', onAbort, { once: true });
@@ -120,9 +133,12 @@ export class GenerationScheduler {
   }
 
   private next(): void {
-    if (this.active) return;
-    for (let w = this.waiting.shift(); w; w = this.waiting.shift()) if (w.start()) return;
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    while (!this.full) {
+      const w = this.waiting.shift();
+      if (!w) break;
+      w.start();
+    }
+    if (!this.active && !this.waiting.length) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /** Resolves once no request holds the engine and none waits. */
@@ -131,7 +147,7 @@ export class GenerationScheduler {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Refuses new work and fails every waiting request; the running one finishes on its own. */
+  /** Refuses new work and fails every waiting request; the running ones finish on their own. */
   close(): void {
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.fail(new SchedulerClosedError('the server is shutting down'));

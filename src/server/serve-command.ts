@@ -6,7 +6,7 @@
 // with the file and line named.
 import { parseArgs } from 'node:util';
 import { stderrProgressBar } from '../model/hub.js';
-import { closeGracefully, createServer, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, defaultModelName, type ServerOptions } from './app.js';
+import { closeGracefully, createServer, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, defaultModelName, type ServerOptions } from './app.js';
 import { ConfigFileError, readConfigFile } from './config-files.js';
 import { detectGpuMemory, parseByteSize } from './gpu-memory.js';
 import { parseRoutingConfig } from './routing.js';
@@ -36,8 +36,16 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
   --admin-key KEY           opens GET /admin/usage (JSON usage and cost)        GPT_OSS_ADMIN_KEY
   --prices FILE             MODEL INPUT OUTPUT [CACHED] per line, $ per 1M      GPT_OSS_PRICES
                             tokens, for the cost counters
-  --context N               KV-cache positions (default: the model's maximum)   GPT_OSS_CONTEXT
-  --max-queue N             requests that may wait for the engine (default ${DEFAULT_MAX_QUEUE}) GPT_OSS_MAX_QUEUE
+  --context N               positions a sequence may reach (default: the model's GPT_OSS_CONTEXT
+                            maximum)
+  --max-num-seqs N          sequences each engine runs at once, batched         GPT_OSS_MAX_NUM_SEQS
+                            (default ${DEFAULT_MAX_NUM_SEQS})
+  --max-batch-tokens N      tokens per engine step: decode tokens plus prompt   GPT_OSS_MAX_BATCH_TOKENS
+                            chunks (default ${DEFAULT_MAX_BATCH_TOKENS})
+  --kv-memory SIZE          KV cache of each model, e.g. 16GB (default: two     GPT_OSS_KV_MEMORY
+                            full contexts); the memory plan shows the pages
+  --max-queue N             requests that may wait when the engines are full    GPT_OSS_MAX_QUEUE
+                            (default ${DEFAULT_MAX_QUEUE})
   --max-tokens-default N    output tokens when a request sets no max_tokens     GPT_OSS_MAX_TOKENS_DEFAULT
                             (default ${DEFAULT_MAX_TOKENS}; never more than the context left)
   --max-prompt-tokens N     largest prompt a request may send (default: the     GPT_OSS_MAX_PROMPT_TOKENS
@@ -66,6 +74,9 @@ export interface ServeConfig {
   adminKey?: string;
   pricesFile?: string;
   context?: number;
+  maxNumSeqs?: number;
+  maxBatchTokens?: number;
+  kvMemory?: number;
   maxQueue: number;
   maxTokensDefault: number;
   maxPromptTokens?: number;
@@ -90,6 +101,9 @@ export const FLAGS = {
   'admin-key': 'GPT_OSS_ADMIN_KEY',
   prices: 'GPT_OSS_PRICES',
   context: 'GPT_OSS_CONTEXT',
+  'max-num-seqs': 'GPT_OSS_MAX_NUM_SEQS',
+  'max-batch-tokens': 'GPT_OSS_MAX_BATCH_TOKENS',
+  'kv-memory': 'GPT_OSS_KV_MEMORY',
   'max-queue': 'GPT_OSS_MAX_QUEUE',
   'max-tokens-default': 'GPT_OSS_MAX_TOKENS_DEFAULT',
   'max-prompt-tokens': 'GPT_OSS_MAX_PROMPT_TOKENS',
@@ -146,6 +160,11 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   const port = get('port');
   const context = get('context');
   const maxQueue = get('max-queue');
+  const maxNumSeqs = get('max-num-seqs');
+  const maxBatchTokens = get('max-batch-tokens');
+  const kvMemory = get('kv-memory');
+  const kvBytes = kvMemory === undefined ? undefined : parseByteSize(kvMemory);
+  if (kvBytes === null) throw new ServeUsageError(`--kv-memory: "${kvMemory}" is not a size (e.g. 16GB, 12GiB, or bytes)`);
   const maxTokensDefault = get('max-tokens-default');
   const maxPromptTokens = get('max-prompt-tokens');
   const grace = get('shutdown-grace-seconds');
@@ -182,6 +201,9 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     ...optional('adminKey', 'admin-key'),
     ...optional('pricesFile', 'prices'),
     ...(context !== undefined ? { context: integer(context, 'context', 1) } : {}),
+    ...(maxNumSeqs !== undefined ? { maxNumSeqs: integer(maxNumSeqs, 'max-num-seqs', 1) } : {}),
+    ...(maxBatchTokens !== undefined ? { maxBatchTokens: integer(maxBatchTokens, 'max-batch-tokens', 1) } : {}),
+    ...(kvBytes !== undefined ? { kvMemory: kvBytes } : {}),
     maxQueue: maxQueue === undefined ? DEFAULT_MAX_QUEUE : integer(maxQueue, 'max-queue', 0),
     maxTokensDefault: maxTokensDefault === undefined ? DEFAULT_MAX_TOKENS : integer(maxTokensDefault, 'max-tokens-default', 1),
     ...(maxPromptTokens !== undefined ? { maxPromptTokens: integer(maxPromptTokens, 'max-prompt-tokens', 1) } : {}),
@@ -230,6 +252,9 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     ...files,
     gpuMemory: config.gpuMemory ?? detectGpuMemory() ?? undefined,
     context: config.context,
+    maxNumSeqs: config.maxNumSeqs,
+    maxBatchTokens: config.maxBatchTokens,
+    kvMemory: config.kvMemory,
     apiKey: config.apiKey,
     adminKey: config.adminKey,
     maxQueue: config.maxQueue,

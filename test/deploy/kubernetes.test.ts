@@ -218,7 +218,7 @@ describe('deploy/kubernetes', () => {
   });
 
   it('autoscaling and monitoring point at what exists: Deployments, Service labels and ports, a metric the server exports', () => {
-    const metrics = new ServerMetrics(() => [{ name: 'm', queueDepth: 0, running: 0, kvInUse: 0, context: 0, ready: true }]).render();
+    const metrics = new ServerMetrics(() => [{ name: 'm', queueDepth: 0, running: 0, kvInUse: 0, context: 0, ready: true, batching: null }]).render();
     for (const { obj } of ofKind('ScaledObject')) {
       const target = deployments.find((d) => d.metadata!.name === obj.spec.scaleTargetRef.name);
       expect(target, obj.metadata.name).toBeDefined();

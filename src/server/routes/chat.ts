@@ -119,11 +119,12 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = served.name;
-    const usage = (completionTokens: number) => ({
+    const usage = (result: { tokens: readonly number[]; cachedTokens: number }) => ({
       prompt_tokens: promptIds.length,
-      completion_tokens: completionTokens,
-      total_tokens: promptIds.length + completionTokens,
-      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens: result.tokens.length,
+      total_tokens: promptIds.length + result.tokens.length,
+      // prompt tokens whose prefill the prefix cache saved
+      prompt_tokens_details: { cached_tokens: result.cachedTokens },
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
@@ -162,7 +163,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
             finish_reason: finish,
           },
         ],
-        usage: usage(result.tokens.length),
+        usage: usage(result),
       };
     }
 
@@ -186,7 +187,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
         const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
         ctx.metrics.finished.inc({ reason: finish });
         sse.data(chunk({}, finish));
-        if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result.tokens.length) });
+        if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result) });
       },
     }));
   });

@@ -208,7 +208,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     });
 
     /** After generation: close open items, build the final object, remember it. */
-    const conclude = (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[] }) => {
+    const conclude = (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
       const incomplete = result.finishReason === 'length' || result.finishReason === 'context';
       builder.cutOff = incomplete;
       builder.apply(output.end());
@@ -217,7 +217,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
         incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
         usage: {
           input_tokens: promptIds.length,
-          input_tokens_details: { cached_tokens: 0 },
+          input_tokens_details: { cached_tokens: result.cachedTokens },
           output_tokens: result.tokens.length,
           output_tokens_details: { reasoning_tokens: output.reasoningTokens },
           total_tokens: promptIds.length + result.tokens.length,
