@@ -12,6 +12,7 @@ struct Params {
   span: u32,
   mean: f32,
   sigma: f32,
+  first: u32,  // word offset of this buffer in the whole tensor (a shard of it)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,7 +35,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= p.words) {
     return;
   }
-  let h0 = hash(p.seed ^ hash(i));
+  let h0 = hash(p.seed ^ hash(p.first + i));
   let h1 = hash(h0 ^ 0x9e3779b9u);
   switch p.kind {
     case 0u: {

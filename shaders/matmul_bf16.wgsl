@@ -10,7 +10,9 @@
 
 struct Params {
   k: u32,   // input size, a multiple of 8
-  n: u32,   // output rows
+  n: u32,   // output rows (of this weight buffer)
+  n0: u32,  // column of y where they go (a shard of a larger matrix: the unembedding)
+  ny: u32,  // y's row length
 }
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -39,7 +41,7 @@ fn main(
   sg_size = sgs;
 #endif
 #if OUT_ROWS
-  let tokens = step.out_rows;
+  let tokens = step.rows;
 #else
   let tokens = step.tokens;
 #endif
@@ -69,7 +71,7 @@ fn main(
   for (var tt = 0u; tt < TT; tt++) {
     team_sum(acc[tt], lid);
     if (lane == 0u && n < p.n && tt < nt) {
-      let o = (t0 + tt) * p.n + n;
+      let o = (t0 + tt) * p.ny + p.n0 + n;
       var v = team_result[team];
 #if BIAS
       v += bias[n];

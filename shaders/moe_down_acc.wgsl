@@ -14,6 +14,8 @@ struct Params {
   i: u32, // intermediate size I (multiple of 32)
   k: u32, // experts per token
   e: u32, // experts (ids are clamped to e-1)
+  e0: u32, // the weight buffers hold experts [e0, e0 + ec) (one shard): only their slots are added
+  ec: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -54,7 +56,11 @@ fn main(
   if (r < p.h) {
     for (var s = team % SPLIT; s < p.k; s += SPLIT) {
       let ts = t * p.k + s;
-      let e = min(routing[2u * ts], p.e - 1u);
+      let eg = min(routing[2u * ts], p.e - 1u);
+      if (eg < p.e0 || eg >= p.e0 + p.ec) {
+        continue;
+      }
+      let e = eg - p.e0;
       let w = bitcast<f32>(routing[2u * ts + 1u]);
       let rb = (e * p.h + r) * kb;
       let hb = ts * (p.i / 4u);
@@ -79,8 +85,10 @@ fn main(
       }
       for (var s = 0u; s < p.k; s++) {
         let ts = t * p.k + s;
-        let e = min(routing[2u * ts], p.e - 1u);
-        y += bitcast<f32>(routing[2u * ts + 1u]) * bias[e * p.h + rr];
+        let eg = min(routing[2u * ts], p.e - 1u);
+        if (eg >= p.e0 && eg < p.e0 + p.ec) {
+          y += bitcast<f32>(routing[2u * ts + 1u]) * bias[(eg - p.e0) * p.h + rr];
+        }
       }
       x[t * p.h + rr] += y;
     }

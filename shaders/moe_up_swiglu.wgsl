@@ -5,8 +5,10 @@
 // interleave so one workgroup's consecutive rows hold whole (gate, up) pairs.
 // A team of TEAM lanes computes one row, each lane reading whole 16-byte blocks (lane-strided, so a
 // team streams the row contiguously); WG/TEAM rows = WG/(2*TEAM) outputs per workgroup.
-// Grid: x/y = (output group, slot) linearised, z = token. Expert ids come from `routing` on the GPU.
-// defines: WG, TEAM (powers of two, TEAM | WG, WG/TEAM even).
+// Grid: x/y = (output group, slot) linearised, z = token. Expert ids come from `routing` on the GPU,
+// or with TOPK (the decode path) from the router logits: every workgroup picks its token's top-k
+// itself (lib/topk), and the first of each token writes `routing` for mlp2.
+// defines: WG, TEAM (powers of two, TEAM | WG, WG/TEAM even); with TOPK also EPT, KMAX.
 #include lib/step
 #include lib/mxfp4
 #include lib/team_sum
@@ -17,18 +19,28 @@ struct Params {
   k: u32,      // experts per token
   e: u32,      // experts (ids are clamped to e-1, so a bad routing entry cannot read out of bounds)
   limit: f32,  // swiglu_limit
+  e0: u32,     // the weight buffers hold experts [e0, e0 + ec) (one shard); others are left alone
+  ec: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read> xn: array<vec4<f32>>;
+#if TOPK
+@group(0) @binding(3) var<storage, read> logits: array<f32>;
+@group(0) @binding(8) var<storage, read_write> routing: array<u32>;
+#else
 @group(0) @binding(3) var<storage, read> routing: array<u32>;
+#endif
 @group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> scales: array<u32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 @group(0) @binding(7) var<storage, read_write> h: array<f32>;
 
 const OUTS: u32 = NTEAMS / 2u;
+#if TOPK
+#include lib/topk
+#endif
 
 @compute @workgroup_size(WG)
 fn main(
@@ -53,13 +65,25 @@ fn main(
     return;
   }
   let ts = t * p.k + s;
-  let e = min(routing[2u * ts], p.e - 1u);
+#if TOPK
+  let top = router_topk(t * p.e, p.e, min(p.k, KMAX), lid);
+  if (g == 0u && lid < p.k) {
+    routing[2u * (t * p.k + lid)] = top.ids[lid];
+    routing[2u * (t * p.k + lid) + 1u] = bitcast<u32>(top.w[lid]);
+  }
+  let eg = min(top.ids[s], p.e - 1u);
+#else
+  let eg = min(routing[2u * ts], p.e - 1u);
+#endif
+  // (the routing value is not uniform, so a foreign expert skips the work but not the barriers)
+  let mine = eg >= p.e0 && eg < p.e0 + p.ec;
+  let e = select(0u, eg - p.e0, mine);
   let kb = p.h / 32u;
   let team = lid / TEAM;
   let lane = lid % TEAM;
   let row = 2u * i0 + team; // row of W1[e]; even = gate, odd = up
   var acc = 0.0;
-  if (row < 2u * p.i) {
+  if (mine && row < 2u * p.i) {
     let rb = (e * 2u * p.i + row) * kb;
     let xb = t * (p.h / 4u);
     for (var c = lane; c < kb; c += TEAM) {
@@ -71,7 +95,7 @@ fn main(
     }
   }
   team_sum(acc, lid);
-  if (lid < OUTS) {
+  if (mine && lid < OUTS) {
     let i = i0 + lid;
     if (i < p.i) {
       let bb = e * 2u * p.i + 2u * i;

@@ -1,6 +1,7 @@
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * scale, one workgroup per token.
 // defines: WG, REDUCE_N (=1), H (hidden size).
-// With OUT_ROWS (the final norm) only the step's logits rows are normalised, written compacted.
+// With OUT_ROWS (the final norm) only the step's logits rows are normalised: y[r] = norm(x[rows[r]]),
+// compacted, so the unembedding reads just the rows that need logits.
 #include lib/reduce
 #include lib/step
 
@@ -13,6 +14,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+#if OUT_ROWS
+@group(0) @binding(5) var<storage, read> rows: array<u32>;
+#endif
 
 @compute @workgroup_size(WG)
 fn main(
@@ -30,16 +34,16 @@ fn main(
 #endif
   let t = wid.x + wid.y * nwg.x;
 #if OUT_ROWS
-  let rows = step.out_rows;
-  let row0 = step.out_row0;
-#else
-  let rows = step.tokens;
-  let row0 = 0u;
-#endif
-  if (t >= rows) {
+  if (t >= step.rows) {
     return;
   }
-  let base = (row0 + t) * H;
+  let base = rows[t] * H;
+#else
+  if (t >= step.tokens) {
+    return;
+  }
+  let base = t * H;
+#endif
   var acc: array<f32, REDUCE_N>;
   acc[0] = 0.0;
   for (var i = lid; i < H; i += WG) {

@@ -29,7 +29,7 @@ describe('gpt-oss-webgpu CLI', () => {
     const logits = join(tmp, 'logits.safetensors');
     const { stdout } = await run([
       'generate', '--model', join(ORACLE, 'tiny-e32k4', 'original'), '--prompt-ids', man.prompt_ids.join(','),
-      '--max-tokens', '24', '--temperature', '0', '--json', '--stats', '--logits-out', logits,
+      '--max-tokens', '24', '--temperature', '0', '--json', '--stats', '--kv-dtype', 'f32', '--logits-out', logits,
     ]);
     const out = JSON.parse(stdout) as {
       prompt_ids: number[];

@@ -1,59 +1,22 @@
-// Shared by attention.wgsl and attention_combine.wgsl: the parameters, the row blocks and the
-// split plan (attention.ts mirrors attention_splits in TypeScript). Needs `step: Step`, `p: AttnParams`
-// and the consts ROWS (rows per block) and TILE (keys per tile).
-//
-// Rows: for kv head g, row r = t * G + hh is (token t, query head h = g * G + hh), G = nq / nkv.
-// Block b of kv head g holds rows [b * ROWS, (b + 1) * ROWS) ∩ [0, T * G): one workgroup's rows,
-// all reading kv head g. Its key range is the union of its rows' visible keys.
-// Splits: S splits per block (S = 1 on sliding layers and for large T); split s takes keys
-// [lo + s * C, lo + (s + 1) * C) of the block's range [lo, hi), C a multiple of TILE.
+// The attention plan the host writes each step for one layer type (sliding or full): a header of
+// counts, then work items for the decode kernel (one token each, possibly split over key ranges),
+// work items for the prefill kernel (blocks of up to BQ consecutive tokens of one sequence) and
+// the combine entries of split decode tokens. Word offsets of each section come in the params.
+//   header:  [0] decode items, [1] prefill items, [2] combine entries
+//   item:    tok0, ntok, seq, pos0, key0, key1, part, flags   (8 words)
+//            keys [key0, key1) of the sequence's cache; part: partial slot for a split item, or
+//            NO_PART when the item writes the final output; flags bit 0: the item carries the sink
+//   combine: tok, part0, nparts, _                              (4 words)
 struct AttnParams {
   nq: u32,
   nkv: u32,
-  cap: u32,         // cache slots per kv head; key j lives in slot j % cap
   sliding: u32,     // 1: a query at position p sees keys p - window < j <= p
   window: u32,
-  stride: u32,      // floats per qkv row: (nq + 2 nkv) * D
-  target_wgs: u32,  // workgroups the split plan aims for
-  max_splits: u32,  // 1 on sliding layers
+  max_blocks: u32,  // page-table row length
+  section: u32,     // word offset of this dispatch's section (items or combine entries)
+  count_idx: u32,   // header word holding the section's count
   scale: f32,       // 1 / sqrt(D)
 }
 
+const NO_PART: u32 = 0xFFFFFFFFu;
 const NEG_BIG: f32 = -3.0e38;
-
-fn att_group() -> u32 {
-  return p.nq / p.nkv;
-}
-
-// Row blocks per kv head.
-fn att_blocks(tokens: u32) -> u32 {
-  return (tokens * att_group() + ROWS - 1u) / ROWS;
-}
-
-// Splits per block for a forward of `tokens` tokens.
-fn att_splits(tokens: u32) -> u32 {
-  let wgs = p.nkv * att_blocks(tokens);
-  return clamp((p.target_wgs + wgs - 1u) / wgs, 1u, p.max_splits);
-}
-
-// First key visible from the query at absolute position pos.
-fn att_first_key(pos: u32) -> u32 {
-  if (p.sliding != 0u && pos + 1u > p.window) {
-    return pos + 1u - p.window;
-  }
-  return 0u;
-}
-
-// Keys [x, y) that block b needs.
-fn att_block_keys(b: u32, tokens: u32) -> vec2<u32> {
-  let g = att_group();
-  let r0 = b * ROWS;
-  let r1 = min(r0 + ROWS, tokens * g) - 1u;
-  return vec2<u32>(att_first_key(step.pos0 + r0 / g), step.pos0 + r1 / g + 1u);
-}
-
-// Keys per split: the range divided into `splits` pieces, rounded up to whole tiles.
-fn att_split_len(n: u32, splits: u32) -> u32 {
-  let c = (n + splits - 1u) / splits;
-  return ((c + TILE - 1u) / TILE) * TILE;
-}

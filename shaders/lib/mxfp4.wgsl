@@ -55,3 +55,20 @@ fn mxfp4_block_dot(wv: vec4<u32>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x
   return dot(a.lo, x0) + dot(a.hi, x1) + dot(b.lo, x2) + dot(b.hi, x3)
        + dot(c.lo, x4) + dot(c.hi, x5) + dot(d.lo, x6) + dot(d.hi, x7);
 }
+
+// The 32 values of one block (16 bytes, scale byte s), exact: FP4 · 2^(s - 127). The GEMMs decode
+// a K slice into workgroup memory with it; out[0..7] are elements 4q..4q+3.
+fn mxfp4_block(wv: vec4<u32>, s: u32) -> array<vec4<f32>, 8> {
+  let words = array<u32, 4>(wv.x, wv.y, wv.z, wv.w);
+  var out: array<vec4<f32>, 8>;
+  // 2^(s-113) as one f32 when s <= 240, else applied as 2^15 · 2^(s-128) (see mxfp4_scale)
+  let big = s > 240u;
+  let f1 = select(bitcast<f32>((s + 14u) << 23u), 32768.0, big);
+  let f2 = select(1.0, bitcast<f32>((s - 1u) << 23u), big);
+  for (var q = 0u; q < 4u; q++) {
+    let v = mxfp4_word(words[q]);
+    out[2u * q] = (v.lo * f1) * f2;
+    out[2u * q + 1u] = (v.hi * f1) * f2;
+  }
+  return out;
+}

@@ -1,15 +1,21 @@
-// Per-step values, written once per step with queue.writeBuffer before the step's single submit.
+// What one step of the batched engine holds: T tokens from any number of sequences, R rows that
+// need logits and S rows that are sampled. The counts live in the Step uniform (one writeBuffer per
+// step); each token's id source, position and sequence slot live in the TokInfo storage array, so
+// every kernel works on tokens of different sequences at different positions in one dispatch.
 struct Step {
-  tokens: u32,       // tokens in this forward: the prefill chunk length, or 1 when decoding
-  pos0: u32,         // absolute position of token 0 of the chunk
-  out_row0: u32,     // first chunk row whose logits are computed
-  out_rows: u32,     // number of logits rows
-  seed: u32,         // sampling seed
-  counter: u32,      // index of the token being sampled (random stream position)
-  temperature: f32,  // <= 0: greedy
-  top_p: f32,
-  top_k: u32,        // 0: off
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
+  tokens: u32,   // T: tokens in this forward
+  rows: u32,     // R: rows whose logits are computed (the unembedding's rows)
+  samples: u32,  // S: rows the sampler draws a token for
+  _pad: u32,
+}
+
+// The id of token t: a literal id, or (SAMPLED_ID | slot) for "the id last sampled for sequence
+// slot", so a decode step never needs the previous id on the host.
+const SAMPLED_ID: u32 = 0x80000000u;
+
+struct TokInfo {
+  id: u32,   // literal id, or SAMPLED_ID | slot
+  pos: u32,  // absolute position in its sequence
+  seq: u32,  // sequence slot: row of the KV page tables
+  _pad: u32,
 }

@@ -1,15 +1,21 @@
-// `gpt-oss-webgpu bench`: load time, prefill and decode speed, the machine-independent counters,
-// weight bytes per step against the floor, and decode's share of the bandwidth roofline measured
-// in the same run.
+// `gpt-oss-webgpu bench`: load time, prefill and decode speed (one stream or several at once),
+// the machine-independent counters, the weight bytes the kernels fetch per step (counted from the
+// dispatches that ran) against the floor computed from the config, and decode's share of the
+// bandwidth roofline measured in the same run.
 import { parseArgs } from 'node:util';
 import { loadEngine } from '../engine/load-model.js';
 import { decodeWeightBytes } from '../engine/cost.js';
+import type { Engine, StepBytes } from '../engine/engine.js';
 import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
 
 const USAGE = `Usage: gpt-oss-webgpu bench --model <folder | hub id | synthetic:SHAPE> [--prompt-tokens N] [--gen-tokens M]
-       [--context C] [--chunk K] [--json] [--profile]
-  synthetic shapes: 20b, 120b (the real configs, random weights made on the GPU), tiny, mini`;
+       [--concurrency N] [--context C] [--chunk K] [--layers N] [--kv-dtype f16|f32]
+       [--temperature T] [--top-p P] [--top-k K] [--seed S] [--prefix-tokens N] [--json] [--profile]
+  synthetic shapes: 20b, 120b (the real configs, random weights made on the GPU), tiny, mini;
+  --layers N keeps a synthetic shape's dimensions with N layers (alternating sliding and full);
+  --concurrency N runs N streams at once (continuous batching); --prefix-tokens N also times the
+  first token of a request whose first N prompt tokens are in the prefix cache, against one whose are not`;
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
@@ -17,14 +23,45 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i]!;
 }
 
-/** KV bytes decode reads at position `pos`: f32 as stored, and f16 as the floor. */
+/** KV bytes decode reads at position `pos` for `bytesPerValue` (f16: 2). */
 function kvBytes(c: ModelConfig, pos: number, bytesPerValue: number): number {
   let keys = 0;
   for (const t of c.layerTypes) keys += t === 'sliding' ? Math.min(pos + 1, c.slidingWindow) : pos + 1;
   return keys * 2 * c.numKvHeads * c.headDim * bytesPerValue;
 }
 
+/** The least a step over `tokens` tokens must fetch: every matrix once, each expert used once. */
+function stepFloor(c: ModelConfig, bytes: StepBytes, expertsUsed: number): number {
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const dense = c.numLayers * 2 * ((c.numHeads + 2 * c.numKvHeads) * c.headDim * H + H * c.numHeads * c.headDim + c.numExperts * H);
+  const expert = (2 * I * H + H * I) * (0.5 + 1 / 32);
+  return dense + expertsUsed * expert + (bytes.sequences ? 2 * c.vocabSize * H : 0) + bytes.tokens * 2 * H;
+}
+
 const r2 = (x: number) => Math.round(x * 100) / 100;
+
+function prompts(c: ModelConfig, n: number, len: number, seed = 12345): number[][] {
+  let s = seed;
+  return Array.from({ length: n }, () =>
+    Array.from({ length: len }, () => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return s % Math.min(c.vocabSize, 199998);
+    }),
+  );
+}
+
+function num(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${flag}: "${v}" is not a number`);
+  return n;
+}
+
+interface StreamTimes {
+  submit: number;
+  stamps: number[];
+}
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -33,8 +70,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
       model: { type: 'string' },
       'prompt-tokens': { type: 'string', default: '512' },
       'gen-tokens': { type: 'string', default: '128' },
+      concurrency: { type: 'string', default: '1' },
       context: { type: 'string' },
       chunk: { type: 'string' },
+      layers: { type: 'string' },
+      'kv-dtype': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      'prefix-tokens': { type: 'string' },
       json: { type: 'boolean' },
       profile: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -47,49 +92,66 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const promptTokens = Number(v['prompt-tokens']);
   const genTokens = Number(v['gen-tokens']);
+  const concurrency = Number(v.concurrency);
   if (!(promptTokens >= 1 && genTokens >= 1)) throw new Error('--prompt-tokens and --gen-tokens must be at least 1');
-  const context = v.context ? Number(v.context) : promptTokens + genTokens;
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error('--concurrency must be a positive integer');
+  const kvDtype = v['kv-dtype'];
+  if (kvDtype !== undefined && kvDtype !== 'f16' && kvDtype !== 'f32') throw new Error(`--kv-dtype: "${kvDtype}" is not f16 or f32`);
+  const prefixTokens = num(v['prefix-tokens'], '--prefix-tokens');
+  const context = num(v.context, '--context') ?? promptTokens + genTokens;
   if (context < promptTokens + genTokens) throw new Error(`--context ${context} is less than prompt + gen tokens`);
+  const sampling = {
+    temperature: num(v.temperature, '--temperature') ?? 0,
+    topP: num(v['top-p'], '--top-p') ?? 1,
+    topK: num(v['top-k'], '--top-k') ?? 0,
+    seed: num(v.seed, '--seed') ?? 1,
+  };
 
   const t0 = performance.now();
   const { engine } = await loadEngine(v.model, {
-    context,
-    chunk: v.chunk ? Number(v.chunk) : undefined,
+    context: Math.max(context, (prefixTokens ?? 0) + 16),
+    maxBatchTokens: num(v.chunk, '--chunk'),
+    maxNumSeqs: concurrency,
+    layers: num(v.layers, '--layers'),
+    kvDtype: kvDtype as 'f16' | 'f32' | undefined,
     quiet: !!v.json,
   });
   await engine.gpu.device.queue.onSubmittedWorkDone();
   const loadS = (performance.now() - t0) / 1e3;
   const c = engine.config;
+  const ps = prompts(c, concurrency + 1, promptTokens);
 
-  // a fixed pseudo-random prompt below the special tokens
-  let s = 12345;
-  const prompt = Array.from({ length: promptTokens }, () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return s % Math.min(c.vocabSize, 199998);
-  });
-  const stamps: number[] = [];
+  // warm-up: both programs (a prompt chunk and decode steps) compile their kernels before timing
+  await engine.generate(ps[concurrency]!.slice(0, Math.min(promptTokens, 12)), { maxTokens: 2 });
+
+  // the weight bytes of one prefill step (the first chunk) and one decode step, counted as they run
+  const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
+  const decodeBytes = engine.countNextStep((tokens, seqs) => tokens === seqs);
+  const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
-  const res = await engine.generate(prompt, {
-    maxTokens: genTokens,
-    onToken: () => {
-      stamps.push(performance.now());
-    },
-  });
-  const ttftMs = stamps[0]! - tStart;
-  const steps = stamps.slice(1).map((t, i) => t - stamps[i]!);
-  const sorted = [...steps].sort((a, b) => a - b);
-  const medianMs = percentile(sorted, 50);
-  const decodeTps = medianMs > 0 ? 1000 / medianMs : 0;
-
-  const bw = await measureBandwidth(
-    engine.gpu,
-    Math.min(1 << 30, Math.floor(engine.gpu.device.limits.maxStorageBufferBindingSize / 2)),
+  const results = await Promise.all(
+    ps.slice(0, concurrency).map((prompt, i) => {
+      streams[i]!.submit = performance.now();
+      return engine.generate(prompt, { maxTokens: genTokens, ...sampling, seed: sampling.seed + i, onToken: () => void streams[i]!.stamps.push(performance.now()) });
+    }),
   );
+  const wallMs = performance.now() - tStart;
+  const pb = await prefillBytes;
+  const db = await decodeBytes;
+  const totalTokens = results.reduce((a, r) => a + r.tokens.length, 0);
+  const ttfts = streams.map((s) => s.stamps[0]! - s.submit).sort((a, b) => a - b);
+  const steps = streams.flatMap((s) => s.stamps.slice(1).map((t, j) => t - s.stamps[j]!)).sort((a, b) => a - b);
+  const perStream = streams.map((s) => (s.stamps.length > 1 ? ((s.stamps.length - 1) * 1000) / (s.stamps.at(-1)! - s.stamps[0]!) : 0)).sort((a, b) => a - b);
+  const medianMs = percentile(steps, 50);
+  const decodeTps = medianMs > 0 ? (1000 / medianMs) * concurrency : 0;
+
+  const bw = await measureBandwidth(engine.gpu, Math.min(1 << 30, Math.floor(engine.gpu.device.limits.maxStorageBufferBindingSize / 2)));
   const wb = decodeWeightBytes(c);
   const midPos = promptTokens + Math.floor(genTokens / 2);
   const minBytes = wb.min + kvBytes(c, midPos, 2);
   const rooflineTps = (bw.gbPerS * 1e9) / minBytes;
   const stats = engine.stats.decodeStep;
+  const prefillMs = results.reduce((a, r) => Math.max(a, r.queueMs + r.prefillMs), 0);
   const out: Record<string, unknown> = {
     model: v.model,
     adapter: { ...engine.gpu.info, backend: engine.gpu.backend },
@@ -104,29 +166,48 @@ export async function benchCommand(argv: string[]): Promise<number> {
     },
     memory_plan: engine.plan,
     prompt_tokens: promptTokens,
-    gen_tokens: res.tokens.length,
+    gen_tokens: results[0]!.tokens.length,
+    concurrency,
+    sampling,
     context,
     load_s: r2(loadS),
-    prefill_tokens_per_s: r2(promptTokens / (res.prefillMs / 1e3)),
-    ttft_ms: r2(ttftMs),
+    prefill_tokens_per_s: r2((promptTokens * concurrency) / (prefillMs / 1e3)),
+    ttft_ms: r2(ttfts[0]!),
+    ttft_ms_p50: r2(percentile(ttfts, 50)),
+    ttft_ms_p99: r2(percentile(ttfts, 99)),
     decode_tokens_per_s: r2(decodeTps),
-    decode_ms_per_token: { median: r2(medianMs), p10: r2(percentile(sorted, 10)), p90: r2(percentile(sorted, 90)) },
-    decode_tokens_per_s_p10_p90: [r2(1000 / (percentile(sorted, 90) || Infinity)), r2(1000 / (percentile(sorted, 10) || Infinity))],
+    decode_ms_per_token: { median: r2(medianMs), p10: r2(percentile(steps, 10)), p90: r2(percentile(steps, 90)) },
+    decode_tokens_per_s_p10_p90: [r2((1000 / (percentile(steps, 90) || Infinity)) * concurrency), r2((1000 / (percentile(steps, 10) || Infinity)) * concurrency)],
+    aggregate_output_tokens_per_s: r2((totalTokens * 1000) / wallMs),
+    per_stream_tokens_per_s: r2(percentile(perStream, 50)),
     dispatches_per_step: stats.dispatches,
     submits_per_step: stats.submits,
     readbacks_per_step: stats.readbacks,
     pipelines_created_per_step: stats.pipelinesCreated,
-    weight_bytes_per_step: wb.read,
+    steps_planned_ahead: engine.stats.aheadSteps,
+    // what the decode kernels fetched in one step (all streams), counted from the dispatches that ran
+    weight_bytes_per_step: db.total,
+    weight_bytes_per_step_by_kernel: db.byKernel,
+    decode_step_tokens: db.tokens,
+    // the batch-1 floor, computed from the config (performance.md)
     weight_bytes_min_per_step: wb.min,
-    kv_bytes_per_step_at_mid_decode: kvBytes(c, midPos, 4),
+    prefill_step_tokens: pb.tokens,
+    prefill_weight_bytes_per_token: Math.round(pb.total / pb.tokens),
+    // every matrix once and each expert the chunk used once, over the chunk's tokens
+    prefill_weight_bytes_per_token_floor: Math.round(stepFloor(c, pb, c.numExperts) / pb.tokens),
+    kv_bytes_per_step_at_mid_decode: kvBytes(c, midPos, kvDtype === 'f32' ? 4 : 2),
     bandwidth_gb_per_s: r2(bw.gbPerS),
     bandwidth_timer: bw.timer,
     roofline_tokens_per_s: r2(rooflineTps),
-    roofline_fraction: Math.round((decodeTps / rooflineTps) * 1e4) / 1e4,
+    roofline_fraction: Math.round(((decodeTps / concurrency) / rooflineTps) * 1e4) / 1e4,
   };
+  if (prefixTokens) out.prefix_cache = await prefixTtft(engine, c, prefixTokens);
   if (v.profile) {
     const perKernel = new Map<string, number>();
-    for (const { label, ms } of await engine.profileDecodeStep(promptTokens + res.tokens.length - 1)) {
+    // a second, short run of a prompt (its prefill comes from the prefix cache) profiles a decode step
+    const profiled = engine.profileNextDecodeStep();
+    await engine.generate(ps[0]!, { maxTokens: 2 });
+    for (const { label, ms } of await profiled) {
       const k = label.replace(/^layers\.\d+\./, '');
       perKernel.set(k, (perKernel.get(k) ?? 0) + ms);
     }
@@ -139,4 +220,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
     for (const [k, val] of Object.entries(out)) console.log(`${k}: ${typeof val === 'object' ? JSON.stringify(val) : val}`);
   }
   return 0;
+}
+
+/** Time to first token of a request whose first `n` tokens are cached, against the same uncached. */
+async function prefixTtft(engine: Engine, c: ModelConfig, n: number): Promise<Record<string, number>> {
+  const [shared, tailA, tailB] = prompts(c, 3, n, 777);
+  const ttft = async (prompt: number[]) => {
+    const t = performance.now();
+    let first = 0;
+    const r = await engine.generate(prompt, { maxTokens: 1, onToken: () => void (first = performance.now() - t) });
+    return { ms: first, cached: r.cachedTokens };
+  };
+  const cold = await ttft([...shared!, ...tailA!.slice(0, 16)]);
+  const warm = await ttft([...shared!, ...tailB!.slice(0, 16)]);
+  return { prefix_tokens: n, ttft_ms_uncached: r2(cold.ms), ttft_ms_cached: r2(warm.ms), cached_tokens: warm.cached, uncached_cached_tokens: cold.cached };
 }

@@ -1,16 +1,18 @@
-// The gpt-oss forward pass as a recorded list of dispatches, built once at load. The same list
-// serves a prefill chunk (T tokens) and a decode step (T = 1): grids are functions of the step's
-// shape, per-step values live in the Step buffer. Reads like gpt_oss/torch/model.py: embedding,
-// then per block attention and MoE, then norm, unembedding and the sampler.
+// The gpt-oss forward pass as a recorded list of dispatches, built once at load. One list serves
+// every step, whatever mix of prefill chunks and decode tokens of different sequences it holds:
+// grids are functions of the step's counts, per-token positions and sequence slots come from the
+// step inputs, and attention follows the per-step plan. Reads like gpt_oss/torch/model.py:
+// embedding, then per block attention and MoE, then norm, unembedding and the sampler.
 import type { Dispatch, StepShape } from '../gpu/buffers.js';
-import { encodeDispatches, storageBuffer } from '../gpu/buffers.js';
+import { encodeDispatches, groupsOf, storageBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
-import type { OpContext } from './ops/context.js';
-import { embedOp, matmulOp, rmsnormOp } from './ops/basic.js';
-import { attentionOps, kvCapacity, ropeKvWriteOp } from './ops/attention.js';
-import { moeDownOp, moeUpOp, topkOp } from './ops/moe.js';
+import type { OpContext, StepInputs } from './ops/context.js';
+import { denseOps, embedOps, matmulOp, rmsnormOp } from './ops/basic.js';
+import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
+import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
+import { qkvRopeOp, routerNormOp, unembedOps } from './ops/fused.js';
 import { sampleOp } from './ops/sample.js';
-import type { ModelWeights } from './weights.js';
+import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
 /** A copy between buffers, recorded outside compute passes (debug captures only). */
 export interface Copy {
@@ -20,216 +22,238 @@ export interface Copy {
 export type ProgramItem = Dispatch | Copy;
 
 export interface Activations {
-  tokens: GPUBuffer; // u32 [C]: the chunk's ids; decoding reads the sampled id from tokens[0]
-  x: GPUBuffer; // f32 [C][H] residual stream
-  xn: GPUBuffer; // f32 [C][H] normalised
-  qkv: GPUBuffer; // f32 [C][(nq + 2 nkv) d]
-  attn: GPUBuffer; // f32 [C][nq d]
-  routerLogits: GPUBuffer; // f32 [C][E]
-  routing: GPUBuffer[]; // per layer u32 [C][k][2]: (expert, weight bits)
-  h: GPUBuffer; // f32 [C][k][I]
+  x: GPUBuffer; // f32 [T][H] residual stream
+  xn: GPUBuffer; // f32 [T][H] normalised
+  qkv: GPUBuffer; // f32 [T][(nq + 2 nkv) d]
+  attn: GPUBuffer; // f32 [T][nq d]
+  routerLogits: GPUBuffer; // f32 [T][E]
+  routing: GPUBuffer[]; // per layer u32 [T][k][2]: (expert, weight bits)
+  h: GPUBuffer; // f32 [T][k][I] (matvec MoE) or [T·k][I] at expert-sorted rows (grouped MoE)
+  moe: MoeGroupBuffers; // the grouped MoE's routing metadata and expert outputs
   xf: GPUBuffer; // f32 [R][H] final-normed rows that need logits
   logits: GPUBuffer; // f32 [R][V]
 }
 
-export interface KvCache {
-  k: GPUBuffer;
-  v: GPUBuffer;
-  cap: number;
-  sliding: boolean;
-}
-
+/** Sizes the activation buffers are planned for. */
 export interface ForwardShape {
   config: ModelConfig;
-  /** Largest prefill chunk. */
-  chunk: number;
-  /** Rows of logits the engine can hold: 1, or `chunk` when every prompt row's logits are wanted. */
-  logitRows: number;
-  /** Positions the KV cache holds. */
-  context: number;
+  /** Tokens a step holds. */
+  tokens: number;
+  /** Logits rows a step holds. */
+  rows: number;
 }
 
-/** Bytes of every activation and KV buffer, for the memory plan. */
-export function activationBytes(s: ForwardShape): { activations: number; kv: number; rope: number } {
+export function activationBytes(s: ForwardShape): number {
   const c = s.config;
-  const C = s.chunk;
+  const T = s.tokens;
   const qkvW = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-  const activations =
+  return (
     4 *
-    (C +
-      2 * C * c.hiddenSize +
-      C * qkvW +
-      C * c.numHeads * c.headDim +
-      C * c.numExperts +
-      c.numLayers * C * c.expertsPerToken * 2 +
-      C * c.expertsPerToken * c.intermediateSize +
-      s.logitRows * (c.hiddenSize + c.vocabSize));
-  let kv = 0;
-  for (const t of c.layerTypes) {
-    kv += 2 * 4 * c.numKvHeads * c.headDim * kvCapacity(c, t === 'sliding', s.context, C);
-  }
-  const rope = s.context * c.headDim * 4;
-  return { activations, kv, rope };
+    (2 * T * c.hiddenSize +
+      T * qkvW +
+      T * c.numHeads * c.headDim +
+      T * c.numExperts +
+      c.numLayers * T * c.expertsPerToken * 2 +
+      T * c.expertsPerToken * c.intermediateSize +
+      s.rows * (c.hiddenSize + c.vocabSize)) +
+    moeGroupBytes(T, c)
+  );
 }
 
 export function allocateActivations(ctx: OpContext, s: ForwardShape): Activations {
   const c = s.config;
-  const C = s.chunk;
-  const g = ctx.gpu;
-  const f32 = (n: number, label: string) => storageBuffer(g, n * 4, label);
+  const T = s.tokens;
+  const f32 = (n: number, label: string) => storageBuffer(ctx.gpu, n * 4, label);
   return {
-    tokens: f32(C, 'tokens'),
-    x: f32(C * c.hiddenSize, 'x'),
-    xn: f32(C * c.hiddenSize, 'xn'),
-    qkv: f32(C * (c.numHeads + 2 * c.numKvHeads) * c.headDim, 'qkv'),
-    attn: f32(C * c.numHeads * c.headDim, 'attn'),
-    routerLogits: f32(C * c.numExperts, 'router_logits'),
-    routing: c.layerTypes.map((_, i) => f32(C * c.expertsPerToken * 2, `routing.${i}`)),
-    h: f32(C * c.expertsPerToken * c.intermediateSize, 'h'),
-    xf: f32(s.logitRows * c.hiddenSize, 'xf'),
-    logits: f32(s.logitRows * c.vocabSize, 'logits'),
+    x: f32(T * c.hiddenSize, 'x'),
+    xn: f32(T * c.hiddenSize, 'xn'),
+    qkv: f32(T * (c.numHeads + 2 * c.numKvHeads) * c.headDim, 'qkv'),
+    attn: f32(T * c.numHeads * c.headDim, 'attn'),
+    routerLogits: f32(T * c.numExperts, 'router_logits'),
+    routing: c.layerTypes.map((_, i) => f32(T * c.expertsPerToken * 2, `routing.${i}`)),
+    h: f32(T * c.expertsPerToken * c.intermediateSize, 'h'),
+    moe: allocateMoeGroup(ctx.gpu, T, c),
+    xf: f32(s.rows * c.hiddenSize, 'xf'),
+    logits: f32(s.rows * c.vocabSize, 'logits'),
   };
 }
 
-export function allocateKv(ctx: OpContext, s: ForwardShape): KvCache[] {
-  const c = s.config;
-  return c.layerTypes.map((t, i) => {
-    const sliding = t === 'sliding';
-    const cap = kvCapacity(c, sliding, s.context, s.chunk);
-    const bytes = c.numKvHeads * cap * c.headDim * 4;
-    return {
-      k: storageBuffer(ctx.gpu, bytes, `kcache.${i}`),
-      v: storageBuffer(ctx.gpu, bytes, `vcache.${i}`),
-      cap,
-      sliding,
-    };
-  });
+/** One layer's slice of the paged KV cache: its group's page table and its K and V pools. */
+export interface LayerKv {
+  table: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  /** The attention plan of the layer's type (sliding or full). */
+  plan: AttentionPlan;
 }
 
+/**
+ * Steps of fewer tokens than this run the decode program (fused matvecs: norm folded into the
+ * matmul after it, RoPE and the KV write in the QKV epilogue, top-k in mlp1, argmax in the
+ * unembedding); steps of more run the prefill program (tiled and expert-grouped GEMMs).
+ */
+export const DECODE_MAX_TOKENS = 8;
+
+/** The unembedding of at least this many logits rows (every prompt row's logits) runs as a tiled GEMM. */
+const HEAD_TILED_ROWS = 16;
+
 export interface Program {
-  /** Everything up to the last block's output (x holds the residual stream of every chunk row). */
-  blocks: ProgramItem[];
-  /** Final norm + unembedding of the step's logits rows. */
-  head: Dispatch[];
-  sample: Dispatch;
+  /** Steps of fewer than DECODE_MAX_TOKENS tokens. */
+  decode: ProgramItem[];
+  /** Steps of more: prefill chunks, big batches. */
+  prefill: ProgramItem[];
 }
 
 export interface Capture {
-  /** Per layer: x after attention, x after the MoE block, router logits; f32 [C][...] */
+  /** Per layer: x after attention, x after the MoE block, router logits; f32 [T][...] */
   attnOut: GPUBuffer[];
   mlpOut: GPUBuffer[];
   routerLogits: GPUBuffer[];
 }
 
-export function buildProgram(
-  ctx: OpContext,
-  s: ForwardShape,
-  w: ModelWeights,
-  a: Activations,
-  kv: KvCache[],
-  rope: GPUBuffer,
-  capture?: Capture,
-): Program {
-  const c = s.config;
+/** What every block of the program reads besides its own weights. */
+interface ForwardState {
+  ctx: OpContext;
+  c: ModelConfig;
+  a: Activations;
+  inputs: StepInputs;
+  rope: GPUBuffer;
+  kvLayout: KvLayout;
+  scratch: AttentionScratch;
+  capture?: Capture;
+}
+
+const rowBytes = (n: number) => (sh: StepShape) => sh.tokens * n * 4;
+
+type Mode = 'decode' | 'prefill';
+
+/** x += attention(norm(x)): QKV, RoPE and KV write, attention over the cache, out projection. */
+function attentionBlock(f: ForwardState, mode: Mode, l: LayerWeights, kv: LayerKv, i: number): ProgramItem[] {
+  const { ctx, c, a } = f;
   const H = c.hiddenSize;
+  const name = `layers.${i}`;
   const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-  const blocks: ProgramItem[] = [embedOp(ctx, { tokens: a.tokens, table: w.embedding, x: a.x, hidden: H })];
-  const rowBytes = (n: number) => (sh: StepShape) => sh.tokens * n * 4;
-
-  w.layers.forEach((l, i) => {
-    const name = `layers.${i}`;
-    // attention block
-    blocks.push(
-      rmsnormOp(ctx, { x: a.x, scale: l.attnNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.attn_norm` }),
-      matmulOp(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: qkvRows, label: `${name}.qkv` }),
-      ropeKvWriteOp(ctx, { qkv: a.qkv, rope, kcache: kv[i]!.k, vcache: kv[i]!.v, cfg: c, cap: kv[i]!.cap, label: `${name}.rope` }),
-      ...attentionOps(ctx, {
-        qkv: a.qkv,
-        kcache: kv[i]!.k,
-        vcache: kv[i]!.v,
-        sinks: l.sinks,
-        attn: a.attn,
-        cfg: c,
-        sliding: kv[i]!.sliding,
-        cap: kv[i]!.cap,
-        maxChunk: s.chunk,
-        label: `${name}.attn`,
-      }),
-      matmulOp(ctx, {
-        x: a.attn,
-        w: l.outWeight,
-        bias: l.outBias,
-        y: a.x,
-        k: c.numHeads * c.headDim,
-        n: H,
-        accumulate: true,
-        label: `${name}.attn_out`,
-      }),
-    );
-    if (capture) blocks.push({ copy: { src: a.x, dst: capture.attnOut[i]!, bytes: rowBytes(H) } });
-    // MoE block
-    blocks.push(
-      rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
-      matmulOp(ctx, {
-        x: a.xn,
-        w: l.routerWeight,
-        bias: l.routerBias,
-        y: a.routerLogits,
-        k: H,
-        n: c.numExperts,
-        label: `${name}.router`,
-      }),
-      topkOp(ctx, {
-        logits: a.routerLogits,
-        routing: a.routing[i]!,
-        numExperts: c.numExperts,
-        topK: c.expertsPerToken,
-        label: `${name}.topk`,
-      }),
-      moeUpOp(ctx, {
-        xn: a.xn,
-        routing: a.routing[i]!,
-        blocks: l.mlp1Blocks,
-        scales: l.mlp1Scales,
-        bias: l.mlp1Bias,
-        h: a.h,
-        hidden: H,
-        intermediate: c.intermediateSize,
-        topK: c.expertsPerToken,
-        numExperts: c.numExperts,
-        swigluLimit: c.swigluLimit,
-        label: `${name}.mlp1`,
-      }),
-      moeDownOp(ctx, {
-        h: a.h,
-        routing: a.routing[i]!,
-        blocks: l.mlp2Blocks,
-        scales: l.mlp2Scales,
-        bias: l.mlp2Bias,
-        x: a.x,
-        hidden: H,
-        intermediate: c.intermediateSize,
-        topK: c.expertsPerToken,
-        numExperts: c.numExperts,
-        label: `${name}.mlp2`,
-      }),
-    );
-    if (capture) {
-      blocks.push({ copy: { src: a.routerLogits, dst: capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });
-      blocks.push({ copy: { src: a.x, dst: capture.mlpOut[i]!, bytes: rowBytes(H) } });
-    }
-  });
-
-  const head = [
-    rmsnormOp(ctx, { x: a.x, scale: w.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, outRows: true, label: 'norm' }),
-    matmulOp(ctx, { x: a.xf, w: w.unembedding, y: a.logits, k: H, n: c.vocabSize, outRows: true, label: 'unembedding' }),
+  const cache = { table: kv.table, kpool: kv.k, vpool: kv.v };
+  const attention = attentionOps(ctx, { plan: kv.plan, qkv: a.qkv, ...cache, sinks: l.sinks, attn: a.attn, scratch: f.scratch, kv: f.kvLayout, label: `${name}.attn` });
+  const out = { x: a.attn, w: l.outWeight, bias: l.outBias, y: a.x, k: c.numHeads * c.headDim, n: H, accumulate: true, label: `${name}.attn_out` };
+  if (mode === 'decode') {
+    return [
+      qkvRopeOp(ctx, { toks: f.inputs.toks, x: a.x, normScale: l.attnNorm, w: l.qkvWeight, bias: l.qkvBias, rope: f.rope, ...cache, qkv: a.qkv, cfg: c, kv: f.kvLayout, label: `${name}.qkv` }),
+      ...attention,
+      matmulOp(ctx, out),
+    ];
+  }
+  const items: ProgramItem[] = [
+    rmsnormOp(ctx, { x: a.x, scale: l.attnNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.attn_norm` }),
+    ...denseOps(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: qkvRows, label: `${name}.qkv` }),
+    ropeKvWriteOp(ctx, { toks: f.inputs.toks, qkv: a.qkv, rope: f.rope, ...cache, cfg: c, kv: f.kvLayout, label: `${name}.rope` }),
+    ...attention,
+    ...denseOps(ctx, out),
   ];
-  return { blocks, head, sample: sampleOp(ctx, { logits: a.logits, tokens: a.tokens, vocab: c.vocabSize }) };
+  if (f.capture) items.push({ copy: { src: a.x, dst: f.capture.attnOut[i]!, bytes: rowBytes(H) } });
+  return items;
+}
+
+/** x += MoE(norm(x)): router, top-k + softmax, the chosen experts' SwiGLU MLPs, weighted sum. */
+function moeBlock(f: ForwardState, mode: Mode, l: LayerWeights, i: number): ProgramItem[] {
+  const { ctx, c, a } = f;
+  const H = c.hiddenSize;
+  const name = `layers.${i}`;
+  const experts = { hidden: H, intermediate: c.intermediateSize, topK: c.expertsPerToken, numExperts: c.numExperts };
+  const routing = a.routing[i]!;
+  if (mode === 'decode') {
+    const shard = (e: ExpertShard) => (l.experts.length > 1 ? `.${e.first}` : '');
+    return [
+      routerNormOp(ctx, { x: a.x, normScale: l.mlpNorm, w: l.routerWeight, bias: l.routerBias, logits: a.routerLogits, xn: a.xn, cfg: c, label: `${name}.router` }),
+      // per (token, slot): mlp1 picks the experts from the router logits, then each expert shard
+      // computes its slots' SwiGLU outputs; mlp2 adds each shard's slots to x
+      ...l.experts.map((e) =>
+        moeUpOp(ctx, {
+          ...experts,
+          xn: a.xn,
+          routing,
+          topkLogits: a.routerLogits,
+          blocks: e.mlp1Blocks,
+          scales: e.mlp1Scales,
+          bias: e.mlp1Bias,
+          firstExpert: e.first,
+          expertCount: e.count,
+          h: a.h,
+          swigluLimit: c.swigluLimit,
+          label: `${name}.mlp1${shard(e)}`,
+        }),
+      ),
+      ...l.experts.map((e) =>
+        moeDownOp(ctx, { ...experts, h: a.h, routing, blocks: e.mlp2Blocks, scales: e.mlp2Scales, bias: e.mlp2Bias, firstExpert: e.first, expertCount: e.count, x: a.x, label: `${name}.mlp2${shard(e)}` }),
+      ),
+    ];
+  }
+  const items: ProgramItem[] = [
+    rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
+    ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
+    topkOp(ctx, { logits: a.routerLogits, routing, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
+    // the (token, slot) pairs grouped by expert: each expert's weights read once per tile of rows
+    ...moeGroupedOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, minTokens: 1, label: name }),
+  ];
+  if (f.capture) {
+    items.push({ copy: { src: a.routerLogits, dst: f.capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });
+    items.push({ copy: { src: a.x, dst: f.capture.mlpOut[i]!, bytes: rowBytes(H) } });
+  }
+  return items;
+}
+
+/**
+ * Logits of the step's rows and the sampled ids: final norm folded into the unembedding (which
+ * also picks the greedy argmax where the adapter has 64-bit atomics), or for many rows (every
+ * prompt row's logits) a norm dispatch and the tiled unembedding; then the sampler.
+ */
+function head(f: ForwardState, w: ModelWeights): Dispatch[] {
+  const { ctx, c, a } = f;
+  const H = c.hiddenSize;
+  const few = (d: Dispatch): Dispatch => ({ ...d, groups: (s) => (s.rows < HEAD_TILED_ROWS ? groupsOf(d, s) : null) });
+  const many = (d: Dispatch): Dispatch => ({ ...d, groups: (s) => (s.rows >= HEAD_TILED_ROWS ? groupsOf(d, s) : null) });
+  const argmax = ctx.gpu.features.atomicVec2uMinMax ? f.inputs.argmax : undefined;
+  return [
+    ...unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax, cfg: c, label: 'unembedding' }).map(few),
+    many(rmsnormOp(ctx, { x: a.x, scale: w.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: f.inputs.rows, label: 'norm' })),
+    ...w.unembedding
+      .flatMap((sh, i) =>
+        denseOps(ctx, { x: a.xf, w: sh.buffer, y: a.logits, k: H, n: sh.count, n0: sh.first, ny: c.vocabSize, outRows: true, label: w.unembedding.length > 1 ? `unembedding.${i}` : 'unembedding' }),
+      )
+      .map(many),
+    few(sampleOp(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax })),
+    many(sampleOp(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize })),
+  ];
+}
+
+export interface ProgramArgs {
+  ctx: OpContext;
+  config: ModelConfig;
+  weights: ModelWeights;
+  act: Activations;
+  inputs: StepInputs;
+  kv: LayerKv[];
+  kvLayout: KvLayout;
+  scratch: AttentionScratch;
+  rope: GPUBuffer;
+  capture?: Capture;
+}
+
+export function buildProgram(p: ProgramArgs): Program {
+  const c = p.config;
+  const a = p.act;
+  const f: ForwardState = { ctx: p.ctx, c, a, inputs: p.inputs, rope: p.rope, kvLayout: p.kvLayout, scratch: p.scratch, capture: p.capture };
+  const program = (mode: Mode): ProgramItem[] => [
+    ...embedOps(p.ctx, { toks: p.inputs.toks, lastIds: p.inputs.lastIds, table: p.weights.embedding, x: a.x, hidden: c.hiddenSize, argmax: p.inputs.argmax }),
+    ...p.weights.layers.flatMap((l, i) => [...attentionBlock(f, mode, l, p.kv[i]!, i), ...moeBlock(f, mode, l, i)]),
+    ...head(f, p.weights),
+  ];
+  return { decode: program('decode'), prefill: program('prefill') };
 }
 
 /**
  * Encodes program items into `enc`: each run of consecutive dispatches is one compute pass; copies
- * (debug captures) sit between passes. Returns the number of dispatches.
+ * (debug captures) sit between passes. Returns the number of dispatches encoded.
  */
 export function encodeProgram(enc: GPUCommandEncoder, items: readonly ProgramItem[], shape: StepShape): number {
   let dispatches = 0;

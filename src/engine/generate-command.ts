@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadEngine } from './load-model.js';
 import type { MemoryPlan } from './engine.js';
 
-export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--prompt-ids 1,2,3 | --prompt-ids-file FILE) [flags]
+export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--prompt-ids 1,2,3 | --prompt-ids-file FILE | --requests FILE) [flags]
 
   --model SPEC           checkpoint folder (Hugging Face or original layout), hub id, or
                          synthetic:SHAPE (tiny, mini, 20b, 120b: random weights)
@@ -15,8 +15,15 @@ export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--pr
   --max-tokens N         tokens to generate (default 32)
   --temperature T        0 = greedy (default 0); --top-p P, --top-k K, --seed S
   --stop-ids 1,2         extra stop token ids (the model's eos ids always stop)
-  --context N            KV-cache positions (default: prompt + max tokens)
-  --chunk N              prefill chunk in tokens (default 256)
+  --context N            positions a sequence may reach (default: prompt + max tokens)
+  --max-batch-tokens N   tokens per step: the prefill chunk (default 512; --chunk is the same)
+  --kv-dtype f16|f32     KV cache storage (default f16)
+  --requests FILE        run the requests in FILE together through the batching engine: a JSON
+                         array of {"prompt_ids": [...], "max_tokens": N, "temperature": T,
+                         "top_p": P, "top_k": K, "seed": S, "arrival_step": K} (all but prompt_ids
+                         optional), each joining at its arrival step; prints a JSON array, in
+                         input order, of {"generated_ids": [...], "finish_reason": "..."}
+  --max-num-seqs N       sequences running at once (default: the number of requests)
   --logits-out FILE      write the prefill logits [prompt, vocab] as F32 safetensors
   --json                 print one JSON object (and no memory plan)
   --stats                add dispatch/submit/readback counters per decode step
@@ -25,8 +32,8 @@ export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--pr
 /** What one `generate` run does, from its flags. */
 export interface GenerateConfig {
   model: string;
-  /** The prompt's ids, or the file holding them (read by generateCommand). */
-  prompt: { ids: number[] } | { file: string };
+  /** The prompt's ids, the file holding them, or a file of requests (read by generateCommand). */
+  prompt: { ids: number[] } | { file: string } | { requests: string };
   maxTokens: number;
   temperature: number;
   topP: number;
@@ -35,6 +42,8 @@ export interface GenerateConfig {
   stopIds: number[];
   context?: number;
   chunk?: number;
+  maxNumSeqs?: number;
+  kvDtype?: 'f16' | 'f32';
   logitsOut?: string;
   json: boolean;
   stats: boolean;
@@ -57,6 +66,10 @@ const OPTIONS = {
   'stop-ids': { type: 'string' },
   context: { type: 'string' },
   chunk: { type: 'string' },
+  'max-batch-tokens': { type: 'string' },
+  'kv-dtype': { type: 'string' },
+  requests: { type: 'string' },
+  'max-num-seqs': { type: 'string' },
   'logits-out': { type: 'string' },
   json: { type: 'boolean' },
   stats: { type: 'boolean' },
@@ -92,9 +105,14 @@ export function parseGenerateArgs(argv: string[]): GenerateConfig {
   if (flags.help) return { model: '', prompt: { ids: [] }, maxTokens: 0, temperature: 0, topP: 1, topK: 0, seed: 0, stopIds: [], ...flags };
   if (!v.model) throw new GenerateUsageError('generate needs --model');
   let prompt: GenerateConfig['prompt'];
-  if (v['prompt-ids-file'] !== undefined) prompt = { file: v['prompt-ids-file'] };
+  if (v.requests !== undefined) prompt = { requests: v.requests };
+  else if (v['prompt-ids-file'] !== undefined) prompt = { file: v['prompt-ids-file'] };
   else if (v['prompt-ids'] !== undefined) prompt = { ids: tokenIds(v['prompt-ids'], '--prompt-ids') };
-  else throw new GenerateUsageError('generate needs --prompt-ids or --prompt-ids-file');
+  else throw new GenerateUsageError('generate needs --prompt-ids, --prompt-ids-file or --requests');
+  if (v.requests !== undefined && v['logits-out'] !== undefined) throw new GenerateUsageError('--logits-out takes one prompt, not --requests');
+  const kvDtype = v['kv-dtype'];
+  if (kvDtype !== undefined && kvDtype !== 'f16' && kvDtype !== 'f32') throw new GenerateUsageError(`--kv-dtype: "${kvDtype}" is not f16 or f32`);
+  const chunk = v['max-batch-tokens'] ?? v.chunk;
   return {
     model: v.model,
     prompt,
@@ -105,7 +123,9 @@ export function parseGenerateArgs(argv: string[]): GenerateConfig {
     seed: num(v.seed, '--seed', 0),
     stopIds: v['stop-ids'] !== undefined ? tokenIds(v['stop-ids'], '--stop-ids') : [],
     ...(v.context !== undefined ? { context: num(v.context, '--context', 0) } : {}),
-    ...(v.chunk !== undefined ? { chunk: num(v.chunk, '--chunk', 256) } : {}),
+    ...(chunk !== undefined ? { chunk: num(chunk, '--max-batch-tokens', 512) } : {}),
+    ...(v['max-num-seqs'] !== undefined ? { maxNumSeqs: num(v['max-num-seqs'], '--max-num-seqs', 1) } : {}),
+    ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(v['logits-out'] !== undefined ? { logitsOut: v['logits-out'] } : {}),
     ...flags,
   };
@@ -132,13 +152,17 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
   const stderr = io.stderr ?? process.stderr;
   let c: GenerateConfig;
   let prompt: number[];
+  let requests: BatchRequest[] | null = null;
   try {
     c = parseGenerateArgs(argv);
     if (c.help) {
       stdout.write(GENERATE_USAGE);
       return 0;
     }
-    if ('file' in c.prompt) {
+    if ('requests' in c.prompt) {
+      requests = parseRequests(JSON.parse(await readFile(c.prompt.requests, 'utf8')), c);
+      prompt = requests[0]!.prompt;
+    } else if ('file' in c.prompt) {
       const parsed: unknown = JSON.parse(await readFile(c.prompt.file, 'utf8'));
       if (!Array.isArray(parsed)) throw new GenerateUsageError('--prompt-ids-file must hold a JSON array of token ids');
       prompt = tokenIds(parsed.join(','), '--prompt-ids-file');
@@ -151,10 +175,12 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
     stderr.write(`error: ${e.message}\n\n${GENERATE_USAGE}`);
     return 2;
   }
+  if (requests) return runRequests(c, requests, stdout, stderr);
 
   const { engine } = await loadEngine(c.model, {
     context: c.context ?? prompt.length + Math.max(c.maxTokens, 1),
-    chunk: c.chunk,
+    maxBatchTokens: c.chunk,
+    kvDtype: c.kvDtype,
     allLogits: c.logitsOut !== undefined,
     quiet: c.json,
     // Printed before anything is allocated, so a plan that does not fit is seen first.
@@ -203,6 +229,73 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
       stdout.write(`prefill ${round(res.prefillMs)} ms, decode ${round(decodeTps)} tokens/s\n`);
       if (c.stats) stdout.write(`${JSON.stringify(out.stats, null, 2)}\n`);
     }
+    return 0;
+  } finally {
+    engine.destroy();
+  }
+}
+
+/** One entry of a --requests file. */
+interface BatchRequest {
+  prompt: number[];
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  arrivalStep: number;
+}
+
+function parseRequests(v: unknown, c: GenerateConfig): BatchRequest[] {
+  if (!Array.isArray(v) || !v.length) throw new GenerateUsageError('--requests must hold a non-empty JSON array of requests');
+  return v.map((r: unknown, i) => {
+    const o = r as Record<string, unknown>;
+    const what = `--requests [${i}]`;
+    if (typeof r !== 'object' || r === null || !Array.isArray(o.prompt_ids)) throw new GenerateUsageError(`${what}: needs "prompt_ids", an array of token ids`);
+    const known = new Set(['prompt_ids', 'max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'arrival_step']);
+    for (const k of Object.keys(o)) if (!known.has(k)) throw new GenerateUsageError(`${what}: unknown field "${k}"`);
+    const n = (k: string, dflt: number, int = false) => {
+      const x = o[k] ?? dflt;
+      if (typeof x !== 'number' || !Number.isFinite(x) || (int && (!Number.isInteger(x) || x < 0))) throw new GenerateUsageError(`${what}.${k}: ${JSON.stringify(o[k])} is not a valid number`);
+      return x;
+    };
+    const prompt = tokenIds((o.prompt_ids as unknown[]).join(','), `${what}.prompt_ids`);
+    if (!prompt.length) throw new GenerateUsageError(`${what}: the prompt is empty`);
+    return {
+      prompt,
+      maxTokens: n('max_tokens', c.maxTokens, true),
+      temperature: n('temperature', c.temperature),
+      topP: n('top_p', c.topP),
+      topK: n('top_k', c.topK, true),
+      seed: n('seed', c.seed, true),
+      arrivalStep: n('arrival_step', 0, true),
+    };
+  });
+}
+
+/** --requests: every request through one batching engine, each joining at its arrival step. */
+async function runRequests(c: GenerateConfig, requests: BatchRequest[], stdout: { write(s: string): unknown }, stderr: { write(s: string): unknown }): Promise<number> {
+  const { engine } = await loadEngine(c.model, {
+    context: c.context ?? Math.max(...requests.map((r) => r.prompt.length + Math.max(r.maxTokens, 1))),
+    maxBatchTokens: c.chunk,
+    maxNumSeqs: c.maxNumSeqs ?? requests.length,
+    kvDtype: c.kvDtype,
+    quiet: c.json,
+    onPlan: (p) => {
+      if (!c.json) stderr.write(planLine(p));
+    },
+  });
+  try {
+    const stop = [...engine.config.eosTokenIds, ...c.stopIds];
+    const results = await Promise.all(
+      requests.map(async (r) => {
+        await engine.afterSteps(r.arrivalStep);
+        return engine.generate(r.prompt, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, topK: r.topK, seed: r.seed, stopTokens: stop });
+      }),
+    );
+    const out = results.map((r) => ({ generated_ids: r.tokens, finish_reason: r.finishReason, cached_tokens: r.cachedTokens }));
+    if (c.json) stdout.write(`${JSON.stringify(c.stats ? { results: out, stats: engine.stats } : out)}\n`);
+    else for (const [i, r] of out.entries()) stdout.write(`request ${i}: ${r.generated_ids.length} tokens (${r.finish_reason}): ${r.generated_ids.join(',')}\n`);
     return 0;
   } finally {
     engine.destroy();

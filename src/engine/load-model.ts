@@ -17,13 +17,16 @@ export interface LoadEngineOptions extends EngineOptions {
   quiet?: boolean;
   /** Seed of synthetic weights. */
   seed?: number;
+  /** Synthetic models only: the real dimensions with this many layers. */
+  layers?: number;
 }
 
 export async function loadEngine(spec: string, opts: LoadEngineOptions = {}): Promise<LoadedEngine> {
   if (spec.startsWith('synthetic:')) {
-    const config = syntheticConfig(spec.slice('synthetic:'.length));
+    const config = syntheticConfig(spec.slice('synthetic:'.length), { layers: opts.layers });
     return { engine: await Engine.load(syntheticGpuSource(config, opts.seed ?? 1), opts) };
   }
+  if (opts.layers !== undefined) throw new Error(`--layers applies to synthetic models, not ${spec}`);
   const onProgress = opts.onDownloadProgress ?? (opts.quiet ? undefined : stderrProgressBar());
   const dir = await resolveModel(spec, onProgress ? { onProgress } : {});
   return { engine: await Engine.load(dir, opts), dir };

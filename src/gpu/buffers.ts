@@ -93,19 +93,36 @@ export function bindGroup(gpu: Gpu, pipeline: GPUComputePipeline, buffers: Bindi
   });
 }
 
-/** What varies between steps and sizes grids: tokens in the forward and rows that need logits. */
+/**
+ * What varies between steps and sizes grids: tokens in the forward, rows that need logits, rows
+ * that are sampled, and named work counts of kernels whose grid the host plans per step (attention
+ * work items).
+ */
 export interface StepShape {
   tokens: number;
-  outRows: number;
+  rows: number;
+  samples: number;
+  counts?: Readonly<Record<string, number>>;
 }
 
 export type Groups = [number, number, number];
+
+/** The expert ids a step routed its tokens to, per routing buffer ([T][k] ids), for byte counts. */
+export interface StepRouting {
+  ids(routing: GPUBuffer): Uint32Array;
+}
 
 export interface Dispatch {
   label: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
-  groups: Groups | ((s: StepShape) => Groups);
+  /** The grid; null skips the dispatch for this step (nothing for it to do). */
+  groups: Groups | ((s: StepShape) => Groups | null);
+  /**
+   * Weight bytes the kernel fetches in a step, by its access pattern (a matrix once per token
+   * tile, an expert once per (token, slot) or per tile of its rows): what bench reports.
+   */
+  weightBytes?: (s: StepShape, r: StepRouting) => number;
 }
 
 /**
@@ -119,17 +136,25 @@ export function grid(n: number, y = 1, z = 1, maxDim = 65535): [number, number, 
   return [Math.ceil(n / rows), rows, z];
 }
 
-/** Encodes dispatches into one pass, setting the pipeline only when it changes. */
+/** The grid of a dispatch for a step, or null when it has nothing to do. */
+export function groupsOf(d: Dispatch, shape: StepShape): Groups | null {
+  return typeof d.groups === 'function' ? d.groups(shape) : d.groups;
+}
+
+/** Encodes dispatches into one pass, setting the pipeline only when it changes. Returns the count encoded. */
 export function encodeDispatches(pass: GPUComputePassEncoder, list: readonly Dispatch[], shape: StepShape): number {
   let last: GPUComputePipeline | null = null;
+  let n = 0;
   for (const d of list) {
+    const g = groupsOf(d, shape);
+    if (!g) continue;
     if (d.pipeline !== last) {
       pass.setPipeline(d.pipeline);
       last = d.pipeline;
     }
-    const g = typeof d.groups === 'function' ? d.groups(shape) : d.groups;
     pass.setBindGroup(0, d.bindGroup);
     pass.dispatchWorkgroups(g[0], g[1], g[2]);
+    n++;
   }
-  return list.length;
+  return n;
 }

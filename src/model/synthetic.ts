@@ -40,12 +40,21 @@ export const SYNTHETIC_PRESETS: Record<string, () => ModelConfig> = {
     }, 'synthetic:mini'),
 };
 
-export function syntheticConfig(name: string): ModelConfig {
+/**
+ * The config of synthetic:NAME; `layers` keeps the real dimensions with fewer (or more) layers,
+ * alternating sliding and full attention as the real configs do, so real-shaped kernels can be
+ * timed on a CPU.
+ */
+export function syntheticConfig(name: string, opts: { layers?: number } = {}): ModelConfig {
   const make = SYNTHETIC_PRESETS[name];
   if (!make) {
     throw new Error(`unknown synthetic model "${name}"; known: ${Object.keys(SYNTHETIC_PRESETS).map((n) => `synthetic:${n}`).join(', ')}`);
   }
-  return make();
+  const c = make();
+  if (opts.layers === undefined) return c;
+  if (!Number.isInteger(opts.layers) || opts.layers < 1) throw new Error(`layers must be a positive integer, got ${opts.layers}`);
+  const { layerTypes: _drop, ...rest } = c;
+  return configFromPreset({ ...rest, numLayers: opts.layers }, `synthetic:${name} with ${opts.layers} layers`);
 }
 
 function rng(seed: number): () => number {

@@ -38,7 +38,7 @@ describe('long context', () => {
     await writeSyntheticCheckpoint(model, cfg, 7);
     const r = rng(3);
     const prompt = Array.from({ length: 4100 }, () => Math.floor(r() * cfg.vocabSize));
-    const engine = await Engine.load(model, { gpu, context: 4104, chunk: 512 });
+    const engine = await Engine.load(model, { gpu, context: 4104, maxBatchTokens: 512 });
     const res = await engine.generate(prompt, { maxTokens: 4 });
     const gpuLast = await engine.lastLogits();
     engine.destroy();
@@ -58,7 +58,8 @@ describe('long context', () => {
       if (j < 3) s = ref.step(want.at(-1)!);
     }
     expect(res.tokens).toEqual(want);
-    expectClose(gpuLast, s.logits, 2e-3, 1e-4, 'logits at position 4103');
+    // the KV cache holds f16 (2^-11 relative rounding of every key and value): 1e-2, not f32's 2e-3
+    expectClose(gpuLast, s.logits, 1e-2, 1e-4, 'logits at position 4103');
   });
 
   it('a prompt filling the whole 131072-position context runs through `generate`', async () => {

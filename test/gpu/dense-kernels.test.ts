@@ -1,8 +1,8 @@
 // embed, rmsnorm and the bf16 matmul against float64 references, on both reduction paths.
 import { describe, expect, it } from 'vitest';
 import { uploadBuffer, encodeDispatches } from '../../src/gpu/buffers.js';
-import { OpContext } from '../../src/engine/ops/context.js';
-import { embedOp, matmulOp, rmsnormOp } from '../../src/engine/ops/basic.js';
+import { OpContext, SAMPLED_ID, TOK_INFO_WORDS } from '../../src/engine/ops/context.js';
+import { embedOps, matmulOp, rmsnormOp } from '../../src/engine/ops/basic.js';
 import { noGpuErrors, poisoned, readF32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomBf16, randomF32, rng } from '../helpers/random.js';
 import { expectClose } from '../helpers/compare.js';
@@ -10,8 +10,8 @@ import { expectClose } from '../helpers/compare.js';
 const variants = await shaderVariants();
 const gpu = await testGpu();
 
-function step(ctx: OpContext, tokens: number, outRow0 = 0, outRows = tokens) {
-  ctx.writeStep({ tokens, pos0: 0, outRow0, outRows, seed: 0, counter: 0, temperature: 0, topP: 1, topK: 0 });
+function step(ctx: OpContext, tokens: number, rows = tokens) {
+  ctx.writeStep({ tokens, rows, samples: 0 });
 }
 
 function matmulRef(x: Float32Array, w: Float64Array, bias: Float64Array | null, T: number, K: number, N: number) {
@@ -26,19 +26,35 @@ function matmulRef(x: Float32Array, w: Float64Array, bias: Float64Array | null, 
 }
 
 describe.each(variants)('dense kernels ($name)', ({ shaders }) => {
-  it('embed gathers bf16 rows for every token', async () => {
+  it('embed gathers bf16 rows for every token: literal ids, ids the sampler left in a slot, a table in two shards', async () => {
     const ctx = new OpContext(gpu, shaders);
     const r = rng(11);
-    const V = 37, H = 72, T = 13;
+    const V = 37, H = 72, T = 13, slots = 5;
     const table = randomBf16(r, V * H);
+    const lastIds = Uint32Array.from({ length: slots }, () => Math.floor(r() * V));
     const ids = Uint32Array.from({ length: T }, () => Math.floor(r() * V));
+    const toks = new Uint32Array(T * TOK_INFO_WORDS);
+    for (let t = 0; t < T; t++) toks[t * TOK_INFO_WORDS] = t % 3 === 1 ? (SAMPLED_ID | t % slots) >>> 0 : ids[t]!;
     const x = poisoned(gpu, T * H * 4);
-    const op = embedOp(ctx, { tokens: uploadBuffer(gpu, ids, 'ids'), table: uploadBuffer(gpu, table.bits, 't'), x, hidden: H });
+    const split = 20;
+    const ops = embedOps(ctx, {
+      toks: uploadBuffer(gpu, toks, 'toks'),
+      lastIds: uploadBuffer(gpu, lastIds, 'last'),
+      table: [
+        { buffer: uploadBuffer(gpu, table.bits.subarray(0, split * H), 't0'), first: 0, count: split },
+        { buffer: uploadBuffer(gpu, table.bits.subarray(split * H), 't1'), first: split, count: V - split },
+      ],
+      x,
+      hidden: H,
+    });
     step(ctx, T);
-    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, outRows: T })));
+    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, { tokens: T, rows: T, samples: 0 })));
     const got = await readF32(gpu, x, T * H);
     const want = new Float64Array(T * H);
-    for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) want[t * H + i] = table.values[ids[t]! * H + i]!;
+    for (let t = 0; t < T; t++) {
+      const id = t % 3 === 1 ? lastIds[t % slots]! : ids[t]!;
+      for (let i = 0; i < H; i++) want[t * H + i] = table.values[id * H + i]!;
+    }
     expectClose(got, want, 0, 0, 'embed');
   });
 
@@ -64,16 +80,18 @@ describe.each(variants)('dense kernels ($name)', ({ shaders }) => {
     const y = poisoned(gpu, T * H * 4);
     const op = rmsnormOp(ctx, { x: xb, scale: sb, y, hidden: H, eps, label: 'norm' });
     step(ctx, T);
-    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, outRows: T })));
+    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, rows: T, samples: 0 })));
     expectClose(await readF32(gpu, y, T * H), ref, 1e-5, 1e-5, 'rmsnorm');
 
-    // Final norm: only rows [row0, T) are normalised, into the first rows of the output.
-    const row0 = T - 1;
-    const y2 = poisoned(gpu, H * 4);
-    const op2 = rmsnormOp(ctx, { x: xb, scale: sb, y: y2, hidden: H, eps, outRows: true, label: 'final' });
-    step(ctx, T, row0, 1);
-    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op2], { tokens: T, outRows: 1 })));
-    expectClose(await readF32(gpu, y2, H), ref.subarray(row0 * H), 1e-5, 1e-5, 'final norm');
+    // Final norm: only the listed rows are normalised, compacted into the first rows of the output.
+    const rows = T > 1 ? [T - 1, 0] : [0];
+    const y2 = poisoned(gpu, rows.length * H * 4);
+    const op2 = rmsnormOp(ctx, { x: xb, scale: sb, y: y2, hidden: H, eps, rows: uploadBuffer(gpu, Uint32Array.from(rows), 'rows'), label: 'final' });
+    step(ctx, T, rows.length);
+    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op2], { tokens: T, rows: rows.length, samples: 0 })));
+    const wantRows = new Float64Array(rows.length * H);
+    rows.forEach((r, i) => wantRows.set(ref.subarray(r * H, (r + 1) * H), i * H));
+    expectClose(await readF32(gpu, y2, rows.length * H), wantRows, 1e-5, 1e-5, 'final norm');
   });
 
   it.each([
@@ -102,7 +120,7 @@ describe.each(variants)('dense kernels ($name)', ({ shaders }) => {
       label: 'mm',
     });
     step(ctx, T);
-    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, outRows: T })));
+    await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, [op], { tokens: T, rows: T, samples: 0 })));
     const d = expectClose(await readF32(gpu, y, T * N), want, 2e-5 * Math.sqrt(K), 1e-5, 'matmul');
     expect(d.maxAbs).toBeLessThan(1e-3);
   });

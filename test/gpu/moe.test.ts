@@ -22,12 +22,12 @@ const LIMIT = 7.0;
 const GUARD = 64;
 
 function step(ctx: OpContext, tokens: number) {
-  ctx.writeStep({ tokens, pos0: 0, outRow0: 0, outRows: tokens, seed: 0, counter: 0, temperature: 0, topP: 1, topK: 0 });
+  ctx.writeStep({ tokens, rows: 0, samples: 0 });
 }
 
 async function run(ctx: OpContext, ops: Dispatch[], tokens: number) {
   step(ctx, tokens);
-  await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, { tokens, outRows: tokens })));
+  await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, { tokens, rows: 0, samples: 0 })));
 }
 
 describe('MXFP4 decode (lib/mxfp4.wgsl)', () => {

@@ -1,30 +1,64 @@
-// The GPU sampler against exact CPU expectations: greedy ties, seeded replay, and the sampled
-// frequencies of temperature, top-k and top-p sampling against their exact distributions.
+// The GPU sampler against exact CPU expectations: greedy ties, top-k / top-p support, seeded replay,
+// the sampled frequencies of temperature, top-k and top-p sampling against their exact
+// distributions, masks, and many rows with their own settings in one dispatch.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer } from '../../src/gpu/buffers.js';
-import { OpContext } from '../../src/engine/ops/context.js';
-import type { Dispatch } from '../../src/gpu/buffers.js';
-import { sampleOp, samplerMask } from '../../src/engine/ops/sample.js';
-import { poisoned, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
+import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
+import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
+import { sampleOp } from '../../src/engine/ops/sample.js';
+import { readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
 
 const gpu = await testGpu();
 const { shaders } = (await shaderVariants())[0]!;
 const ctx = new OpContext(gpu, shaders);
 
+export interface RowSettings {
+  /** Logits row the draw reads. */
+  row: number;
+  t: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  counter?: number;
+  /** Allowed-token mask of the row (bit i of word i >> 5); the row's slot is its index. */
+  mask?: Uint32Array;
+}
+
+/** One sampler dispatch over `rows` draws from `logits` ([R][V]); returns each draw's id. */
+async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings[]): Promise<Uint32Array> {
+  const R = logits.length / vocab;
+  const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab });
+  const op = sampleOp(ctx, { logits: uploadBuffer(gpu, logits, 'logits'), inputs, vocab });
+  const words = new Uint32Array(rows.length * SAMPLE_ROW_WORDS);
+  const floats = new Float32Array(words.buffer);
+  rows.forEach((o, i) => {
+    const w = i * SAMPLE_ROW_WORDS;
+    words.set([o.row, i, o.seed ?? 1, o.counter ?? 0], w);
+    floats[w + 4] = o.t;
+    floats[w + 5] = o.topP ?? 1;
+    words[w + 6] = o.topK ?? 0;
+    words[w + 7] = o.mask ? 1 : 0;
+    if (o.mask) writeBuffer(gpu, inputs.masks, i * inputs.maskWords * 4, o.mask);
+  });
+  writeBuffer(gpu, inputs.samples, 0, words);
+  writeBuffer(gpu, inputs.sampled, 0, new Uint32Array(rows.length).fill(0xffffffff));
+  writeBuffer(gpu, inputs.lastIds, 0, new Uint32Array(rows.length).fill(0xffffffff));
+  ctx.writeStep({ tokens: 1, rows: R, samples: rows.length });
+  submit(gpu, (p) => encodeDispatches(p, [op], { tokens: 1, rows: R, samples: rows.length }));
+  const ids = await readU32(gpu, inputs.sampled, rows.length);
+  // the next step's embedding reads the same ids from each slot
+  expect(await readU32(gpu, inputs.lastIds, rows.length)).toEqual(ids);
+  inputs.destroy();
+  return ids;
+}
+
 async function sample(
   logits: Float32Array,
   vocab: number,
   rows: number,
   o: { t: number; topK?: number; topP?: number; seed?: number; counter?: number; mask?: Uint32Array },
-) {
-  const lb = uploadBuffer(gpu, logits, 'logits');
-  const tokens = poisoned(gpu, 16);
-  const op = sampleOp(ctx, { logits: lb, tokens, vocab });
-  if (o.mask) samplerMask(op).set(o.mask);
-  ctx.writeStep({ tokens: rows, pos0: 0, outRow0: 0, outRows: rows, seed: o.seed ?? 1, counter: o.counter ?? 0, temperature: o.t, topP: o.topP ?? 1, topK: o.topK ?? 0 });
-  submit(gpu, (p) => encodeDispatches(p, [op], { tokens: rows, outRows: rows }));
-  return (await readU32(gpu, tokens, 1))[0]!;
+): Promise<number> {
+  return (await sampleRows(logits, vocab, [{ ...o, row: rows - 1 }]))[0]!;
 }
 
 /**
@@ -57,37 +91,35 @@ function chiSquareQuantile(df: number, z: number): number {
   return df * (1 - a + z * Math.sqrt(a)) ** 3;
 }
 
-/**
- * `n` draws from one logits row: BATCH samplers per submit, each with its own Step buffer holding
- * its own counter, so one submit and one readback give BATCH independent draws.
- */
-const BATCH = 256;
-const batch = Array.from({ length: BATCH }, () => new OpContext(gpu, shaders));
+/** `n` seeded draws (counters 0..n-1) from one logits row: one sampler dispatch of n rows. */
 async function manyDraws(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, n: number, seed: number): Promise<Uint32Array> {
-  const lb = uploadBuffer(gpu, logits, 'logits');
-  const tokens = batch.map(() => poisoned(gpu, 16));
-  const ops: Dispatch[] = batch.map((c, i) => sampleOp(c, { logits: lb, tokens: tokens[i]!, vocab: logits.length }));
-  const readback = gpu.device.createBuffer({ size: BATCH * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const out = new Uint32Array(n);
-  for (let done = 0; done < n; done += BATCH) {
-    batch.forEach((c, i) =>
-      c.writeStep({ tokens: 1, pos0: 0, outRow0: 0, outRows: 1, seed, counter: done + i, temperature: o.t, topP: o.topP ?? 1, topK: o.topK ?? 0 }),
-    );
-    const enc = gpu.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    encodeDispatches(pass, ops, { tokens: 1, outRows: 1 });
-    pass.end();
-    tokens.forEach((t, i) => enc.copyBufferToBuffer(t, 0, readback, 4 * i, 4));
-    gpu.device.queue.submit([enc.finish()]);
-    await readback.mapAsync(GPUMapMode.READ);
-    out.set(new Uint32Array(readback.getMappedRange()).subarray(0, Math.min(BATCH, n - done)), done);
-    readback.unmap();
-  }
-  for (const b of [lb, readback, ...tokens]) b.destroy();
-  return out;
+  return sampleRows(logits, logits.length, Array.from({ length: n }, (_, c) => ({ row: 0, ...o, seed, counter: c })));
 }
 
 describe('sampler', () => {
+  it('rows of one dispatch use their own logits row, temperature, top-k, top-p and seed', async () => {
+    const V = 301;
+    const r = rng(17);
+    const l = randomF32(r, 3 * V, 2);
+    const argmaxOf = (row: number) => {
+      const x = l.subarray(row * V, (row + 1) * V);
+      return x.indexOf(Math.max(...x));
+    };
+    const rows: RowSettings[] = [
+      { row: 2, t: 0 },
+      { row: 0, t: 0 },
+      { row: 1, t: 1, topK: 1, seed: 5 },
+      { row: 1, t: 0.8, topP: 1e-6, seed: 9 },
+    ];
+    const ids = await sampleRows(l, V, rows);
+    // greedy rows, and sampling rows whose top-k / top-p keep only the argmax
+    expect([...ids]).toEqual([argmaxOf(2), argmaxOf(0), argmaxOf(1), argmaxOf(1)]);
+    // a seeded row draws the same in any company
+    const alone = await sampleRows(l, V, [{ row: 1, t: 1.3, seed: 44, counter: 7 }]);
+    const crowd = await sampleRows(l, V, [{ row: 0, t: 0.5, seed: 1 }, { row: 1, t: 1.3, seed: 44, counter: 7 }, { row: 2, t: 0 }]);
+    expect(crowd[1]).toBe(alone[0]);
+  });
+
   it('greedy picks the argmax of the last row, lowest index on ties', async () => {
     const V = 1003;
     const r = rng(5);
@@ -101,11 +133,54 @@ describe('sampler', () => {
     }
   });
 
-  it('a seed and counter replay the same token', async () => {
+  it('top-k and top-p restrict the support; a seed replays the same token', async () => {
     const V = 517;
     const l = randomF32(rng(9), V, 1);
+    const order = [...l.keys()].sort((a, b) => l[b]! - l[a]! || a - b);
+    const top3 = new Set(order.slice(0, 3));
+    // nucleus at top_p 0.5 with temperature 0.7
+    const ps = order.map((i) => Math.exp((l[i]! - l[order[0]!]!) / 0.7));
+    const z = ps.reduce((a, b) => a + b, 0);
+    let cum = 0;
+    const nucleus = new Set<number>();
+    for (let j = 0; j < V; j++) {
+      nucleus.add(order[j]!);
+      cum += ps[j]! / z;
+      if (cum >= 0.5) break;
+    }
+    const seenK = new Set<number>();
+    const seenP = new Set<number>();
+    for (let c = 0; c < 60; c++) {
+      const a = await sample(l, V, 1, { t: 1, topK: 3, counter: c });
+      expect(top3.has(a), `top-k sampled ${a}`).toBe(true);
+      seenK.add(a);
+      const b = await sample(l, V, 1, { t: 0.7, topP: 0.5, counter: c });
+      expect(nucleus.has(b), `top-p sampled ${b}`).toBe(true);
+      seenP.add(b);
+    }
+    expect(seenK.size).toBeGreaterThan(1);
+    expect(seenP.size).toBeGreaterThan(1);
     const again = await sample(l, V, 1, { t: 1, seed: 77, counter: 5 });
     expect(await sample(l, V, 1, { t: 1, seed: 77, counter: 5 })).toBe(again);
+  });
+
+  it('sampled frequencies follow softmax(logits / temperature)', async () => {
+    const V = 6;
+    const l = Float32Array.from([1.0, 2.0, 0.5, -1, 1.5, 0.0]);
+    const t = 0.8;
+    const w = [...l].map((v) => Math.exp(v / t));
+    const z = w.reduce((a, b) => a + b, 0);
+    const n = 600;
+    const counts = new Array(V).fill(0);
+    const ids = await sampleRows(l, V, Array.from({ length: n }, (_, c) => ({ row: 0, t, seed: 3, counter: c })));
+    for (const id of ids) counts[id]++;
+    let chi2 = 0;
+    for (let i = 0; i < V; i++) {
+      const e = (n * w[i]!) / z;
+      chi2 += (counts[i] - e) ** 2 / e;
+    }
+    // 5 degrees of freedom: P(chi2 > 25) < 2e-4.
+    expect(chi2, `counts ${counts}`).toBeLessThan(25);
   });
 
   // Many seeded draws on fixed logits against the exact distribution (float64) of each setting.
@@ -174,16 +249,13 @@ describe('sampler', () => {
     const one = new Uint32Array(mask.length);
     one[(V - 1) >>> 5] = 1 << ((V - 1) & 31);
     for (let c = 0; c < 5; c++) expect(await sample(l, V, 1, { t: 1.5, topP: 0.3, counter: c, mask: one })).toBe(V - 1);
-    // switching the mask off on the same dispatch restores the plain argmax
-    const lb = uploadBuffer(gpu, l, 'logits');
-    const tokens = poisoned(gpu, 16);
-    const op = sampleOp(ctx, { logits: lb, tokens, vocab: V });
-    samplerMask(op).set(one);
-    samplerMask(op).set(null);
-    ctx.writeStep({ tokens: 1, pos0: 0, outRow0: 0, outRows: 1, seed: 1, counter: 0, temperature: 0, topP: 1, topK: 0 });
-    submit(gpu, (p) => encodeDispatches(p, [op], { tokens: 1, outRows: 1 }));
+    // rows of one dispatch keep their own masks: a masked row next to an unmasked one
     const argmax = l.indexOf(Math.max(...l));
     expect(allowed.has(argmax)).toBe(false);
-    expect((await readU32(gpu, tokens, 1))[0]).toBe(argmax);
+    const both = await sampleRows(l, V, [
+      { row: 0, t: 0, mask: one },
+      { row: 0, t: 0 },
+    ]);
+    expect([...both]).toEqual([V - 1, argmax]);
   });
 });

@@ -50,7 +50,7 @@ class ScriptedEngine implements ServingEngine {
     } finally {
       this.isBusy = false;
     }
-    return { tokens, finishReason, promptTokens: prompt.length, prefillMs: 0, decodeMs: 0 };
+    return { tokens, finishReason, promptTokens: prompt.length, cachedTokens: 0, queueMs: 0, prefillMs: 0, decodeMs: 0 };
   }
 
   destroy(): void {}

@@ -1,32 +1,51 @@
 // Factories for the dense kernels: embedding gather, RMSNorm and the bf16 matmul.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import type { OpContext } from './context.js';
+import type { Shard } from '../weights.js';
 
-export function embedOp(ctx: OpContext, a: { tokens: GPUBuffer; table: GPUBuffer; x: GPUBuffer; hidden: number }): Dispatch {
-  const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden } });
-  return {
-    label: 'embed',
-    pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.tokens, a.table, a.x], 'embed'),
-    groups: (s) => grid(s.tokens),
-  };
+/**
+ * x[t] = embedding row of token t (its literal id, or its slot's last sampled id); one dispatch per
+ * shard of the table.
+ */
+export function embedOps(
+  ctx: OpContext,
+  a: { toks: GPUBuffer; lastIds: GPUBuffer; table: readonly Shard[]; x: GPUBuffer; hidden: number; argmax?: GPUBuffer },
+): Dispatch[] {
+  return a.table.map((sh, i) => {
+    // the first shard's dispatch also clears the step's greedy picks (unembed.wgsl ARGMAX)
+    const reset = i === 0 && a.argmax;
+    const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden }, flags: reset ? ['ARGMAX'] : [] });
+    const label = a.table.length > 1 ? `embed.${i}` : 'embed';
+    const range = uniformBuffer(ctx.gpu, new Params().u32(sh.first).u32(sh.count), `${label}.shard`);
+    return {
+      label,
+      pipeline,
+      bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, a.toks, a.lastIds, sh.buffer, a.x, range, ...(reset ? [a.argmax!] : [])], label),
+      groups: (s) => grid(s.tokens),
+      // a row per token, from whichever shard holds it: counted once, by the first shard
+      weightBytes: (s) => (i === 0 ? s.tokens * 2 * a.hidden : 0),
+    };
+  });
 }
 
+/** RMSNorm of every token's row, or with `rows` (the final norm) of the step's logits rows only. */
 export function rmsnormOp(
   ctx: OpContext,
-  a: { x: GPUBuffer; scale: GPUBuffer; y: GPUBuffer; hidden: number; eps: number; outRows?: boolean; label: string },
+  a: { x: GPUBuffer; scale: GPUBuffer; y: GPUBuffer; hidden: number; eps: number; rows?: GPUBuffer; label: string },
 ): Dispatch {
   const pipeline = ctx.shaders.pipeline({
     shader: 'rmsnorm',
     defines: { WG: Math.min(ctx.wg, 128), REDUCE_N: 1, H: a.hidden },
-    flags: a.outRows ? ['OUT_ROWS'] : [],
+    flags: a.rows ? ['OUT_ROWS'] : [],
   });
   const params = uniformBuffer(ctx.gpu, new Params().f32(a.eps), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.x, a.scale, a.y, ...(a.rows ? [a.rows] : [])];
   return {
     label: a.label,
     pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.scale, a.y], a.label),
-    groups: (s) => grid(a.outRows ? s.outRows : s.tokens),
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    weightBytes: () => 4 * a.hidden,
+    groups: (s) => (a.rows ? (s.rows ? grid(s.rows) : null) : grid(s.tokens)),
   };
 }
 
@@ -42,6 +61,9 @@ export interface MatmulArgs {
   accumulate?: boolean;
   /** x holds the step's logits rows (unembedding) rather than all its tokens. */
   outRows?: boolean;
+  /** W is rows [n0, n0 + n) of a matrix of `ny` rows (a shard): y has ny columns. */
+  n0?: number;
+  ny?: number;
   label: string;
 }
 
@@ -66,13 +88,53 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
     defines: { WG: Math.min(ctx.wg, 128), TEAM: teamSize(a.k / 8), TT },
     flags,
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n), `${a.label}.params`);
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   const rowGroups = Math.ceil(a.n / (Math.min(ctx.wg, 128) / teamSize(a.k / 8)));
+  const bytes = 2 * a.k * a.n + (a.bias ? 4 * a.n : 0);
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
-    groups: (s) => grid(rowGroups, 1, Math.ceil((a.outRows ? s.outRows : s.tokens) / TT)),
+    // W once per tile of TT tokens
+    weightBytes: (s) => bytes * Math.ceil((a.outRows ? s.rows : s.tokens) / TT),
+    groups: (s) => {
+      const rows = a.outRows ? s.rows : s.tokens;
+      return rows ? grid(rowGroups, 1, Math.ceil(rows / TT)) : null;
+    },
   };
+}
+
+/** Tile of matmul_tiled (lib/gemm.wgsl). */
+export const DENSE_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
+
+/** Steps with at least this many rows use the tiled GEMM; fewer use matmul_bf16. */
+export const DENSE_TILED_MIN_ROWS = 16;
+
+/**
+ * The bf16 matmul for any step: matmul_bf16 (rows of W streamed per few tokens; decode) below
+ * `minRows` rows, the tiled GEMM (W read once per BM tokens; prefill, big batches) from there.
+ * Returns both dispatches; each step runs one of them.
+ */
+export function denseOps(ctx: OpContext, a: MatmulArgs & { minRows?: number }): Dispatch[] {
+  const min = a.minRows ?? DENSE_TILED_MIN_ROWS;
+  const rowsOf = (s: StepShape) => (a.outRows ? s.rows : s.tokens);
+  const small = matmulOp(ctx, a);
+  if (a.k % DENSE_TILE.BK !== 0) return [small];
+  const smallGroups = small.groups as (s: StepShape) => ReturnType<typeof grid> | null;
+  const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
+  const pipeline = ctx.shaders.pipeline({ shader: 'matmul_tiled', defines: { ...DENSE_TILE }, flags });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.tiled.params`);
+  const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
+  return [
+    { ...small, groups: (s) => (rowsOf(s) < min ? smallGroups(s) : null) },
+    {
+      label: `${a.label}.tiled`,
+      pipeline,
+      bindGroup: bindGroup(ctx.gpu, pipeline, bufs, `${a.label}.tiled`),
+      // W once per tile of BM tokens
+      weightBytes: (s) => (2 * a.k * a.n + (a.bias ? 4 * a.n : 0)) * Math.ceil(rowsOf(s) / DENSE_TILE.BM),
+      groups: (s) => (rowsOf(s) >= min ? [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1] : null),
+    },
+  ];
 }

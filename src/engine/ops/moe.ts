@@ -11,7 +11,8 @@
 //   blocks2  u8  [E][H][I/32][16], scales2 u8 [E][H][I/32], bias2 f32 [E][H]
 //   x        f32 [T][H]                 residual stream, updated in place by moeDownOp
 // Every kernel reads the Step buffer (binding 0) for T; grids are functions of the StepShape.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
 
 /** Largest k the top-k kernel supports. */
@@ -85,6 +86,16 @@ export interface MoeUpArgs extends MoeTuning {
   intermediate: number;
   topK: number;
   numExperts: number;
+  /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
+  firstExpert?: number;
+  expertCount?: number;
+  /** Skip steps of this many tokens or more (the grouped MoE takes them). */
+  below?: number;
+  /**
+   * Decode path: pick the experts from these router logits (f32 [T][E]) in every workgroup and
+   * write `routing` for mlp2, instead of reading `routing` (saves the top-k dispatch).
+   */
+  topkLogits?: GPUBuffer;
   swigluLimit: number;
   label: string;
 }
@@ -92,20 +103,29 @@ export interface MoeUpArgs extends MoeTuning {
 /** h[t][s] = SwiGLU(W1[e]·xn[t] + b1[e]) for each token t and slot s (e = routing[t][s].id). */
 export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
   const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  const e0 = a.firstExpert ?? 0;
+  const ec = a.expertCount ?? E;
   checkTopK(a.label, E, k);
   checkMultiple(a.label, 'hidden', H);
-  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * 2 * I * H) / 2], scales: [a.scales, (E * 2 * I * H) / 32], bias: [a.bias, E * 2 * I * 4] });
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * 2 * I * H) / 2], scales: [a.scales, (ec * 2 * I * H) / 32], bias: [a.bias, ec * 2 * I * 4] });
   const { wg, team } = tuning(ctx, a, 2);
   const outs = wg / team / 2;
-  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit), `${a.label}.params`);
-  const bufs = [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
+  const topk: Record<string, number> = a.topkLogits ? { EPT: Math.max(1, Math.ceil(E / wg)), KMAX: MAX_TOP_K } : {};
+  if (a.topkLogits && E > 32 * wg) throw new Error(`${a.label}: ${E} experts exceed the top-k of ${32 * wg}`);
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team, ...topk }, flags: a.topkLogits ? ['TOPK'] : [] });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit).u32(e0).u32(ec), `${a.label}.params`);
+  const bufs = a.topkLogits
+    ? [ctx.step, params, a.xn, a.topkLogits, a.blocks, a.scales, a.bias, a.h, a.routing]
+    : [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
   const outGroups = Math.ceil(I / outs);
+  const perExpert = (2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4;
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
-    groups: (s) => grid(outGroups * k, 1, tokenDim(a.label, s)),
+    // an expert's mlp1 per (token, slot) routed to this shard
+    weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
+    groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(outGroups * k, 1, tokenDim(a.label, s)) : null),
   };
 }
 
@@ -124,6 +144,11 @@ export interface MoeDownArgs extends MoeTuning {
   intermediate: number;
   topK: number;
   numExperts: number;
+  /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
+  firstExpert?: number;
+  expertCount?: number;
+  /** Skip steps of this many tokens or more (the grouped MoE takes them). */
+  below?: number;
   /** Teams per output row (slots are split among them); default: largest power of two <= min(k, 4). */
   split?: number;
   label: string;
@@ -132,23 +157,148 @@ export interface MoeDownArgs extends MoeTuning {
 /** x[t] += Σ_s w_s·(W2[e_s]·h[t][s] + b2[e_s]). */
 export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  const e0 = a.firstExpert ?? 0;
+  const ec = a.expertCount ?? E;
   checkTopK(a.label, E, k);
   checkMultiple(a.label, 'intermediate', I);
-  checkBuffers(ctx, a.label, { blocks: [a.blocks, (E * H * I) / 2], scales: [a.scales, (E * H * I) / 32], bias: [a.bias, E * H * 4] });
+  checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * H * I) / 2], scales: [a.scales, (ec * H * I) / 32], bias: [a.bias, ec * H * 4] });
   const split = a.split ?? pow2Floor(Math.min(k, 4));
   if (!isPow2(split)) throw new Error(`${a.label}: split ${split} is not a power of two`);
   const { wg, team } = tuning(ctx, a, split);
   const rows = wg / team / split;
   const pipeline = ctx.shaders.pipeline({ shader: 'moe_down_acc', defines: { WG: wg, TEAM: team, SPLIT: split } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E), `${a.label}.params`);
+  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).u32(e0).u32(ec), `${a.label}.params`);
   const bufs = [ctx.step, params, a.h, a.routing, a.blocks, a.scales, a.bias, a.x];
   const rowGroups = Math.ceil(H / rows);
+  const perExpert = (H * I) / 2 + (H * I) / 32 + H * 4;
   return {
     label: a.label,
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
-    groups: (s) => grid(rowGroups, 1, tokenDim(a.label, s)),
+    weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
+    groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(rowGroups, 1, tokenDim(a.label, s)) : null),
   };
+}
+
+/** Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block. */
+export const GEMM_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
+
+/** Steps with at least this many tokens use the grouped (expert-sorted) MoE; fewer use the matvecs. */
+export const MOE_GROUPED_MIN_TOKENS = 8;
+
+/** The grouped MoE's scratch: routing metadata, the sorted order and its inverse, expert outputs. */
+export interface MoeGroupBuffers {
+  /** u32: offsets[E + 1], tile_off[E + 1], tiles[2 * maxTiles] (moe_route.wgsl). */
+  meta: GPUBuffer;
+  order: GPUBuffer;
+  dst: GPUBuffer;
+  /** f32 [T·k][H]: each (token, slot)'s expert output at its sorted row. */
+  y: GPUBuffer;
+  tilesOffset: number;
+}
+
+export function moeGroupBytes(tokens: number, c: { numExperts: number; expertsPerToken: number; hiddenSize: number }): number {
+  const n = tokens * c.expertsPerToken;
+  const maxTiles = Math.ceil(n / GEMM_TILE.BM) + c.numExperts;
+  return 4 * (2 * (c.numExperts + 1) + 2 * maxTiles + 2 * n + n * c.hiddenSize);
+}
+
+export function allocateMoeGroup(gpu: Gpu, tokens: number, c: { numExperts: number; expertsPerToken: number; hiddenSize: number }): MoeGroupBuffers {
+  const n = tokens * c.expertsPerToken;
+  const maxTiles = Math.ceil(n / GEMM_TILE.BM) + c.numExperts;
+  const tilesOffset = 2 * (c.numExperts + 1);
+  return {
+    meta: storageBuffer(gpu, 4 * (tilesOffset + 2 * maxTiles), 'moe.meta'),
+    order: storageBuffer(gpu, 4 * n, 'moe.order'),
+    dst: storageBuffer(gpu, 4 * n, 'moe.dst'),
+    y: storageBuffer(gpu, 4 * n * c.hiddenSize, 'moe.y'),
+    tilesOffset,
+  };
+}
+
+export interface MoeGroupedArgs {
+  xn: GPUBuffer;
+  routing: GPUBuffer;
+  /** f32 [T·k][I]: SwiGLU outputs at sorted rows. */
+  h: GPUBuffer;
+  /** x += the weighted expert outputs. */
+  x: GPUBuffer;
+  group: MoeGroupBuffers;
+  experts: readonly { first: number; count: number; mlp1Blocks: GPUBuffer; mlp1Scales: GPUBuffer; mlp1Bias: GPUBuffer; mlp2Blocks: GPUBuffer; mlp2Scales: GPUBuffer; mlp2Bias: GPUBuffer }[];
+  hidden: number;
+  intermediate: number;
+  topK: number;
+  numExperts: number;
+  swigluLimit: number;
+  /** Steps with fewer tokens skip these dispatches. Default MOE_GROUPED_MIN_TOKENS. */
+  minTokens?: number;
+  label: string;
+}
+
+/**
+ * The MoE for many tokens at once: group the (token, slot) pairs by expert (moe_route), per expert
+ * shard a grouped GEMM for mlp1 + SwiGLU and one for mlp2 + bias (each expert's weights read once
+ * per tile of BM rows), then x += the weighted outputs (moe_gather).
+ */
+export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
+  const { hidden: H, intermediate: I, topK: k, numExperts: E } = a;
+  checkTopK(a.label, E, k);
+  checkMultiple(a.label, 'hidden', H);
+  checkMultiple(a.label, 'intermediate', I);
+  if (E > 1024) throw new Error(`${a.label}: the routing kernel handles at most 1024 experts (got ${E})`);
+  const min = a.minTokens ?? MOE_GROUPED_MIN_TOKENS;
+  const on = (s: StepShape) => s.tokens >= min;
+  const T = GEMM_TILE;
+  const g = a.group;
+  const route = ctx.shaders.pipeline({ shader: 'moe_route', defines: { WG: 256, BM: T.BM } });
+  const routeParams = uniformBuffer(ctx.gpu, new Params().u32(k).u32(E).u32(g.tilesOffset), `${a.label}.route.params`);
+  const ops: Dispatch[] = [
+    {
+      label: `${a.label}.route`,
+      pipeline: route,
+      bindGroup: bindGroup(ctx.gpu, route, [ctx.step, routeParams, a.routing, g.meta, g.order, g.dst], `${a.label}.route`),
+      groups: (s) => (on(s) ? [1, 1, 1] : null),
+    },
+  ];
+  const gemm = (up: boolean, e: MoeGroupedArgs['experts'][number]): Dispatch => {
+    const n = up ? 2 * I : H;
+    const pipeline = ctx.shaders.pipeline({ shader: 'moe_gemm', defines: { ...T }, flags: up ? ['UP'] : [] });
+    const params = uniformBuffer(
+      ctx.gpu,
+      new Params().u32(up ? H : I).u32(n).u32(k).u32(E).u32(e.first).u32(e.count).u32(g.tilesOffset).f32(a.swigluLimit),
+      `${a.label}.gemm.params`,
+    );
+    const bufs = up
+      ? [params, g.meta, a.xn, e.mlp1Blocks, e.mlp1Scales, e.mlp1Bias, a.h, g.order]
+      : [params, g.meta, a.h, e.mlp2Blocks, e.mlp2Scales, e.mlp2Bias, g.y];
+    const shard = a.experts.length > 1 ? `.${e.first}` : '';
+    const label = `${a.label}.${up ? 'mlp1' : 'mlp2'}_gemm${shard}`;
+    const perExpert = up ? (2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4 : (H * I) / 2 + (H * I) / 32 + H * 4;
+    return {
+      label,
+      pipeline,
+      bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
+      // an expert's matrix once per tile of BM of its rows
+      weightBytes: (s, r) => {
+        const ids = r.ids(a.routing).subarray(0, s.tokens * k);
+        let tiles = 0;
+        for (let x = e.first; x < e.first + e.count; x++) tiles += Math.ceil(ids.filter((id) => id === x).length / T.BM);
+        return perExpert * tiles;
+      },
+      // an upper bound on this shard's tiles: its rows in BM-row tiles, plus one partial tile per expert
+      groups: (s) => (on(s) ? [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1] : null),
+    };
+  };
+  ops.push(...a.experts.map((e) => gemm(true, e)), ...a.experts.map((e) => gemm(false, e)));
+  const gather = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
+  const gatherParams = uniformBuffer(ctx.gpu, new Params().u32(H).u32(k), `${a.label}.gather.params`);
+  ops.push({
+    label: `${a.label}.gather`,
+    pipeline: gather,
+    bindGroup: bindGroup(ctx.gpu, gather, [ctx.step, gatherParams, a.routing, g.dst, g.y, a.x], `${a.label}.gather`),
+    groups: (s) => (on(s) ? grid(s.tokens) : null),
+  });
+  return ops;
 }
 
 export interface Mxfp4DecodeArgs {
@@ -173,6 +323,13 @@ export function mxfp4DecodeOp(ctx: OpContext, a: Mxfp4DecodeArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, [params, a.blocks, a.scales, a.out], 'mxfp4_decode'),
     groups,
   };
+}
+
+/** How many of the first n ids fall in [e0, e0 + ec). */
+function countIn(ids: Uint32Array, n: number, e0: number, ec: number): number {
+  let c = 0;
+  for (let i = 0; i < n; i++) if (ids[i]! >= e0 && ids[i]! < e0 + ec) c++;
+  return c;
 }
 
 function isPow2(n: number): boolean {

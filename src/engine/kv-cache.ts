@@ -1,0 +1,103 @@
+// The paged KV cache on the GPU: per layer a K and a V pool of fixed-size pages, and one page
+// table per layer group (full-attention, sliding-window) with a row per sequence slot. How many
+// pages each group gets is planned up front from the memory given to the KV cache.
+import type { Gpu } from '../gpu/device.js';
+import { storageBuffer } from '../gpu/buffers.js';
+import type { ModelConfig } from '../model/config.js';
+import { kvPageBytes } from './ops/attention.js';
+
+export type KvDtype = 'f16' | 'f32';
+
+export interface KvPlanOptions {
+  /** Positions one sequence may reach. */
+  context: number;
+  seqs: number;
+  /** Tokens per step. */
+  batchTokens: number;
+  pageSize: number;
+  dtype: KvDtype;
+  /** Bytes for the whole KV cache; default: room for two full contexts (one when seqs is 1). */
+  memory?: number;
+  /** The adapter's maxStorageBufferBindingSize: each layer's pool is one binding. */
+  maxBinding: number;
+}
+
+export interface KvPlan {
+  pageSize: number;
+  dtype: KvDtype;
+  /** Page-table row length. */
+  maxBlocks: number;
+  fullPages: number;
+  slidingPages: number;
+  /** Bytes of one page of one pool (K or V) of one layer. */
+  pageBytes: number;
+  bytes: number;
+  /** Positions the full-attention pages hold in all (shared by the running sequences). */
+  positions: number;
+}
+
+export function planKv(c: ModelConfig, o: KvPlanOptions): KvPlan {
+  const P = o.pageSize;
+  const fullLayers = c.layerTypes.filter((t) => t === 'full').length;
+  const slidingLayers = c.numLayers - fullLayers;
+  const maxBlocks = Math.ceil(o.context / P);
+  const pageBytes = kvPageBytes(c, { pageSize: P, f32: o.dtype === 'f32' });
+  // Sliding layers hold the window plus the step's chunk per sequence: sized for the worst step,
+  // twice over so the prefix cache can keep recent blocks.
+  const perSeq = Math.min(maxBlocks, Math.ceil((c.slidingWindow - 1) / P) + 3);
+  const slidingPages = slidingLayers ? 2 * o.seqs * perSeq + Math.ceil(o.batchTokens / P) : 0;
+  const slidingBytes = slidingLayers * 2 * slidingPages * pageBytes;
+  let fullPages = 0;
+  if (fullLayers) {
+    const maxPages = Math.floor(o.maxBinding / pageBytes);
+    if (o.memory !== undefined) {
+      fullPages = Math.floor((o.memory - slidingBytes) / (fullLayers * 2 * pageBytes));
+      if (fullPages < 1) {
+        throw new Error(`KV memory ${o.memory} bytes is too small: the sliding layers alone need ${slidingBytes} bytes and a page of the full layers ${fullLayers * 2 * pageBytes}`);
+      }
+    } else {
+      fullPages = o.seqs > 1 ? 2 * maxBlocks : maxBlocks;
+    }
+    if (fullPages > maxPages) {
+      if (maxPages < maxBlocks && o.memory === undefined) {
+        throw new Error(
+          `a full-attention layer's KV pool for context ${o.context} needs ${maxBlocks * pageBytes} bytes, over this adapter's ` +
+            `maxStorageBufferBindingSize ${o.maxBinding}; use a smaller --context`,
+        );
+      }
+      fullPages = maxPages;
+    }
+  }
+  if (slidingPages * pageBytes > o.maxBinding) {
+    throw new Error(`the sliding layers' KV pool (${slidingPages * pageBytes} bytes) exceeds maxStorageBufferBindingSize ${o.maxBinding}; use fewer sequences or tokens per step`);
+  }
+  return {
+    pageSize: P,
+    dtype: o.dtype,
+    maxBlocks,
+    fullPages,
+    slidingPages,
+    pageBytes,
+    bytes: 2 * pageBytes * (fullLayers * fullPages + slidingLayers * slidingPages),
+    positions: fullLayers ? fullPages * P : o.context,
+  };
+}
+
+export interface KvBuffers {
+  /** u32 [seqs][maxBlocks] page tables; null when the model has no layer of the group. */
+  fullTable: GPUBuffer | null;
+  slidingTable: GPUBuffer | null;
+  layers: { k: GPUBuffer; v: GPUBuffer }[];
+}
+
+export function allocateKv(gpu: Gpu, c: ModelConfig, plan: KvPlan, seqs: number): KvBuffers {
+  const table = (name: string, pages: number) => (pages ? storageBuffer(gpu, seqs * plan.maxBlocks * 4, `kv.table.${name}`) : null);
+  return {
+    fullTable: table('full', plan.fullPages),
+    slidingTable: table('sliding', plan.slidingPages),
+    layers: c.layerTypes.map((t, i) => {
+      const bytes = plan.pageBytes * (t === 'full' ? plan.fullPages : plan.slidingPages);
+      return { k: storageBuffer(gpu, bytes, `kv.k.${i}`), v: storageBuffer(gpu, bytes, `kv.v.${i}`) };
+    }),
+  };
+}

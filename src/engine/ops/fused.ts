@@ -1,0 +1,128 @@
+// The decode path's fused kernels (steps of a few tokens, where dispatches and barriers, not
+// arithmetic, cost the time): RMSNorm folded into the matvec that follows it, RoPE and the KV write
+// in the QKV epilogue, the router's top-k in mlp1 (moeUpOp's topk option), the final norm and the
+// greedy argmax in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
+// KB from cache) instead of a separate dispatch writing them.
+import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import type { ModelConfig } from '../../model/config.js';
+import type { KvLayout } from './attention.js';
+import type { OpContext } from './context.js';
+import type { Shard } from '../weights.js';
+
+/** Tokens per workgroup in the fused matvecs (accumulators per lane: rows × tokens). */
+export const FUSED_TOKENS = 4;
+/** Logits rows per workgroup in the fused unembedding, and vocabulary rows per team. */
+const UNEMBED_ROWS = 8;
+const UNEMBED_RPT = 4;
+const NTEAMS = 8;
+
+/** Lanes per team: within the smallest subgroup (a barrier-free butterfly), else 8 in workgroup memory. */
+export function fusedTeam(ctx: OpContext): number {
+  if (!ctx.shaders.useSubgroups) return 8;
+  return Math.min(32, 2 ** Math.floor(Math.log2(Math.max(1, ctx.gpu.subgroupMinSize))));
+}
+
+export interface QkvRopeArgs {
+  toks: GPUBuffer;
+  /** f32 [T][H] residual stream (normalised here). */
+  x: GPUBuffer;
+  normScale: GPUBuffer;
+  /** bf16 [(nq + 2 nkv) d][H] and f32 bias. */
+  w: GPUBuffer;
+  bias: GPUBuffer;
+  rope: GPUBuffer;
+  table: GPUBuffer;
+  kpool: GPUBuffer;
+  vpool: GPUBuffer;
+  /** f32 [T][(nq + 2 nkv) d]: the rotated q heads land here (k and v go to the cache). */
+  qkv: GPUBuffer;
+  cfg: Pick<ModelConfig, 'numHeads' | 'numKvHeads' | 'headDim' | 'hiddenSize' | 'rmsNormEps'>;
+  kv: KvLayout;
+  label: string;
+}
+
+/** norm → QKV + bias → RoPE → KV write, one dispatch: a workgroup per head and FUSED_TOKENS tokens. */
+export function qkvRopeOp(ctx: OpContext, a: QkvRopeArgs): Dispatch {
+  const { numHeads: nq, numKvHeads: nkv, headDim: d, hiddenSize: H } = a.cfg;
+  if (H % 8 !== 0 || d % NTEAMS !== 0) throw new Error(`${a.label}: hidden ${H} must be a multiple of 8 and head_dim ${d} of ${NTEAMS}`);
+  const pipeline = ctx.shaders.pipeline({
+    shader: 'qkv_rope',
+    defines: { TEAM: fusedTeam(ctx), TT: FUSED_TOKENS, D: d, PAGE: a.kv.pageSize, H },
+    flags: a.kv.f32 ? ['KV_F32'] : [],
+  });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(nq).u32(nkv).u32(a.kv.maxBlocks).f32(a.cfg.rmsNormEps), `${a.label}.params`);
+  const bufs = [ctx.step, params, a.toks, a.x, a.normScale, a.w, a.bias, a.rope, a.table, a.kpool, a.vpool, a.qkv];
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
+    groups: (s) => [nq + 2 * nkv, 1, Math.ceil(s.tokens / FUSED_TOKENS)],
+    weightBytes: (s) => ((nq + 2 * nkv) * d * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
+  };
+}
+
+export interface RouterNormArgs {
+  x: GPUBuffer;
+  normScale: GPUBuffer;
+  /** bf16 [E][H] and f32 bias. */
+  w: GPUBuffer;
+  bias: GPUBuffer;
+  /** f32 [T][E] out. */
+  logits: GPUBuffer;
+  /** f32 [T][H] out: the normalised x, for mlp1. */
+  xn: GPUBuffer;
+  cfg: Pick<ModelConfig, 'numExperts' | 'hiddenSize' | 'rmsNormEps'>;
+  label: string;
+}
+
+/** norm → router logits (+ bias), writing the normalised x for mlp1 on the side. One dispatch. */
+export function routerNormOp(ctx: OpContext, a: RouterNormArgs): Dispatch {
+  const { numExperts: E, hiddenSize: H } = a.cfg;
+  const pipeline = ctx.shaders.pipeline({ shader: 'router_norm', defines: { TEAM: fusedTeam(ctx), TT: FUSED_TOKENS, H } });
+  const params = uniformBuffer(ctx.gpu, new Params().u32(E).f32(a.cfg.rmsNormEps), `${a.label}.params`);
+  return {
+    label: a.label,
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.normScale, a.w, a.bias, a.logits, a.xn], a.label),
+    groups: (s) => [Math.ceil(E / NTEAMS), 1, Math.ceil(s.tokens / FUSED_TOKENS)],
+    weightBytes: (s) => (E * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
+  };
+}
+
+export interface UnembedArgs {
+  /** u32 [R]: the token of each logits row. */
+  rows: GPUBuffer;
+  x: GPUBuffer;
+  normScale: GPUBuffer;
+  shards: readonly Shard[];
+  /** f32 [R][V] out. */
+  logits: GPUBuffer;
+  /** vec2<u32> [R]: the greedy pick per row (atomic max); absent without atomic-vec2u-min-max. */
+  argmax?: GPUBuffer;
+  cfg: Pick<ModelConfig, 'vocabSize' | 'hiddenSize' | 'rmsNormEps'>;
+  label: string;
+}
+
+/** Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding. */
+export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
+  const { vocabSize: V, hiddenSize: H } = a.cfg;
+  const pipeline = ctx.shaders.pipeline({
+    shader: 'unembed',
+    defines: { TEAM: fusedTeam(ctx), RPT: UNEMBED_RPT, RT: UNEMBED_ROWS, H },
+    flags: a.argmax ? ['ARGMAX', 'ATOMIC_VEC2U'] : [],
+  });
+  const perGroup = NTEAMS * UNEMBED_RPT;
+  return a.shards.map((sh, i) => {
+    const label = a.shards.length > 1 ? `${a.label}.${i}` : a.label;
+    const params = uniformBuffer(ctx.gpu, new Params().u32(sh.count).u32(sh.first).u32(V).f32(a.cfg.rmsNormEps), `${label}.params`);
+    const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax] : [])];
+    const g = grid(Math.ceil(sh.count / perGroup));
+    return {
+      label,
+      pipeline,
+      bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
+      groups: (s) => (s.rows ? [g[0], g[1], Math.ceil(s.rows / UNEMBED_ROWS)] : null),
+      weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / UNEMBED_ROWS),
+    };
+  });
+}
