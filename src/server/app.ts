@@ -72,10 +72,10 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
-/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
-export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
 function defaultModelName(spec: string | undefined): string {
   if (!spec) return 'gpt-oss';
