@@ -2,7 +2,7 @@
 // --logits-out, on synthetic:tiny and a hub id (the model resolution every command shares), its
 // --help, and clear errors for bad input.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,6 +49,31 @@ describe('gpt-oss-webgpu CLI', () => {
     await f.close();
     const ref = await referenceTensors('tiny-e32k4');
     expectClose(got, ref.get('prefill_logits')!.data, Number(man.tolerances.f32.logits_atol), 0, 'logits-out');
+  });
+
+  it('generate --requests runs several requests together, each joining at its arrival step', async () => {
+    const man = manifest('tiny-e32k4');
+    const file = join(tmp, 'requests.json');
+    await writeFile(
+      file,
+      JSON.stringify([
+        { prompt_ids: man.prompt_ids, max_tokens: 24 },
+        { prompt_ids: [5, 6, 7, 8], max_tokens: 10, temperature: 0.8, top_p: 0.9, seed: 3, arrival_step: 2 },
+        { prompt_ids: man.prompt_ids.slice(0, 40), max_tokens: 3, arrival_step: 4 },
+        // arrives after everything else has ended: the engine takes it when it goes idle
+        { prompt_ids: [9, 10], max_tokens: 2, arrival_step: 10000 },
+      ]),
+    );
+    const { stdout } = await run(['generate', '--model', join(ORACLE, 'tiny-e32k4', 'hf'), '--requests', file, '--max-num-seqs', '3', '--json']);
+    const out = JSON.parse(stdout) as { generated_ids: number[]; finish_reason: string; cached_tokens: number }[];
+    expect(out).toHaveLength(4);
+    // the oracle's greedy continuation, whatever ran beside it
+    expect(out[0]!.generated_ids).toEqual(man.generated_ids);
+    expect(out.map((r) => r.generated_ids.length)).toEqual([24, 10, 3, 2]);
+    expect(out.map((r) => r.finish_reason)).toEqual(['length', 'length', 'length', 'length']);
+    // request 2 shares its first 32 tokens (a page) with request 0
+    expect(out[2]!.cached_tokens).toBe(32);
+    await expect(run(['generate', '--model', join(ORACLE, 'tiny-e32k4', 'hf'), '--requests', file, '--logits-out', join(tmp, 'x')])).rejects.toMatchObject({ code: 2 });
   });
 
   it('generate --help prints its usage and exits 0', async () => {

@@ -501,6 +501,7 @@ export class Engine {
     const now = performance.now();
     let rows = 0;
     let samples = 0;
+    let scan = 0; // sampled rows the unembedding's greedy pick does not settle
     let logitRows = false;
     const entries: AttentionEntry[] = [];
     for (const e of plan.entries) {
@@ -545,8 +546,10 @@ export class Engine {
         this.sampleFloats[w + 5] = o.topP ?? 1;
         this.sampleWords[w + 6] = o.topK ?? 0;
         this.sampleWords[w + 7] = mask ? 1 : 0;
+        if ((o.temperature ?? 0) > 0 || mask) scan++;
       }
     }
+    this.counts['sample.scan'] = scan;
     const shape: StepShape = { tokens: plan.tokens, rows, samples, counts: this.counts };
     for (const p of [this.plans.sliding, this.plans.full]) {
       if (!p) continue;

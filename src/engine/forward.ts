@@ -11,7 +11,7 @@ import { denseOps, embedOps, matmulOp, rmsnormOp } from './ops/basic.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
 import { qkvRopeOp, routerNormOp, unembedOps } from './ops/fused.js';
-import { sampleOp } from './ops/sample.js';
+import { sampleOps } from './ops/sample.js';
 import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
 /** A copy between buffers, recorded outside compute passes (debug captures only). */
@@ -221,8 +221,8 @@ function head(f: ForwardState, w: ModelWeights): Dispatch[] {
         denseOps(ctx, { x: a.xf, w: sh.buffer, y: a.logits, k: H, n: sh.count, n0: sh.first, ny: c.vocabSize, outRows: true, label: w.unembedding.length > 1 ? `unembedding.${i}` : 'unembedding' }),
       )
       .map(many),
-    few(sampleOp(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax })),
-    many(sampleOp(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize })),
+    ...sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax }).map(few),
+    ...sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize }).map(many),
   ];
 }
 

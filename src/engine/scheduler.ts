@@ -206,10 +206,14 @@ export class Scheduler<R = unknown> {
     return Math.floor(Math.max(0, pos + 1 - this.o.window) / this.o.pageSize);
   }
 
-  /** Sliding pages that fall out of the window before position pos are released. */
+  /**
+   * Sliding pages that fall out of the window before position pos are released, except those of
+   * complete blocks the prefix cache has not registered yet (a step planned ahead can get here
+   * before the previous step's blocks are registered; the cache keeps their pages).
+   */
   private dropSliding(seq: Seq<R>, pos: number): void {
     if (!this.slidingPool) return;
-    const lo = Math.min(this.lowBlock(pos), seq.sliding.length);
+    const lo = Math.min(this.lowBlock(pos), seq.sliding.length, this.o.prefixCaching ? seq.registered : Infinity);
     for (let b = 0; b < lo; b++) {
       if (seq.sliding[b]! >= 0) {
         this.slidingPool.release(seq.sliding[b]!);

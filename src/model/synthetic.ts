@@ -32,6 +32,13 @@ export const SYNTHETIC_PRESETS: Record<string, () => ModelConfig> = {
       numLayers: 2, numExperts: 8, expertsPerToken: 2, vocabSize: O200K_HARMONY_VOCAB, hiddenSize: 64,
       intermediateSize: 64, numHeads: 2, numKvHeads: 1, headDim: 64, slidingWindow: 128, eosTokenIds: HARMONY_EOS,
     }, 'synthetic:tiny'),
+  // full vocabulary too, a different shape (more layers, experts and heads): a second model for
+  // multi-model servers in tests
+  medium: () =>
+    configFromPreset({
+      numLayers: 4, numExperts: 16, expertsPerToken: 4, vocabSize: O200K_HARMONY_VOCAB, hiddenSize: 128,
+      intermediateSize: 128, numHeads: 4, numKvHeads: 2, headDim: 64, slidingWindow: 128, eosTokenIds: HARMONY_EOS,
+    }, 'synthetic:medium'),
   // a few MB: the quickest model that still has every part (GQA, both layer types, top-k of many)
   mini: () =>
     configFromPreset({

@@ -1,7 +1,8 @@
-// The OpenAI-compatible HTTP server: a fastify instance with the routes, auth, request ids,
-// OpenAI-shaped errors, metrics and the queue in front of the engine. The model either comes
-// ready-made (tests, embedding) or is loaded in the background from a spec while the server
-// already answers (/health says 503 until it is ready).
+// The OpenAI-compatible HTTP server: a fastify instance with the routes, auth (named API keys,
+// an admin key), request ids, OpenAI-shaped errors, metrics, usage accounting, and one queue in
+// front of each model's engine. A model either comes ready-made (tests, embedding) or is loaded
+// in the background from a spec while the server already answers (/health says 503 until every
+// model is ready). With several models, `model: "auto"` picks one per request (routing.ts).
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
@@ -13,12 +14,17 @@ import type { ConstraintBounds } from '../constrain/index.js';
 import { constrainedReasoningTokens, maskVocabSize, warmConstraintIndex, type ConstraintSettings } from './constraints.js';
 import type { ServerContext } from './context.js';
 import { ApiError, routeNotFound, shuttingDown, toApiError, unauthorized, validationError } from './errors.js';
+import { checkPlansFit, formatBytes } from './gpu-memory.js';
 import { ServerMetrics } from './metrics.js';
-import { loadModel } from './model-loader.js';
-import { ModelHost, type ServingEngine } from './model-host.js';
+import { loadModel, planModel } from './model-loader.js';
+import { ModelHost, type ReadyModel, type ServingEngine } from './model-host.js';
+import type { ServedModel } from './models.js';
 import { checkDepth } from './request-checks.js';
 import { ResponseStore } from './response-store.js';
+import { defaultRouting, type RoutingConfig } from './routing.js';
 import { GenerationScheduler } from './scheduler.js';
+import { ANONYMOUS, matchApiKey, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
+import { adminRoutes } from './routes/admin.js';
 import { chatRoutes } from './routes/chat.js';
 import { completionsRoutes } from './routes/completions.js';
 import { healthRoutes } from './routes/health.js';
@@ -31,9 +37,35 @@ declare module 'fastify' {
     /** The server's shared state (model, queue, metrics): tests and embedders look at it. */
     gptOss: ServerContext;
   }
+  interface FastifyRequest {
+    /** The name of the API key the request came with (usage is counted under it). */
+    gptOssKey: string;
+  }
 }
 
+/** One model of a server: a spec to load, or a loaded engine. */
+export interface ModelOptions {
+  /** The id clients use. Default: the spec (a folder's base name), else "gpt-oss". */
+  name?: string;
+  /** A folder, a hub id or synthetic:NAME, loaded in the background. */
+  spec?: string;
+  /** Or a loaded engine to serve (with `tokenizer`; the generated o200k_harmony one by default). */
+  engine?: ServingEngine;
+  tokenizer?: HarmonyTokenizer;
+  /** Destroy `engine` when the server closes. Default false (the caller owns what it passes). */
+  ownsEngine?: boolean;
+  /** KV-cache positions when loading from spec (default: ServerOptions.context, else the model's maximum). */
+  context?: number;
+}
+
+
 export interface ServerOptions {
+  /** Several models (the first serves requests that name none). Else the one described by the fields below. */
+  models?: ModelOptions[];
+  /** With several models: the `auto` rule. Default: defaultRouting(first model, second model). */
+  routing?: RoutingConfig;
+  /** GPU memory in bytes: every model to load is planned against it before any loads. */
+  gpuMemory?: number;
   /** A loaded engine to serve (with `tokenizer`; the generated o200k_harmony one by default). */
   engine?: ServingEngine;
   tokenizer?: HarmonyTokenizer;
@@ -43,8 +75,14 @@ export interface ServerOptions {
   modelSpec?: string;
   /** KV-cache positions when loading from modelSpec (default: the model's maximum). */
   context?: number;
-  /** When set, every route but /health needs `Authorization: Bearer <apiKey>`. */
+  /** When set, every route but /health needs `Authorization: Bearer <apiKey>` (usage name "default"). */
   apiKey?: string;
+  /** Named API keys (with or instead of apiKey); usage is counted per name. */
+  apiKeys?: ApiKey[];
+  /** Opens /admin/usage to `Authorization: Bearer <adminKey>` (and /metrics, when API keys are set). */
+  adminKey?: string;
+  /** $ per 1M tokens per model name, for the cost counters. */
+  prices?: PriceTable;
   /** Requests that may wait for the engine; more get 429. Default 64. */
   maxQueue?: number;
   /** Output tokens of a request without max_tokens (at most the context left). Default 4096. */
@@ -77,7 +115,8 @@ export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 /** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
-function defaultModelName(spec: string | undefined): string {
+/** The id of a model given without a name: the hub id or synthetic name, a folder's base name. */
+export function defaultModelName(spec: string | undefined): string {
   if (!spec) return 'gpt-oss';
   if (spec.startsWith('synthetic:') || /^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return spec.replace(/@.*$/, '');
   return basename(spec.replace(/[\\/]+$/, '')) || spec;
@@ -96,7 +135,21 @@ function sameSecret(a: string, b: string): boolean {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function createServer(opts: ServerOptions): FastifyInstance {
-  if (!opts.engine && !opts.modelSpec) throw new Error('createServer needs an engine or a modelSpec');
+  const entries: ModelOptions[] = opts.models ?? [
+    { name: opts.servedModelName, spec: opts.modelSpec, engine: opts.engine, tokenizer: opts.tokenizer, ownsEngine: opts.ownsEngine },
+  ];
+  if (entries.length === 0) throw new Error('createServer needs at least one model');
+  for (const e of entries) if (!e.engine === !e.spec) throw new Error('each model needs either an engine or a spec');
+  const names = entries.map((e) => e.name ?? defaultModelName(e.spec));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new Error(`two models are named "${dup}"; give them names (NAME=SOURCE)`);
+  const routing = entries.length > 1 ? (opts.routing ?? defaultRouting(names[0]!, names[1]!)) : null;
+  if (opts.routing && !routing) throw new Error('routing needs at least two models');
+  if (routing && (!names.includes(routing.small) || !names.includes(routing.large) || names.includes(routing.name))) {
+    throw new Error(`routing: small "${routing.small}" and large "${routing.large}" must be served models, and "${routing.name}" none of them`);
+  }
+  const keys: ApiKey[] = [...(opts.apiKey !== undefined ? [{ name: 'default', key: opts.apiKey }] : []), ...(opts.apiKeys ?? [])];
+  if (new Set(keys.map((k) => k.name)).size !== keys.length) throw new Error('two API keys have the same name');
   const base: FastifyServerOptions = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // A client's X-Request-Id is kept (when sane) so logs line up across services.
@@ -122,7 +175,6 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     isLoggerInstance(opts.logger) ? Fastify({ ...base, loggerInstance: opts.logger }) : Fastify({ ...base, logger: opts.logger ?? false })
   ) as unknown as FastifyInstance;
 
-  const servedModelName = opts.servedModelName ?? defaultModelName(opts.modelSpec);
   const constraints: ConstraintSettings = {
     maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens),
     bounds: { ...opts.constraintBounds },
@@ -139,71 +191,112 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     }
     return m;
   };
-  const host = opts.engine
-    ? new ModelHost(
-        Promise.resolve(opts.tokenizer ?? loadModelTokenizer()).then((tokenizer) =>
-          warm({
-            engine: opts.engine!,
-            tokenizer,
-            dispose: opts.ownsEngine ? () => opts.engine!.destroy() : undefined,
-          }),
-        ),
-      )
-    : new ModelHost(
-        loadModel(opts.modelSpec!, { context: opts.context, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
+  // Models loaded from specs are planned first, all of them, when the GPU's size is known: what
+  // does not fit is refused before anything loads. Then they load one at a time, in order.
+  const toLoad = entries.flatMap((e, i) => (e.spec && !e.engine ? [{ name: names[i]!, spec: e.spec, context: e.context ?? opts.context }] : []));
+  const budget = opts.gpuMemory;
+  const planned: Promise<void> =
+    budget === undefined || toLoad.length === 0
+      ? Promise.resolve()
+      : (async () => {
+          const plans = [];
+          for (const m of toLoad) plans.push({ ...m, plan: await planModel(m.spec, { context: m.context, onDownloadProgress: opts.onDownloadProgress }) });
+          checkPlansFit(plans, budget);
+          const total = plans.reduce((n, p) => n + p.plan.total, 0);
+          app.log.info({ models: plans.map((p) => ({ name: p.name, bytes: p.plan.total })) }, `memory plan: ${formatBytes(total)} of ${formatBytes(budget)}`);
+        })();
+  let previous: Promise<unknown> = Promise.resolve();
+  const models: ServedModel[] = entries.map((e, i) => {
+    let load: Promise<ReadyModel & { dispose?: () => void }>;
+    if (e.engine) {
+      const engine = e.engine;
+      load = Promise.resolve(e.tokenizer ?? loadModelTokenizer()).then((tokenizer) =>
+        warm({ engine, tokenizer, dispose: e.ownsEngine ? () => engine.destroy() : undefined }),
       );
-  const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE);
+    } else {
+      const spec = e.spec!;
+      load = Promise.all([planned, previous]).then(() =>
+        loadModel(spec, { context: e.context ?? opts.context, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
+      );
+      previous = load.catch(() => {});
+    }
+    const host = new ModelHost(load);
+    host.loaded.then(() => {
+      if (host.status === 'ready') app.log.info({ model: names[i], context: host.engine?.contextLength }, 'model ready');
+      else app.log.error({ model: names[i], err: host.error }, 'model failed to load');
+    }, () => {});
+    return { name: names[i]!, spec: e.spec ?? null, host, scheduler: new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE), kvInUse: 0 };
+  });
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown: more than Node's default of 10 is expected.
   setMaxListeners(0, shutdown.signal);
+  const usage = new UsageLedger(opts.prices ?? new Map());
   // The gauges read live state at scrape time.
-  const metrics = new ServerMetrics({
-    queueDepth: () => scheduler.queueDepth,
-    running: () => (scheduler.busy ? 1 : 0),
-    kvInUse: () => ctx.kvInUse,
-    context: () => host.engine?.contextLength ?? 0,
-    modelReady: () => (host.status === 'ready' ? 1 : 0),
-  });
+  const metrics = new ServerMetrics(
+    () =>
+      models.map((m) => ({
+        name: m.name,
+        queueDepth: m.scheduler.queueDepth,
+        running: m.scheduler.busy ? 1 : 0,
+        kvInUse: m.kvInUse,
+        context: m.host.engine?.contextLength ?? 0,
+        ready: m.host.status === 'ready',
+      })),
+    usage.metrics,
+  );
+  const first = models[0]!;
   const ctx: ServerContext = {
-    host,
-    scheduler,
+    models,
+    routing,
     metrics,
+    usage,
     store: new ResponseStore(opts.responseStoreSize ?? 1000),
-    servedModelName,
-    modelNames: new Set([servedModelName, ...(opts.modelSpec ? [opts.modelSpec] : [])]),
+    host: first.host,
+    scheduler: first.scheduler,
+    servedModelName: first.name,
+    get kvInUse() {
+      return first.kvInUse;
+    },
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints,
     limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
     draining: false,
-    kvInUse: 0,
     lastGeneration: null,
     shutdownSignal: shutdown.signal,
   };
   app.decorate('gptOss', ctx);
-  host.loaded.then(() => {
-    if (host.status === 'ready') app.log.info({ model: servedModelName, context: host.engine?.contextLength }, 'model ready');
-    else app.log.error({ err: host.error }, 'model failed to load');
-  }, () => {});
+  app.decorateRequest('gptOssKey', ANONYMOUS);
 
   let inFlight = 0;
   app.addHook('onRequest', async (request, reply) => {
     inFlight++;
     reply.raw.once('close', () => inFlight--);
     reply.header('x-request-id', request.id);
+    const path = request.url.split('?')[0];
     // /health answers the shutdown itself (503 with its status field).
-    const health = request.url.split('?')[0] === '/health';
+    const health = path === '/health';
     if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
-    if (opts.apiKey === undefined || health) return;
+    if (health) return;
     const auth = request.headers.authorization;
+    const bearer = auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
+    const isAdmin = opts.adminKey !== undefined && bearer !== null && sameSecret(bearer, opts.adminKey);
+    if (path?.startsWith('/admin/')) {
+      if (opts.adminKey === undefined) throw new ApiError(403, 'The admin endpoints are off: start the server with --admin-key.', 'invalid_request_error', null, 'admin_disabled');
+      if (!isAdmin) throw unauthorized('Incorrect admin key provided.');
+      return;
+    }
+    if (keys.length === 0) return;
     if (!auth) {
       throw unauthorized(
         "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
       );
     }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (!m || !sameSecret(m[1]!, opts.apiKey)) throw unauthorized('Incorrect API key provided.');
+    const key = bearer === null ? null : matchApiKey(keys, bearer);
+    if (key) request.gptOssKey = key.name;
+    // Prometheus may scrape with the admin key.
+    else if (!(isAdmin && path === '/metrics')) throw unauthorized('Incorrect API key provided.');
   });
 
   app.addHook('preValidation', async (request) => {
@@ -236,21 +329,22 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   chatRoutes(app, ctx);
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
+  adminRoutes(app, ctx);
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
   // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)
   // gives requests in flight their grace period first.
   app.addHook('preClose', async () => {
-    scheduler.close();
+    for (const m of models) m.scheduler.close();
     shutdown.abort(new DOMException('the server is shutting down', 'AbortError'));
     // Let the cancelled requests write their last bytes before the connections are destroyed.
-    await scheduler.whenIdle();
+    await Promise.all(models.map((m) => m.scheduler.whenIdle()));
     for (let waited = 0; inFlight > 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
   });
   app.addHook('onClose', async () => {
-    await scheduler.whenIdle();
+    await Promise.all(models.map((m) => m.scheduler.whenIdle()));
     // A load still running is not waited for: the host frees the model when it arrives.
-    host.close();
+    for (const m of models) m.host.close();
   });
   return app;
 }
@@ -286,7 +380,8 @@ export async function closeGracefully(app: FastifyInstance, graceMs: number): Pr
   const ctx = app.gptOss;
   ctx.draining = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([ctx.scheduler.whenIdle(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  const idle = Promise.all(ctx.models.map((m) => m.scheduler.whenIdle()));
+  await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
   clearTimeout(timer);
   await app.close();
 }

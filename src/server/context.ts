@@ -1,23 +1,30 @@
-// What the routes share: the model (maybe still loading), the queue in front of the engine, the
-// metrics, the Responses store and the names the model answers to.
+// What the routes share: the models (each maybe still loading, each with its queue), the routing
+// rule, the metrics and usage counters, the Responses store, the request limits.
 import type { PromptOptions } from '../harmony/index.js';
 import type { ConstraintSettings } from './constraints.js';
 import { modelNotFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
+import { findModel, servedIds, type ServedModel } from './models.js';
 import type { ResponseStore } from './response-store.js';
+import type { RoutingConfig } from './routing.js';
 import type { GenerationScheduler } from './scheduler.js';
+import type { UsageLedger } from './usage.js';
 
 export interface ServerContext {
-  host: ModelHost;
-  scheduler: GenerationScheduler;
+  /** In the order given; the first serves requests that name no model. */
+  models: readonly ServedModel[];
+  /** `model: "auto"` (or the configured name); null with a single model. */
+  routing: RoutingConfig | null;
   metrics: ServerMetrics;
+  usage: UsageLedger;
   store: ResponseStore;
-  /** The id /v1/models lists and responses carry. */
-  servedModelName: string;
-  /** Names a request's `model` may use (the served name, and the spec it was loaded from). */
-  modelNames: ReadonlySet<string>;
-  /** Unix seconds the model became available, for /v1/models `created`. */
+  /** The first model's host, queue, name and KV positions in use (single-model embedders, tests). */
+  readonly host: ModelHost;
+  readonly scheduler: GenerationScheduler;
+  readonly servedModelName: string;
+  readonly kvInUse: number;
+  /** Unix seconds the server started, for /v1/models `created`. */
   created: number;
   promptOptions: PromptOptions;
   /** Structured output (response formats, forced tool calls): the reasoning cap and JSON bounds. */
@@ -26,8 +33,6 @@ export interface ServerContext {
   limits: RequestLimits;
   /** Shutting down (SIGTERM): /health and new requests answer 503; those in flight may finish. */
   draining: boolean;
-  /** KV-cache positions the running sequence holds (0 when idle). */
-  kvInUse: number;
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
   /** The last finished generation (tests and logs look at it). */
@@ -41,9 +46,9 @@ export interface RequestLimits {
   maxPromptTokens: number | null;
 }
 
-/** Checks the request's `model`; absent means the served model. */
+/** Checks the request's `model` early (absent: the first model); a 404 lists what is served. */
 export function checkModel(ctx: ServerContext, model: unknown): void {
   if (model === undefined || model === null) return;
-  if (typeof model === 'string' && ctx.modelNames.has(model)) return;
-  throw modelNotFound(String(model));
+  if (typeof model === 'string' && (findModel(ctx, model) || model === ctx.routing?.name)) return;
+  throw modelNotFound(String(model), servedIds(ctx));
 }

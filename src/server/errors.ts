@@ -34,8 +34,14 @@ export const invalidRequest = (message: string, param: string | null = null, cod
 export const unsupported = (param: string, why: string): ApiError =>
   new ApiError(400, `${param}: ${why}`, 'invalid_request_error', param, 'unsupported_parameter');
 
-export const modelNotFound = (model: string): ApiError =>
-  new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
+export const modelNotFound = (model: string, served: readonly string[]): ApiError =>
+  new ApiError(
+    404,
+    `The model \`${model}\` does not exist or you do not have access to it. This server serves: ${served.join(', ')}.`,
+    'invalid_request_error',
+    'model',
+    'model_not_found',
+  );
 
 export const routeNotFound = (method: string, url: string): ApiError =>
   new ApiError(404, `Invalid URL (${method} ${url.split('?')[0]})`, 'invalid_request_error', null, 'unknown_url');

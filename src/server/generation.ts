@@ -8,6 +8,7 @@ import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js
 import type { RequestLimits, ServerContext } from './context.js';
 import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } from './errors.js';
 import type { ServingEngine } from './model-host.js';
+import type { ServedModel } from './models.js';
 import type { TimedConstraint } from './constraints.js';
 import { QueueFullError, SchedulerClosedError } from './scheduler.js';
 import { SseStream, streamFailed } from './sse.js';
@@ -93,9 +94,9 @@ export function clientGone(ctx: ServerContext, reply: FastifyReply): AbortSignal
 }
 
 /** Throws the 429 (or 503 when closing) that runTurn would, before a stream's 200 goes out. */
-function admitOrReject(ctx: ServerContext): void {
-  if (ctx.scheduler.hasRoom()) return;
-  throw ctx.scheduler.isClosed ? shuttingDown() : queueFull(ctx.scheduler.retryAfterSeconds());
+function admitOrReject(model: ServedModel): void {
+  if (model.scheduler.hasRoom()) return;
+  throw model.scheduler.isClosed ? shuttingDown() : queueFull(model.scheduler.retryAfterSeconds());
 }
 
 /**
@@ -114,6 +115,8 @@ function abandon(ctx: ServerContext, request: FastifyRequest, reply: FastifyRepl
 }
 
 export interface Turn {
+  /** The model whose queue and engine run the turn (engine: its loaded engine). */
+  model: ServedModel;
   engine: ServingEngine;
   promptIds: readonly number[];
   maxTokens: number;
@@ -131,18 +134,21 @@ export interface Turn {
 export type TurnEnd = GenerateResult['finishReason'];
 
 /**
- * Waits for the engine (FIFO), then generates. Throws 429 when the queue is full, the signal's
- * reason when the client left while waiting, and whatever the engine throws.
+ * Waits for the model's engine (FIFO), then generates. Throws 429 when the queue is full, the
+ * signal's reason when the client left while waiting, and whatever the engine throws. Every turn
+ * that reaches the engine is counted in the usage of the request's API key and the model.
  */
-export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: Turn): Promise<GenerateResult> {
+export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn: Turn): Promise<GenerateResult> {
+  const log = request.log;
+  const { model } = turn;
   const queuedAt = performance.now();
   let result: GenerateResult;
   try {
-    result = await ctx.scheduler.run(turn.signal, async () => {
+    result = await model.scheduler.run(turn.signal, async () => {
       const { metrics } = ctx;
       metrics.queueTime.observe((performance.now() - queuedAt) / 1000);
       metrics.promptTokens.inc({}, turn.promptIds.length);
-      ctx.kvInUse = turn.promptIds.length;
+      model.kvInUse = turn.promptIds.length;
       turn.onStart?.();
       const t0 = performance.now();
       let last = 0;
@@ -161,7 +167,7 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
             last = now;
             count++;
             metrics.generationTokens.inc();
-            ctx.kvInUse = turn.promptIds.length + count;
+            model.kvInUse = turn.promptIds.length + count;
             if (turn.signal.aborted) return false;
             return turn.onToken(id);
           },
@@ -177,11 +183,13 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
         metrics.finished.inc({ reason: 'error' });
         throw e;
       } finally {
-        ctx.kvInUse = 0;
+        model.kvInUse = 0;
+        // What the engine did, finished or not: the prompt and every sampled token (as `usage` says).
+        ctx.usage.record(request.gptOssKey, model.name, { promptTokens: turn.promptIds.length, cachedTokens: 0, completionTokens: count });
       }
     });
   } catch (e) {
-    if (e instanceof QueueFullError) throw queueFull(ctx.scheduler.retryAfterSeconds());
+    if (e instanceof QueueFullError) throw queueFull(model.scheduler.retryAfterSeconds());
     if (e instanceof SchedulerClosedError) throw shuttingDown();
     throw e;
   }
@@ -193,7 +201,7 @@ export async function runTurn(ctx: ServerContext, log: FastifyBaseLogger, turn: 
  * is then taken over and nothing more is sent; on shutdown this throws the 503 instead).
  */
 export async function completeTurn(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, turn: Turn): Promise<GenerateResult | null> {
-  const result = await runTurn(ctx, request.log, turn).catch((e: unknown) => {
+  const result = await runTurn(ctx, request, turn).catch((e: unknown) => {
     if (turn.signal.aborted) return null;
     throw e;
   });
@@ -228,12 +236,12 @@ export async function streamTurn(
   doneMarker: boolean,
   open: (sse: SseStream) => StreamWriter,
 ): Promise<FastifyReply> {
-  admitOrReject(ctx);
+  admitOrReject(turn.model);
   const sse = new SseStream(ctx, request, reply);
   const w = open(sse);
   const fail = (e: unknown) => streamFailed(ctx, request, sse, turn.signal, e, w.error ?? ((b) => sse.data(b)), doneMarker);
   try {
-    const result = await runTurn(ctx, request.log, { ...turn, ...(w.onStart ? { onStart: w.onStart } : {}), onToken: w.onToken });
+    const result = await runTurn(ctx, request, { ...turn, ...(w.onStart ? { onStart: w.onStart } : {}), onToken: w.onToken });
     if (turn.signal.aborted) {
       fail(null);
     } else {

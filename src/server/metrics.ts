@@ -20,7 +20,7 @@ function num(v: number): string {
   return String(v);
 }
 
-interface Metric {
+export interface Metric {
   render(): string;
 }
 
@@ -89,38 +89,57 @@ export class Gauge implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly read: () => number,
+    /** One value, or one per label set (e.g. per model). */
+    private readonly read: () => number | ReadonlyArray<{ labels: Labels; value: number }>,
   ) {}
 
   render(): string {
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, `${this.name} ${num(this.read())}`].join('\n');
+    const v = this.read();
+    const samples = typeof v === 'number' ? [{ labels: {}, value: v }] : v;
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, ...samples.map((x) => `${this.name}${labelText(x.labels)} ${num(x.value)}`)].join('\n');
   }
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-/** Everything the server measures. Gauges read live state through the callbacks given here. */
+/** A model's live state, read at scrape time. */
+export interface ModelGauges {
+  name: string;
+  queueDepth: number;
+  running: number;
+  kvInUse: number;
+  context: number;
+  ready: boolean;
+}
+
+/** Everything the server measures. Gauges read live state, per model, through `models`. */
 export class ServerMetrics {
   readonly requests = new Counter('gpt_oss_http_requests_total', 'HTTP requests answered, by route, method and status.');
   readonly promptTokens = new Counter('gpt_oss_prompt_tokens_total', 'Prompt tokens prefilled.');
   readonly generationTokens = new Counter('gpt_oss_generation_tokens_total', 'Tokens generated.');
   readonly finished = new Counter('gpt_oss_generations_total', 'Generations finished, by reason (stop, length, tool_calls, abort, error).');
+  readonly routed = new Counter(
+    'gpt_oss_routed_requests_total',
+    'Generation requests by the model that took them and why: pinned (named), fallback (queue full), or the auto rule that decided.',
+  );
   readonly timeToFirstToken = new Histogram('gpt_oss_time_to_first_token_seconds', 'From the start of the turn (prefill) to the first sampled token.', LATENCY_BUCKETS);
   readonly interTokenLatency = new Histogram('gpt_oss_inter_token_latency_seconds', 'Between consecutive sampled tokens of one generation.', LATENCY_BUCKETS);
   readonly queueTime = new Histogram('gpt_oss_queue_wait_seconds', 'Time a request waited for the engine.', LATENCY_BUCKETS);
   private readonly gauges: Gauge[];
 
-  constructor(live: { queueDepth: () => number; running: () => number; kvInUse: () => number; context: () => number; modelReady: () => number }) {
+  constructor(
+    models: () => readonly ModelGauges[],
+    /** Counters kept elsewhere (usage), rendered with these. */
+    private readonly more: readonly Metric[] = [],
+  ) {
+    const per = (f: (m: ModelGauges) => number) => () => models().map((m) => ({ labels: { model: m.name }, value: f(m) }));
     this.gauges = [
-      new Gauge('gpt_oss_queue_depth', 'Requests waiting for the engine.', live.queueDepth),
-      new Gauge('gpt_oss_requests_running', 'Requests being generated (the engine runs one at a time).', live.running),
-      new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequence.', live.kvInUse),
-      new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length).', live.context),
-      new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache positions in use / context length.', () => {
-        const c = live.context();
-        return c > 0 ? live.kvInUse() / c : 0;
-      }),
-      new Gauge('gpt_oss_model_ready', '1 once the model is loaded.', live.modelReady),
+      new Gauge('gpt_oss_queue_depth', 'Requests waiting for the engine, by model.', per((m) => m.queueDepth)),
+      new Gauge('gpt_oss_requests_running', 'Requests being generated, by model (each engine runs one at a time).', per((m) => m.running)),
+      new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequence, by model.', per((m) => m.kvInUse)),
+      new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length), by model.', per((m) => m.context)),
+      new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache positions in use / context length, by model.', per((m) => (m.context > 0 ? m.kvInUse / m.context : 0))),
+      new Gauge('gpt_oss_model_ready', '1 once the model is loaded, by model.', per((m) => (m.ready ? 1 : 0))),
     ];
   }
 
@@ -130,10 +149,12 @@ export class ServerMetrics {
       this.promptTokens,
       this.generationTokens,
       this.finished,
+      this.routed,
       this.timeToFirstToken,
       this.interTokenLatency,
       this.queueTime,
       ...this.gauges,
+      ...this.more,
     ];
     return `${all.map((m) => m.render()).join('\n')}\n`;
   }

@@ -1,10 +1,16 @@
 // `gpt-oss-webgpu serve`: the OpenAI-compatible server. It listens at once and loads the model in
 // the background (GET /health answers 503 until it is ready), then runs until SIGINT or SIGTERM
 // and closes gracefully: new requests get 503 at once, those in flight have a grace period to
-// finish, then what still runs is stopped and the model freed.
+// finish, then what still runs is stopped and the models freed. Several models may be served
+// (--model NAME=SPEC, repeated). A bad keys, prices or routing file stops it before it listens,
+// with the file and line named.
 import { parseArgs } from 'node:util';
 import { stderrProgressBar } from '../model/hub.js';
-import { closeGracefully, createServer, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS } from './app.js';
+import { closeGracefully, createServer, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, defaultModelName, type ServerOptions } from './app.js';
+import { ConfigFileError, readConfigFile } from './config-files.js';
+import { detectGpuMemory, parseByteSize } from './gpu-memory.js';
+import { parseRoutingConfig } from './routing.js';
+import { parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
 export { createServer, type ServerOptions } from './app.js';
 
@@ -15,11 +21,21 @@ export const SERVE_USAGE = `Usage: gpt-oss-webgpu serve [flags]
 Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/responses,
 /v1/models, /health, /metrics). Every flag can also be set with the environment variable shown.
 
-  --model SPEC              model folder, Hugging Face id, or synthetic:tiny    GPT_OSS_MODEL
-                            (default openai/gpt-oss-20b, downloaded to the HF cache)
+  --model [NAME=]SPEC       model folder, Hugging Face id, or synthetic:tiny    GPT_OSS_MODEL
+                            (default openai/gpt-oss-20b, downloaded to the HF cache); repeat it
+                            to serve several (env: comma-separated); NAME is the id clients use
+  --routing FILE            JSON rule of model "auto" (default: first model is  GPT_OSS_ROUTING
+                            small, second large; see README)
+  --gpu-memory SIZE         GPU memory to plan all models against, e.g. 80GB    GPT_OSS_GPU_MEMORY
+                            (default: nvidia-smi's; unknown: not checked)
   --host HOST               address to listen on (default 127.0.0.1)            GPT_OSS_HOST
   --port N                  port (default 8000; 0 picks a free one)             GPT_OSS_PORT
   --api-key KEY             require "Authorization: Bearer KEY"                 GPT_OSS_API_KEY
+  --api-keys NAME:KEY,...   named API keys; usage is counted per name           GPT_OSS_API_KEYS
+  --api-keys-file FILE      named API keys, one NAME:KEY per line               GPT_OSS_API_KEYS_FILE
+  --admin-key KEY           opens GET /admin/usage (JSON usage and cost)        GPT_OSS_ADMIN_KEY
+  --prices FILE             MODEL INPUT OUTPUT [CACHED] per line, $ per 1M      GPT_OSS_PRICES
+                            tokens, for the cost counters
   --context N               KV-cache positions (default: the model's maximum)   GPT_OSS_CONTEXT
   --max-queue N             requests that may wait for the engine (default ${DEFAULT_MAX_QUEUE}) GPT_OSS_MAX_QUEUE
   --max-tokens-default N    output tokens when a request sets no max_tokens     GPT_OSS_MAX_TOKENS_DEFAULT
@@ -28,15 +44,27 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
                             context)
   --shutdown-grace-seconds S  on SIGTERM/SIGINT, the time requests in flight    GPT_OSS_SHUTDOWN_GRACE_SECONDS
                             have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
-  --served-model-name NAME  model id clients use (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
+  --served-model-name NAME  id of a single model (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
   --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
 `;
 
+/** One --model: `SPEC` or `NAME=SPEC`. */
+export interface ModelArg {
+  name?: string;
+  spec: string;
+}
+
 export interface ServeConfig {
-  model: string;
+  models: ModelArg[];
+  routingFile?: string;
+  gpuMemory?: number;
   host: string;
   port: number;
   apiKey?: string;
+  apiKeys?: string;
+  apiKeysFile?: string;
+  adminKey?: string;
+  pricesFile?: string;
   context?: number;
   maxQueue: number;
   maxTokensDefault: number;
@@ -50,11 +78,17 @@ export class ServeUsageError extends Error {
   override name = 'ServeUsageError';
 }
 
-const FLAGS = {
+export const FLAGS = {
   model: 'GPT_OSS_MODEL',
+  routing: 'GPT_OSS_ROUTING',
+  'gpu-memory': 'GPT_OSS_GPU_MEMORY',
   host: 'GPT_OSS_HOST',
   port: 'GPT_OSS_PORT',
   'api-key': 'GPT_OSS_API_KEY',
+  'api-keys': 'GPT_OSS_API_KEYS',
+  'api-keys-file': 'GPT_OSS_API_KEYS_FILE',
+  'admin-key': 'GPT_OSS_ADMIN_KEY',
+  prices: 'GPT_OSS_PRICES',
   context: 'GPT_OSS_CONTEXT',
   'max-queue': 'GPT_OSS_MAX_QUEUE',
   'max-tokens-default': 'GPT_OSS_MAX_TOKENS_DEFAULT',
@@ -63,6 +97,21 @@ const FLAGS = {
   'served-model-name': 'GPT_OSS_SERVED_MODEL_NAME',
   'log-level': 'GPT_OSS_LOG_LEVEL',
 } as const;
+
+const MODEL_NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
+
+/** `NAME=SPEC` when the part before the first `=` is a name (paths and hub ids have none). */
+function modelArg(text: string): ModelArg {
+  const eq = text.indexOf('=');
+  const name = eq > 0 ? text.slice(0, eq) : '';
+  if (eq > 0 && MODEL_NAME.test(name) && !name.includes('/')) {
+    const spec = text.slice(eq + 1).trim();
+    if (spec === '') throw new ServeUsageError(`--model: "${text}" names no model after "="`);
+    return { name, spec };
+  }
+  if (text.trim() === '') throw new ServeUsageError('--model: empty');
+  return { spec: text.trim() };
+}
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -83,12 +132,12 @@ function seconds(text: string, flag: string): number {
 export function parseServeArgs(argv: string[], env: Record<string, string | undefined> = process.env): ServeConfig & { help: boolean } {
   let values: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]));
+    const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const, multiple: k === 'model' }]));
     ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
   } catch (e) {
     throw new ServeUsageError((e as Error).message);
   }
-  const get = (flag: keyof typeof FLAGS): string | undefined => {
+  const get = (flag: Exclude<keyof typeof FLAGS, 'model'>): string | undefined => {
     const v = values[flag];
     if (typeof v === 'string') return v;
     const e = env[FLAGS[flag]];
@@ -103,18 +152,41 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   const logLevel = get('log-level') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ServeUsageError(`--log-level: "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
   const apiKey = get('api-key');
+  const given = values['model'] as unknown as string[] | undefined;
+  const envModels = env[FLAGS.model];
+  const models = (given?.length ? given : envModels ? envModels.split(',') : ['openai/gpt-oss-20b']).map(modelArg);
+  const names = models.map((m) => m.name ?? defaultModelName(m.spec));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ServeUsageError(`--model: "${dup}" is given twice; name them (NAME=SPEC)`);
+  const served = get('served-model-name');
+  if (served !== undefined && (models.length > 1 || models[0]!.name)) {
+    throw new ServeUsageError('--served-model-name names a single model given without a name; use --model NAME=SPEC');
+  }
+  const gpuMemory = get('gpu-memory');
+  const gpuBytes = gpuMemory === undefined ? undefined : parseByteSize(gpuMemory);
+  if (gpuBytes === null) throw new ServeUsageError(`--gpu-memory: "${gpuMemory}" is not a size (e.g. 80GB, 79.6GiB, or bytes)`);
+  const optional = (key: keyof ServeConfig, flag: Exclude<keyof typeof FLAGS, 'model'>) => {
+    const v = get(flag);
+    return v === undefined ? {} : { [key]: v };
+  };
   return {
     help: values['help'] === true,
-    model: get('model') ?? 'openai/gpt-oss-20b',
+    models,
+    ...optional('routingFile', 'routing'),
+    ...(gpuBytes !== undefined ? { gpuMemory: gpuBytes } : {}),
     host: get('host') ?? '127.0.0.1',
     port: port === undefined ? 8000 : integer(port, 'port', 0, 65535),
     ...(apiKey !== undefined ? { apiKey } : {}),
+    ...optional('apiKeys', 'api-keys'),
+    ...optional('apiKeysFile', 'api-keys-file'),
+    ...optional('adminKey', 'admin-key'),
+    ...optional('pricesFile', 'prices'),
     ...(context !== undefined ? { context: integer(context, 'context', 1) } : {}),
     maxQueue: maxQueue === undefined ? DEFAULT_MAX_QUEUE : integer(maxQueue, 'max-queue', 0),
     maxTokensDefault: maxTokensDefault === undefined ? DEFAULT_MAX_TOKENS : integer(maxTokensDefault, 'max-tokens-default', 1),
     ...(maxPromptTokens !== undefined ? { maxPromptTokens: integer(maxPromptTokens, 'max-prompt-tokens', 1) } : {}),
     shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
-    ...(get('served-model-name') !== undefined ? { servedModelName: get('served-model-name') } : {}),
+    ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
   };
 }
@@ -145,14 +217,24 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     return 0;
   }
 
+  let files: Pick<ServerOptions, 'apiKeys' | 'prices' | 'routing'>;
+  try {
+    files = readServeFiles(config);
+  } catch (e) {
+    if (!(e instanceof ConfigFileError)) throw e;
+    stderr.write(`error: ${e.message}\n`);
+    return 2;
+  }
   const app = createServer({
-    modelSpec: config.model,
+    models: config.models.map((m) => ({ name: m.name ?? config.servedModelName, spec: m.spec })),
+    ...files,
+    gpuMemory: config.gpuMemory ?? detectGpuMemory() ?? undefined,
     context: config.context,
     apiKey: config.apiKey,
+    adminKey: config.adminKey,
     maxQueue: config.maxQueue,
     maxTokensDefault: config.maxTokensDefault,
     maxPromptTokens: config.maxPromptTokens,
-    servedModelName: config.servedModelName,
     logger: { level: config.logLevel },
     onDownloadProgress: stderrProgressBar(stderr),
   });
@@ -179,10 +261,13 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     const onAbort = () => resolve({ code: 0, why: 'stop requested' });
     io.signal?.addEventListener('abort', onAbort, { once: true });
     if (io.signal?.aborted) onAbort();
-    app.gptOss.host.loaded.then(() => {
-      const err = app.gptOss.host.error;
-      if (err) resolve({ code: 1, why: `the model could not be loaded: ${err.message}` });
-    }, () => {});
+    for (const m of app.gptOss.models) {
+      m.host.loaded.then(() => {
+        const err = m.host.error;
+        const which = app.gptOss.models.length > 1 ? `the model ${m.name}` : 'the model';
+        if (err) resolve({ code: 1, why: `${which} could not be loaded: ${err.message}` });
+      }, () => {});
+    }
     // Under npm (npx, npm exec, npm run) this process runs below `sh -c`, which does not pass
     // SIGTERM or SIGINT on: stopping npm kills the shell and would leave the server running. The
     // shell going away (this process is handed to another parent) counts as SIGTERM.
@@ -216,4 +301,25 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     process.removeListener('SIGTERM', force);
   }
   return stop.code;
+}
+/** The keys, prices and routing files (and inline keys) a config names, parsed. */
+export function readServeFiles(config: ServeConfig): Pick<ServerOptions, 'apiKeys' | 'prices' | 'routing'> {
+  const names = config.models.map((m) => m.name ?? config.servedModelName ?? defaultModelName(m.spec));
+  const apiKeys: ApiKey[] = [];
+  if (config.apiKeysFile !== undefined) apiKeys.push(...parseApiKeys(readConfigFile(config.apiKeysFile, 'API keys'), config.apiKeysFile));
+  if (config.apiKeys !== undefined) apiKeys.push(...parseApiKeys(config.apiKeys.split(',').join('\n'), '--api-keys', 'entry'));
+  // --api-key is the key named "default".
+  const named = [...(config.apiKey !== undefined ? ['default'] : []), ...apiKeys.map((k) => k.name)];
+  const dup = named.find((n, i) => named.indexOf(n) !== i);
+  if (dup) throw new ConfigFileError(`the API key name "${dup}" is given twice (--api-key is "default", --api-keys, --api-keys-file)`);
+  return {
+    ...(apiKeys.length ? { apiKeys } : {}),
+    ...(config.pricesFile !== undefined ? { prices: parsePrices(readConfigFile(config.pricesFile, 'prices'), config.pricesFile, names) } : {}),
+    ...(config.routingFile !== undefined
+      ? (() => {
+          if (names.length < 2) throw new ConfigFileError(`${config.routingFile}: routing needs at least two --model`);
+          return { routing: parseRoutingConfig(readConfigFile(config.routingFile, 'routing'), config.routingFile, names) };
+        })()
+      : {}),
+  };
 }

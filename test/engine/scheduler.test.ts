@@ -12,6 +12,8 @@ interface Req {
   maxTokens: number;
   abortAt: number; // step at which the client leaves (Infinity: never)
   done?: string;
+  /** Every id the "GPU" has, the host's tokens plus the sampled ones not read back yet. */
+  all?: number[];
 }
 
 /** What a slot holds: a hash of the token prefix [0, pos] that wrote it (memoised per token array). */
@@ -25,6 +27,8 @@ function prefixKey(tokens: readonly number[], pos: number): string {
 
 class Sim {
   readonly s: Scheduler<Req>;
+  /** A step submitted and not yet completed (run-ahead). */
+  private inFlight: ReturnType<Scheduler<Req>['schedule']> = null;
   // per group: page * P + slot -> prefix key
   readonly full = new Map<number, string>();
   readonly sliding = new Map<number, string>();
@@ -36,13 +40,31 @@ class Sim {
     readonly o: SchedulerOptions,
     readonly r: () => number,
     readonly vocab = 50,
+    /** Plan each step before the previous one completes, as the engine does. */
+    readonly runAhead = false,
   ) {
     this.s = new Scheduler<Req>(o);
   }
 
   step(): boolean {
-    const plan = this.s.schedule();
-    if (!plan) return false;
+    if (!this.runAhead) {
+      const plan = this.submit({});
+      if (!plan) return false;
+      this.finish(plan);
+      return true;
+    }
+    this.inFlight ??= this.submit({});
+    if (!this.inFlight) return false;
+    const ahead = this.submit({ ahead: true });
+    this.finish(this.inFlight);
+    this.inFlight = ahead;
+    return true;
+  }
+
+  /** Plans a step and "runs" it on the GPU: KV writes, reads checked, ids drawn. */
+  private submit(opts: { ahead?: boolean }) {
+    const plan = this.s.schedule(opts);
+    if (!plan || !plan.entries.length) return null;
     this.steps++;
     const P = this.o.pageSize;
     expect(plan.tokens).toBeLessThanOrEqual(this.o.maxBatchTokens);
@@ -63,14 +85,14 @@ class Sim {
           expect(this.s.fullPool.cached[page], 'a write into a cached (shared) page').toBe(0);
           expect(this.s.fullPool.refs[page]).toBe(1);
           writers.set(`f${page}`, seq.id);
-          this.full.set(page * P + (p % P), prefixKey(seq.tokens, p));
+          this.full.set(page * P + (p % P), prefixKey(allOf(seq), p));
         }
         if (this.s.slidingPool) {
           const page = seq.sliding[b]!;
           expect(page).toBeGreaterThanOrEqual(0);
           expect(this.s.slidingPool.refs[page]).toBe(1);
           writers.set(`s${page}`, seq.id);
-          this.sliding.set(page * P + (p % P), prefixKey(seq.tokens, p));
+          this.sliding.set(page * P + (p % P), prefixKey(allOf(seq), p));
         }
       }
     }
@@ -91,17 +113,22 @@ class Sim {
             const w = writers.get(`${group[0]}${page}`);
             if (w !== undefined && w !== seq.id) expect(w, `${group} page ${page} written by another sequence`).toBe(seq.id);
             const held = map.get(page * P + (j % P));
-            const want = prefixKey(seq.tokens, j);
+            const want = prefixKey(allOf(seq), j);
             if (held !== want) expect(held, `${group} key ${j} of seq ${seq.id}`).toBe(want);
             this.readsChecked++;
           }
         }
       }
     }
-    // the "GPU" samples: a random id per sampled entry
+    // the "GPU" samples: a random id per sampled entry, known to the host when the step completes
+    for (const e of plan.entries) if (e.sample) allOf(e.seq).push(Math.floor(this.r() * this.vocab));
+    return plan;
+  }
+
+  private finish(plan: NonNullable<ReturnType<Scheduler<Req>['schedule']>>): void {
     for (const e of plan.entries) {
-      if (!e.sample) continue;
-      e.seq.tokens.push(Math.floor(this.r() * this.vocab));
+      if (!e.sample || e.seq.state !== 'running') continue;
+      e.seq.tokens.push(allOf(e.seq)[e.seq.tokens.length]!);
       e.seq.pending--;
     }
     this.s.complete(plan);
@@ -114,13 +141,19 @@ class Sim {
     for (const seq of [...this.s.runningSeqs(), ...this.s.waitingSeqs()]) {
       if (this.steps >= seq.request.abortAt) this.end(seq, 'abort');
     }
-    return true;
   }
 
   end(seq: Seq<Req>, why: string): void {
     this.s.finish(seq);
     seq.request.done = why;
   }
+}
+
+/** The sequence's ids as the GPU has them: the host's tokens, then any drawn but not read back. */
+function allOf(seq: Seq<Req>): number[] {
+  const r = seq.request;
+  if (!r.all) r.all = [...seq.tokens];
+  return r.all;
 }
 
 function opts(o: Partial<SchedulerOptions>): SchedulerOptions {
@@ -136,9 +169,12 @@ describe('continuous-batching scheduler', () => {
       [4, opts({ fullPages: 0, slidingPages: 40 })], // sliding layers only
       [5, opts({ prefixCaching: false, fullPages: 30 })],
       [6, opts({ pageSize: 32, fullPages: 20, window: 70, slidingPages: 30, maxBatchTokens: 96 })],
+      // planned ahead of the previous step, as the engine runs
+      [7, opts({})],
+      [8, opts({ fullPages: 14, maxNumSeqs: 6, maxBatchTokens: 40 })],
     ] as const) {
       const r = rng(seed);
-      const sim = new Sim(o, r);
+      const sim = new Sim(o, r, 50, seed >= 7);
       const shared = Array.from({ length: 40 }, () => Math.floor(r() * 50));
       const all: Seq<Req>[] = [];
       let id = 0;
@@ -166,8 +202,8 @@ describe('continuous-batching scheduler', () => {
         for (let p = 0; p < pool.size; p++) expect(pool.refs[p]).toBe(0);
       }
       expect(sim.readsChecked).toBeGreaterThan(1000);
-      if (seed === 2) expect(sim.s.preemptions, 'preemptions').toBeGreaterThan(0);
-      if (seed === 1) expect(sim.s.cacheHitTokens, 'prefix cache hits').toBeGreaterThan(0);
+      if (seed === 2 || seed === 8) expect(sim.s.preemptions, 'preemptions').toBeGreaterThan(0);
+      if (seed === 1 || seed === 7) expect(sim.s.cacheHitTokens, 'prefix cache hits').toBeGreaterThan(0);
       if (seed === 5) expect(sim.s.cacheHitTokens).toBe(0);
     }
   });

@@ -8,7 +8,7 @@ import { encodeDispatches, storageBuffer, uploadBuffer, writeBuffer, type Dispat
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs, TOK_INFO_WORDS } from '../../src/engine/ops/context.js';
 import { qkvRopeOp, routerNormOp, unembedOps } from '../../src/engine/ops/fused.js';
 import { moeUpOp } from '../../src/engine/ops/moe.js';
-import { sampleOp } from '../../src/engine/ops/sample.js';
+import { sampleOps } from '../../src/engine/ops/sample.js';
 import { ropeTable } from '../../src/engine/rope.js';
 import { noGpuErrors, poisoned, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { f16BitsToNumber, randomBf16, randomF32, rng } from '../helpers/random.js';
@@ -219,7 +219,7 @@ describe.each(variants)('fused decode kernels ($name)', ({ shaders }) => {
     const sr = new Uint32Array(R * SAMPLE_ROW_WORDS);
     for (let i = 0; i < R; i++) sr.set([i, i, 1, 0, 0, 0x3f800000, 0, 0], i * SAMPLE_ROW_WORDS);
     writeBuffer(gpu, inputs.samples, 0, sr);
-    ops.push(sampleOp(ctx, { logits, inputs, vocab: V, argmax: hasArgmax ? inputs.argmax : undefined }));
+    ops.push(...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasArgmax ? inputs.argmax : undefined }));
     await run(ctx, ops, T, R, R);
     const got = await readF32(gpu, logits, R * V);
     const ids = await readU32(gpu, inputs.sampled, R);

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
-import { sampleOp } from '../../src/engine/ops/sample.js';
+import { SAMPLE_CANDIDATES, sampleOps } from '../../src/engine/ops/sample.js';
 import { readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
 
@@ -24,11 +24,14 @@ export interface RowSettings {
   mask?: Uint32Array;
 }
 
-/** One sampler dispatch over `rows` draws from `logits` ([R][V]); returns each draw's id. */
-async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings[]): Promise<Uint32Array> {
+/**
+ * One sampler run (its two dispatches) over `rows` draws from `logits` ([R][V]); returns each
+ * draw's id. `slice` sets the logits per slice of the first pass (several slices on a small row).
+ */
+async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings[], slice?: number): Promise<Uint32Array> {
   const R = logits.length / vocab;
   const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab });
-  const op = sampleOp(ctx, { logits: uploadBuffer(gpu, logits, 'logits'), inputs, vocab });
+  const ops = sampleOps(ctx, { logits: uploadBuffer(gpu, logits, 'logits'), inputs, vocab, slice });
   const words = new Uint32Array(rows.length * SAMPLE_ROW_WORDS);
   const floats = new Float32Array(words.buffer);
   rows.forEach((o, i) => {
@@ -44,7 +47,7 @@ async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings
   writeBuffer(gpu, inputs.sampled, 0, new Uint32Array(rows.length).fill(0xffffffff));
   writeBuffer(gpu, inputs.lastIds, 0, new Uint32Array(rows.length).fill(0xffffffff));
   ctx.writeStep({ tokens: 1, rows: R, samples: rows.length });
-  submit(gpu, (p) => encodeDispatches(p, [op], { tokens: 1, rows: R, samples: rows.length }));
+  submit(gpu, (p) => encodeDispatches(p, ops, { tokens: 1, rows: R, samples: rows.length }));
   const ids = await readU32(gpu, inputs.sampled, rows.length);
   // the next step's embedding reads the same ids from each slot
   expect(await readU32(gpu, inputs.lastIds, rows.length)).toEqual(ids);
@@ -91,9 +94,9 @@ function chiSquareQuantile(df: number, z: number): number {
   return df * (1 - a + z * Math.sqrt(a)) ** 3;
 }
 
-/** `n` seeded draws (counters 0..n-1) from one logits row: one sampler dispatch of n rows. */
-async function manyDraws(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, n: number, seed: number): Promise<Uint32Array> {
-  return sampleRows(logits, logits.length, Array.from({ length: n }, (_, c) => ({ row: 0, ...o, seed, counter: c })));
+/** `n` seeded draws (counters 0..n-1) from one logits row: one sampler run of n rows. */
+async function manyDraws(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, n: number, seed: number, slice?: number): Promise<Uint32Array> {
+  return sampleRows(logits, logits.length, Array.from({ length: n }, (_, c) => ({ row: 0, ...o, seed, counter: c })), slice);
 }
 
 describe('sampler', () => {
@@ -202,24 +205,44 @@ describe('sampler', () => {
       { name: 'top-p 0.45 at temperature 0.8', t: 0.8, topP: 0.45, kept: 11 },
       { name: 'top-k 20 then top-p 0.67 at temperature 1', t: 1, topK: 20, topP: 0.67, kept: 12 },
     ];
+    // the same row padded to 700 tokens of very low logits, in slices of 256: the kept tokens sit
+    // in the first slice, the others decide nothing, and sampling reads only the candidates
+    // (except at temperature 1.6 with no cut, where every token counts and the whole row is read)
+    const padded = Float32Array.from({ length: 700 }, (_, i) => (i < V ? logits[i]! : -40 - (i % 7)));
     for (const c of cases) {
-      it(c.name, async () => {
-        const p = exactDistribution(logits, c);
-        const kept = [...p.keys()].filter((i) => p[i]! > 0);
-        expect(kept.length).toBe(c.kept);
-        // The nucleus is more than the argmax, and no cut sits near a rounding edge.
-        expect(kept.length).toBeGreaterThan(2);
-        for (const i of kept) expect(N * p[i]!).toBeGreaterThanOrEqual(20);
-        const counts = new Array<number>(V).fill(0);
-        for (const id of await manyDraws(logits, c, N, 1000 + kept.length)) counts[id]!++;
-        const outside = counts.map((n, i) => (p[i] === 0 ? n : 0)).reduce((a, b) => a + b, 0);
-        expect(outside, `draws outside the kept set: ${counts}`).toBe(0);
-        for (const i of kept) expect(counts[i], `token ${i} (p = ${p[i]!.toFixed(4)}) never drawn`).toBeGreaterThan(0);
-        let chi2 = 0;
-        for (const i of kept) chi2 += (counts[i]! - N * p[i]!) ** 2 / (N * p[i]!);
-        expect(chi2, `counts ${counts}`).toBeLessThan(chiSquareQuantile(kept.length - 1, 4.753));
-      });
+      // (the padded row for the two cut cases, the ones the candidates decide)
+      const rows = c.topP !== undefined && c.topK === undefined || c.topK === 7 ? ([['one slice', logits, undefined], ['slices of 256', padded, 256]] as const) : ([['one slice', logits, undefined]] as const);
+      for (const [what, row, slice] of rows) {
+        it(`${c.name} (${what})`, async () => {
+          const p = exactDistribution(row, c);
+          const kept = [...p.keys()].filter((i) => p[i]! > 1e-9);
+          expect(kept.length).toBe(c.kept);
+          // The nucleus is more than the argmax, and no cut sits near a rounding edge.
+          expect(kept.length).toBeGreaterThan(2);
+          for (const i of kept) expect(N * p[i]!).toBeGreaterThanOrEqual(20);
+          const counts = new Array<number>(row.length).fill(0);
+          for (const id of await manyDraws(row, c, N, 1000 + kept.length, slice)) counts[id]!++;
+          const outside = counts.map((n, i) => (p[i]! <= 1e-9 ? n : 0)).reduce((a, b) => a + b, 0);
+          expect(outside, `draws outside the kept set: ${counts}`).toBe(0);
+          for (const i of kept) expect(counts[i], `token ${i} (p = ${p[i]!.toFixed(4)}) never drawn`).toBeGreaterThan(0);
+          let chi2 = 0;
+          for (const i of kept) chi2 += (counts[i]! - N * p[i]!) ** 2 / (N * p[i]!);
+          expect(chi2, `counts ${counts}`).toBeLessThan(chiSquareQuantile(kept.length - 1, 4.753));
+        });
+      }
     }
+  });
+
+  it('candidates and the whole row agree: a nucleus wider than the candidates falls back to the row', async () => {
+    // 3 slices of 256; a flat top of 80 tokens spread over all three: more than 32 per slice may
+    // be kept, so the candidates cannot decide and the whole row is read; every draw stays in the top
+    const V = 700;
+    const l = Float32Array.from({ length: V }, (_, i) => (i % 9 === 0 ? 5 : -30));
+    const top = new Set([...l.keys()].filter((i) => l[i] === 5));
+    expect(top.size).toBeGreaterThan(SAMPLE_CANDIDATES * 2);
+    const ids = await sampleRows(l, V, Array.from({ length: 512 }, (_, c) => ({ row: 0, t: 1, topP: 0.9, seed: 5, counter: c })), 256);
+    for (const id of ids) expect(top.has(id)).toBe(true);
+    expect(new Set(ids).size).toBeGreaterThan(SAMPLE_CANDIDATES * 2);
   });
 
   it('an allowed-token mask restricts argmax and sampling; set(null) turns it off', async () => {

@@ -332,10 +332,10 @@ describe('metrics', () => {
     await stream[Symbol.asyncIterator]().next();
     const during = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     ac.abort();
-    const inUse = Number(/^gpt_oss_kv_cache_positions_in_use (\d+)$/m.exec(during)?.[1]);
+    const inUse = Number(/^gpt_oss_kv_cache_positions_in_use\{model="synthetic:tiny"\} (\d+)$/m.exec(during)?.[1]);
     expect(inUse).toBeGreaterThanOrEqual(promptLength(chatRequest));
     expect(inUse).toBeLessThanOrEqual(2048);
-    expect(during).toMatch(/^gpt_oss_requests_running 1$/m);
+    expect(during).toMatch(/^gpt_oss_requests_running\{model="synthetic:tiny"\} 1$/m);
     for (let t0 = Date.now(); s.app.gptOss.scheduler.busy; ) {
       if (Date.now() - t0 > 30_000) throw new Error('the aborted generation did not stop');
       await new Promise((r) => setTimeout(r, 10));
@@ -356,10 +356,10 @@ describe('metrics', () => {
     expect(value(/^gpt_oss_time_to_first_token_seconds_count (\d+)$/m)).toBeGreaterThan(0);
     expect(value(/^gpt_oss_inter_token_latency_seconds_count (\d+)$/m)).toBeGreaterThan(0);
     expect(text).toMatch(/^gpt_oss_time_to_first_token_seconds_bucket\{le="\+Inf"\} \d+$/m);
-    expect(text).toMatch(/^gpt_oss_queue_depth 0$/m);
-    expect(text).toMatch(/^gpt_oss_kv_cache_positions 2048$/m);
-    expect(text).toMatch(/^gpt_oss_kv_cache_positions_in_use 0$/m);
-    expect(text).toMatch(/^gpt_oss_kv_cache_usage_ratio 0$/m);
+    expect(text).toMatch(/^gpt_oss_queue_depth\{model="synthetic:tiny"\} 0$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_positions\{model="synthetic:tiny"\} 2048$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_positions_in_use\{model="synthetic:tiny"\} 0$/m);
+    expect(text).toMatch(/^gpt_oss_kv_cache_usage_ratio\{model="synthetic:tiny"\} 0$/m);
   });
 
   it('unknown routes are OpenAI-shaped 404s', async () => {

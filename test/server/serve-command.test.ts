@@ -19,7 +19,7 @@ function capture() {
 describe('serve flags', () => {
   it('defaults, environment variables, and flags over both', () => {
     const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30 };
-    expect(parseServeArgs([], {})).toEqual({ help: false, model: 'openai/gpt-oss-20b', host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info', ...defaults });
+    expect(parseServeArgs([], {})).toEqual({ help: false, models: [{ spec: 'openai/gpt-oss-20b' }], host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info', ...defaults });
     const env = {
       GPT_OSS_MODEL: 'synthetic:tiny',
       GPT_OSS_HOST: '0.0.0.0',
@@ -34,7 +34,7 @@ describe('serve flags', () => {
       GPT_OSS_SHUTDOWN_GRACE_SECONDS: '12.5',
     };
     expect(parseServeArgs([], env)).toEqual({
-      help: false, model: 'synthetic:tiny', host: '0.0.0.0', port: 9000, apiKey: 'sk-env', context: 4096, maxQueue: 3, servedModelName: 'gpt-oss-20b', logLevel: 'warn',
+      help: false, models: [{ spec: 'synthetic:tiny' }], host: '0.0.0.0', port: 9000, apiKey: 'sk-env', context: 4096, maxQueue: 3, servedModelName: 'gpt-oss-20b', logLevel: 'warn',
       maxTokensDefault: 1000, maxPromptTokens: 3000, shutdownGraceSeconds: 12.5,
     });
     const flags = [
@@ -42,7 +42,7 @@ describe('serve flags', () => {
       '--max-tokens-default', '64', '--max-prompt-tokens', '100', '--shutdown-grace-seconds', '0',
     ];
     expect(parseServeArgs(flags, env)).toEqual({
-      help: false, model: '/models/x', host: '::1', port: 0, apiKey: 'sk-flag', context: 512, maxQueue: 0, servedModelName: 'x', logLevel: 'debug',
+      help: false, models: [{ spec: '/models/x' }], host: '::1', port: 0, apiKey: 'sk-flag', context: 512, maxQueue: 0, servedModelName: 'x', logLevel: 'debug',
       maxTokensDefault: 64, maxPromptTokens: 100, shutdownGraceSeconds: 0,
     });
   });

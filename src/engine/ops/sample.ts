@@ -1,23 +1,53 @@
-// The GPU sampler: one workgroup per sample row, each row with its own settings (temperature,
-// top-k, top-p, seed, counter) and optional allowed-token mask (constrained decoding). The ids go to
-// `sampled` (the step's one readback) and to each row's slot in `lastIds`, where the next step's
-// embedding reads them without the host.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+// The GPU sampler, in two passes. sample_candidates spreads each sampled row over many
+// workgroups (a slice of the vocabulary each: its max, its softmax mass, its C best logits);
+// sample then decides per row from those candidates (greedy, top-k, top-p, the seeded draw),
+// reading the whole row only when they cannot decide. Each row has its own settings and optional
+// allowed-token mask (constrained decoding). The ids go to `sampled` (the step's one readback) and
+// to each row's slot in `lastIds`, where the next step's embedding reads them without the host.
+import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
 import type { OpContext, StepInputs } from './context.js';
+
+/** Candidates per slice: top_k up to this is decided from the candidates. */
+export const SAMPLE_CANDIDATES = 32;
+const CAND_WG = 256;
+
+/** Logits per slice: at least 2048, and few enough slices that one workgroup handles them all. */
+function sliceSize(vocab: number, wg: number, slice?: number): number {
+  const s = slice ?? Math.max(2048, Math.ceil(vocab / wg));
+  return Math.ceil(s / CAND_WG) * CAND_WG;
+}
 
 /**
  * With `argmax` (the unembedding's greedy picks, unembed.wgsl) an unmasked greedy row copies its
- * pick instead of scanning the logits.
+ * pick and both passes skip it. `slice` sets the logits per slice (tests: several slices on a
+ * small vocabulary).
  */
-export function sampleOp(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepInputs; vocab: number; argmax?: GPUBuffer }): Dispatch {
-  const pipeline = ctx.shaders.pipeline({ shader: 'sample', defines: { WG: Math.min(ctx.wg, 256) }, flags: a.argmax ? ['ARGMAX'] : [] });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.vocab).u32(a.inputs.maskWords), 'sample.params');
+export function sampleOps(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepInputs; vocab: number; argmax?: GPUBuffer; slice?: number }): Dispatch[] {
+  const wg = Math.min(ctx.wg, 256);
+  const slice = sliceSize(a.vocab, wg, a.slice);
+  const slices = Math.ceil(a.vocab / slice);
+  if (slices > wg) throw new Error(`sampler: ${slices} slices of ${slice} exceed the ${wg} one workgroup merges`);
   const i = a.inputs;
-  const bufs = [ctx.step, params, i.samples, a.logits, i.masks, i.sampled, i.lastIds, ...(a.argmax ? [a.argmax] : [])];
-  return {
-    label: 'sample',
-    pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, bufs, 'sample'),
-    groups: (s) => (s.samples ? grid(s.samples) : null),
-  };
+  const rows = Math.max(1, i.cap.samples);
+  const cand = storageBuffer(ctx.gpu, rows * slices * SAMPLE_CANDIDATES * 8, 'sample.candidates');
+  const stats = storageBuffer(ctx.gpu, rows * slices * 8, 'sample.stats');
+  const params = uniformBuffer(ctx.gpu, new Params().u32(a.vocab).u32(i.maskWords).u32(slices), 'sample.params');
+  const flags = a.argmax ? ['ARGMAX'] : [];
+  const first = ctx.shaders.pipeline({ shader: 'sample_candidates', defines: { WG: CAND_WG, SLICE: slice, C: SAMPLE_CANDIDATES }, flags });
+  const second = ctx.shaders.pipeline({ shader: 'sample', defines: { WG: wg, C: SAMPLE_CANDIDATES }, flags });
+  return [
+    {
+      label: 'sample.candidates',
+      pipeline: first,
+      bindGroup: bindGroup(ctx.gpu, first, [ctx.step, params, i.samples, a.logits, i.masks, cand, stats], 'sample.candidates'),
+      // with the unembedding's picks, a step of greedy unmasked rows only needs no candidates
+      groups: (s) => (s.samples && (!a.argmax || (s.counts?.['sample.scan'] ?? s.samples) > 0) ? [slices, s.samples, 1] : null),
+    },
+    {
+      label: 'sample',
+      pipeline: second,
+      bindGroup: bindGroup(ctx.gpu, second, [ctx.step, params, i.samples, a.logits, i.masks, i.sampled, i.lastIds, cand, stats, ...(a.argmax ? [a.argmax] : [])], 'sample'),
+      groups: (s) => (s.samples ? grid(s.samples) : null),
+    },
+  ];
 }

@@ -9,6 +9,7 @@ import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js'
 import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
+import { chooseModel, lastUserText } from '../models.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
 
@@ -82,11 +83,14 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
     const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].function.parameters`);
-    const { engine, tokenizer } = ctx.host.ready();
-
     const effort = body.reasoning_effort ?? body.reasoning?.effort ?? undefined;
-    const prompt = renderOrReject(request.log, () =>
-      renderChatCompletion({ ...body, reasoning_effort: effort }, { tokenizer, ...ctx.promptOptions }),
+    const requestedTokens = body.max_completion_tokens ?? body.max_tokens;
+    const { model: served, engine, tokenizer, prompt } = chooseModel(
+      ctx,
+      reply,
+      { model: body.model, effort, tools: tools.length, maxTokens: requestedTokens, lastUserText: () => lastUserText(body.messages) },
+      (tokenizer) =>
+        renderOrReject(request.log, () => renderChatCompletion({ ...body, reasoning_effort: effort }, { tokenizer, ...ctx.promptOptions })),
     );
     const promptIds = prompt.tokenIds;
     // Structured output: a forced tool call or a JSON answer, as a token mask.
@@ -101,7 +105,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ctx.constraints,
     );
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-    const maxTokens = completionBudget(ctx.limits, body.max_completion_tokens ?? body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
+    const maxTokens = completionBudget(ctx.limits, requestedTokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({
@@ -114,7 +118,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const signal = clientGone(ctx, reply);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = ctx.servedModelName;
+    const model = served.name;
     const usage = (completionTokens: number) => ({
       prompt_tokens: promptIds.length,
       completion_tokens: completionTokens,
@@ -123,7 +127,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
-    const turn = { engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

@@ -8,6 +8,7 @@ import { renderRawPrompt } from '../../harmony/index.js';
 import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
+import { chooseModel } from '../models.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
@@ -20,9 +21,12 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
     if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
-    const { engine, tokenizer } = ctx.host.ready();
-
-    const prompt = renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer }));
+    const { model: served, engine, tokenizer, prompt } = chooseModel<ReturnType<typeof renderRawPrompt>>(
+      ctx,
+      reply,
+      { model: body.model, effort: null, tools: 0, maxTokens: body.max_tokens, lastUserText: (p) => p.text },
+      (tokenizer) => renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer })),
+    );
     const promptIds = prompt.tokenIds;
     const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
     const sampling = samplingOptions(body);
@@ -32,7 +36,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     let text = body.echo ? prompt.text : '';
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = ctx.servedModelName;
+    const model = served.name;
     const signal = clientGone(ctx, reply);
     /** Text this token adds; the stop token that ends generation adds none. */
     const next = (t: number): string => (stops.has(t) ? '' : matcher.push(decoder.push(t)));
@@ -40,7 +44,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const finishOf = (r: { finishReason: string }) => (matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length');
     const usage = (n: number) => ({ prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n });
 
-    const turn = { engine, promptIds, maxTokens, sampling, signal };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

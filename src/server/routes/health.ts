@@ -1,5 +1,5 @@
-// GET /health: 200 once the model is loaded, 503 while it loads, after it failed, and from the
-// moment the server starts shutting down. Open even when an API key is set, so load balancers
+// GET /health: 200 once every model is loaded, 503 while one loads, after one failed, and from
+// the moment the server starts shutting down. Open even when API keys are set, so load balancers
 // and orchestrators can probe it.
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
@@ -12,12 +12,18 @@ export function healthRoutes(app: FastifyInstance, ctx: ServerContext): void {
       reply.code(503);
       return { status: 'shutting_down', ...shuttingDown().toJSON() };
     }
-    const status = ctx.host.status;
-    if (status === 'ready') {
-      return { status: 'ok', model: ctx.servedModelName, queue_depth: ctx.scheduler.queueDepth, running: ctx.scheduler.busy ? 1 : 0 };
+    const models = ctx.models.map((m) => ({ name: m.name, status: m.host.status, queue_depth: m.scheduler.queueDepth, running: m.scheduler.busy ? 1 : 0 }));
+    const several = models.length > 1 ? { models } : {};
+    const failed = ctx.models.find((m) => m.host.status === 'failed');
+    const loading = ctx.models.find((m) => m.host.status === 'loading');
+    if (!failed && !loading) {
+      // `model`, `queue_depth`, `running`: the first model's, as before several models were served.
+      const first = models[0]!;
+      return { status: 'ok', model: first.name, queue_depth: first.queue_depth, running: first.running, ...several };
     }
-    const err = status === 'loading' ? modelLoading() : modelFailed(ctx.host.error?.message ?? 'unknown error');
+    const why = failed?.host.error?.message ?? 'unknown error';
+    const err = failed ? modelFailed(models.length > 1 ? `${failed.name}: ${why}` : why) : modelLoading();
     reply.code(503).headers(err.headers);
-    return { status, ...err.toJSON() };
+    return { status: failed ? 'failed' : 'loading', ...several, ...err.toJSON() };
   });
 }

@@ -12,6 +12,7 @@ import { checkModel, type ServerContext } from '../context.js';
 import type { ResponseStore } from '../response-store.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
+import { chooseModel, lastUserText } from '../models.js';
 import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 
@@ -146,10 +147,13 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       }
       input = [...prev.input, ...prev.output, ...own];
     }
-    const { engine, tokenizer } = ctx.host.ready();
     const effort = body.reasoning?.effort ?? undefined;
-    const prompt = renderOrReject(request.log, () =>
-      renderResponsesInput({ ...body, input, reasoning: { effort } }, { tokenizer, ...ctx.promptOptions }),
+    const { model: served, engine, tokenizer, prompt } = chooseModel(
+      ctx,
+      reply,
+      { model: body.model, effort, tools: tools.length, maxTokens: body.max_output_tokens, lastUserText: () => lastUserText(own) },
+      (tokenizer) =>
+        renderOrReject(request.log, () => renderResponsesInput({ ...body, input, reasoning: { effort } }, { tokenizer, ...ctx.promptOptions })),
     );
     const promptIds = prompt.tokenIds;
     // Structured output: a forced tool call or a JSON answer, as a token mask.
@@ -183,7 +187,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       instructions: body.instructions ?? null,
       max_output_tokens: body.max_output_tokens ?? null,
       max_tool_calls: null,
-      model: ctx.servedModelName,
+      model: served.name,
       output: items,
       parallel_tool_calls: body.parallel_tool_calls ?? true,
       previous_response_id: body.previous_response_id ?? null,
@@ -223,7 +227,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       return { final, incomplete };
     };
 
-    const turn = { engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
 
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {});

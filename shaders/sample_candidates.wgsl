@@ -1,0 +1,183 @@
+// The sampler's first pass, spread over the vocabulary: a workgroup per (slice of SLICE logits,
+// sampled row) finds the slice's largest logit m, its softmax mass s = sum exp((l - m) / T) over the
+// allowed tokens, and its C largest logits with their ids (value descending, ids ascending on
+// ties). sample.wgsl then works on these W·C candidates instead of the whole row (201,088 logits
+// for gpt-oss), falling back to the whole row only when the kept set may reach past a slice's C.
+// Rows the unembedding already picked greedily (ARGMAX, unmasked) skip it.
+// defines: WG (power of two), SLICE (a multiple of WG), C (<= WG); flag ARGMAX.
+#include lib/step
+
+struct Params {
+  vocab: u32,
+  mask_words: u32,
+  slices: u32,
+}
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> samples: array<SampleRow>;
+@group(0) @binding(3) var<storage, read> logits: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<u32>;
+// per (row, slice): C x (value bits, id), then (m, s)
+@group(0) @binding(5) var<storage, read_write> cand: array<vec2<u32>>;
+@group(0) @binding(6) var<storage, read_write> stats: array<vec2<f32>>;
+
+var<private> sr: SampleRow;
+#include lib/sample_row
+
+const PER: u32 = SLICE / WG;
+const NONE: u32 = 0xFFFFFFFFu;
+
+var<workgroup> wg_row: SampleRow;
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+#if SUBGROUPS
+var<private> sg_lane: u32 = 0u;
+var<private> sg_size: u32 = 1u;
+#endif
+
+// WG / 2 through a uniform: the barrier trees and scans below would otherwise be unrolled, and
+// every barrier is a suspension point of lavapipe's coroutines: minutes of LLVM compile time.
+fn wg_half() -> u32 {
+  return select(WG / 2u, 0u, p.vocab == 0u);
+}
+
+// (va, ia) ranks before (vb, ib): larger value, then lower index.
+fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
+  return va > vb || (va == vb && ia < ib);
+}
+
+@compute @workgroup_size(WG)
+@diagnostic(off, subgroup_uniformity)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+#if SUBGROUPS
+  @builtin(subgroup_invocation_id) sgl: u32,
+  @builtin(subgroup_size) sgs: u32,
+#endif
+) {
+#if SUBGROUPS
+  sg_lane = sgl;
+  sg_size = sgs;
+#endif
+  let r_idx = wid.y;
+  if (r_idx >= step.samples) {
+    return;
+  }
+  if (lid == 0u) {
+    wg_row = samples[r_idx];
+  }
+  let rc = workgroupUniformLoad(&wg_row);
+  sr = rc;
+#if ARGMAX
+  if (rc.temperature <= 0.0 && rc.masked == 0u) {
+    return;
+  }
+#endif
+  let row = rc.row * p.vocab;
+  let s0 = wid.x * SLICE;
+  // this thread's values, sorted descending (ids ascending on ties): its head is v[h]
+  var v: array<f32, PER>;
+  var ix: array<u32, PER>;
+  var mx = NEG;
+  for (var j = 0u; j < PER; j++) {
+    let i = s0 + lid + j * WG;
+    var x = NEG;
+    if (i < p.vocab) {
+      x = lg(row, i);
+    }
+    // insertion: ids increase with j, so equal values keep the lower id first
+    var k = j;
+    while (k > 0u && x > v[k - 1u]) {
+      v[k] = v[k - 1u];
+      ix[k] = ix[k - 1u];
+      k--;
+    }
+    v[k] = x;
+    ix[k] = select(NONE, i, i < p.vocab);
+    mx = max(mx, x);
+  }
+  // the slice's mass relative to its maximum
+  red_f[lid] = mx;
+  workgroupBarrier();
+  for (var s = wg_half(); s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_f[lid] = max(red_f[lid], red_f[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  let m = workgroupUniformLoad(&red_f[0]);
+  var z = 0.0;
+  if (rc.temperature > 0.0) {
+    let inv_t = 1.0 / rc.temperature;
+    for (var j = 0u; j < PER; j++) {
+      if (v[j] > NEG) {
+        z += exp((v[j] - m) * inv_t);
+      }
+    }
+  }
+  red_f[lid] = z;
+  workgroupBarrier();
+  for (var s = wg_half(); s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_f[lid] += red_f[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let base = (r_idx * p.slices + wid.x) * C;
+  if (lid == 0u) {
+    stats[r_idx * p.slices + wid.x] = vec2<f32>(m, red_f[0]);
+  }
+  workgroupBarrier();
+  // the C best: C rounds of a workgroup argmax over the threads' heads (C through a uniform: a
+  // constant trip count gets unrolled, barriers and all, and lavapipe's LLVM takes minutes)
+  var h = 0u;
+  let rounds = select(C, 0u, p.vocab == 0u);
+  for (var c = 0u; c < rounds; c++) {
+    var hv = NEG;
+    var hi = NONE;
+    if (h < PER) {
+      hv = v[min(h, PER - 1u)];
+      hi = ix[min(h, PER - 1u)];
+    }
+#if SUBGROUPS
+    // the subgroup's best (largest value, then lowest id), then the best of the subgroups'
+    let sv = subgroupMax(hv);
+    let si = subgroupMin(select(NONE, hi, hv == sv));
+    if (sg_lane == 0u) {
+      red_f[lid / sg_size] = sv;
+      red_u[lid / sg_size] = si;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      for (var i = 1u; i < (WG + sg_size - 1u) / sg_size; i++) {
+        if (better(red_f[i], red_u[i], red_f[0], red_u[0])) {
+          red_f[0] = red_f[i];
+          red_u[0] = red_u[i];
+        }
+      }
+    }
+    workgroupBarrier();
+#else
+    red_f[lid] = hv;
+    red_u[lid] = hi;
+    workgroupBarrier();
+    for (var s = wg_half(); s > 0u; s >>= 1u) {
+      if (lid < s && better(red_f[lid + s], red_u[lid + s], red_f[lid], red_u[lid])) {
+        red_f[lid] = red_f[lid + s];
+        red_u[lid] = red_u[lid + s];
+      }
+      workgroupBarrier();
+    }
+#endif
+    let win = red_u[0];
+    if (lid == 0u) {
+      cand[base + c] = vec2<u32>(bitcast<u32>(red_f[0]), win);
+    }
+    if (win != NONE && h < PER && ix[min(h, PER - 1u)] == win) {
+      h++;
+    }
+    workgroupBarrier();
+  }
+}
