@@ -118,10 +118,10 @@ export interface ServerOptions {
 export const DEFAULT_MAX_QUEUE = 64;
 export const DEFAULT_MAX_NUM_SEQS = 16;
 export const DEFAULT_MAX_BATCH_TOKENS = 2048;
-/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
-export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
 /** The id of a model given without a name: the hub id or synthetic name, a folder's base name. */
 export function defaultModelName(spec: string | undefined): string {

@@ -189,17 +189,17 @@ describe('serve as a process', () => {
   it('SIGTERM during a prefill: /health and new requests get 503 at once, the stream ends with shutting_down after the grace, exit code 0', async () => {
     const bin = path.join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
     const p = await startProcess(process.execPath, [
-      bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '2048', '--shutdown-grace-seconds', '0.5', '--log-level', 'info',
+      bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '4096', '--shutdown-grace-seconds', '0.2', '--log-level', 'info',
     ]);
     try {
       const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-      const messages = [{ role: 'user' as const, content: ' hello'.repeat(1850) }];
-      // The whole prefill of this prompt, from the server's log: what SIGTERM must not wait for.
-      await client.chat.completions.create({ model: 'synthetic:tiny', messages, max_tokens: 1 });
+      // About 3900 prompt tokens. The whole prefill of such a prompt, from the server's log: what
+      // SIGTERM must not wait for. (The prompt cut below has other words: a cached prefix would
+      // skip most of its prefill.)
+      const prompt = (word: string) => [{ role: 'user' as const, content: word.repeat(3850) }];
+      await client.chat.completions.create({ model: 'synthetic:tiny', messages: prompt(' hello'), max_tokens: 1 });
       const prefillMs = Number(p.logs.find((l) => l['msg'] === 'generation finished')!['prefillMs']);
-      // the same length in other words: the prefix cache holds the first prompt's pages
-      const other = [{ role: 'user' as const, content: ' world'.repeat(1850) }];
-      const stream = await client.chat.completions.create({ model: 'synthetic:tiny', messages: other, max_tokens: 1, stream: true });
+      const stream = await client.chat.completions.create({ model: 'synthetic:tiny', messages: prompt(' world'), max_tokens: 1, stream: true });
       const iter = stream[Symbol.asyncIterator]();
       await iter.next(); // the role chunk: prefill has started
       const t0 = performance.now();
@@ -223,8 +223,8 @@ describe('serve as a process', () => {
       expect(err).toMatchObject({ code: 'shutting_down' });
       expect(await p.exit).toEqual({ code: 0, signal: null });
       const exitMs = performance.now() - t0;
-      // Bounded: the grace (0.5 s), then at most one chunk and the close, well short of the
-      // prefill it cut (about a quarter of it here; without the bound it waited for all of it).
+      // Bounded: the grace (0.2 s), then at most two chunks and the close, well short of the
+      // prefill it cut (about a sixth of it here; without the bound it waited for all of it).
       expect(exitMs, `exit ${exitMs.toFixed(0)} ms after SIGTERM; the whole prefill takes ${prefillMs.toFixed(0)} ms`).toBeLessThan(0.6 * prefillMs);
       expect(p.logs.find((l) => l['msg'] === 'generation finished' && l['finish'] === 'abort')).toBeDefined();
     } finally {

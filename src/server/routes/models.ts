@@ -9,8 +9,15 @@ const base = (ctx: ServerContext, id: string) => ({ id, object: 'model', created
 
 function modelObject(ctx: ServerContext, m: ServedModel): Record<string, unknown> {
   const engine = m.host.engine;
-  // vLLM's field: clients use it to size prompts. Known once the model is loaded.
-  return { ...base(ctx, m.name), ...(engine ? { max_model_len: engine.contextLength } : {}) };
+  const { maxTokensDefault, maxPromptTokens } = ctx.limits;
+  return {
+    ...base(ctx, m.name),
+    // vLLM's field: clients use it to size prompts. Known once the model is loaded.
+    ...(engine ? { max_model_len: engine.contextLength } : {}),
+    // This server's request limits (serve --max-tokens-default, --max-prompt-tokens).
+    max_tokens_default: maxTokensDefault,
+    ...(engine || maxPromptTokens !== null ? { max_prompt_tokens: Math.min(maxPromptTokens ?? Infinity, engine?.contextLength ?? Infinity) } : {}),
+  };
 }
 
 function routingObject(ctx: ServerContext, name: string): Record<string, unknown> {
