@@ -6,9 +6,9 @@
 #   2. adapter report, with no Dawn toggles and with the engine's (limits, features,
 #      subgroupMatrixConfigs), plus a tiny compute and subgroupAdd check on a device
 #   3. the oracle models' greedy tokens (tiny-e32k4, tiny-e64k2, tiny-e128k4) against the manifests
-#   4. bench --json: synthetic:20b and synthetic:120b (prompt 512, gen 128), then a long-context
-#      decode (synthetic:20b, --context 32768 --prompt-tokens 32000 --gen-tokens 32), then a
-#      --profile run of 20b if time is left
+#   4. bench --json: synthetic:20b (prompt 512, gen 128), a 4K-prompt prefill, 16 streams at once,
+#      top-p decode, synthetic:120b, 64 streams, a long-context decode (--context 32768
+#      --prompt-tokens 32000), a prefix-cache hit, then a --profile run of 20b, while time is left
 # If the adapter turns out to be a CPU one (llvmpipe) on a full run, the 20b/120b steps are skipped.
 #
 # Usage: gpu-check.sh [--quick] [--bundle DIR] [--oracle DIR] [--budget SECONDS]
@@ -197,9 +197,17 @@ elif [ "$CPU_ADAPTER" = 1 ]; then
   record bench skipped null 0 "(no GPU adapter: $ADAPTER)"
   FAILED=$((FAILED + 1))
 else
+  # in order of what a figure is worth: batch-1 decode and prefill, prefill of a 4K prompt (issue 9),
+  # many streams at once (issue 10), top-p decode through the sampler (issue 11), the 120b, long
+  # context, the prefix cache, then the per-kernel profile
   step bench-20b 150 60 -- "$RUN" bench --model synthetic:20b --prompt-tokens 512 --gen-tokens 128 --json
-  step bench-120b 200 90 -- "$RUN" bench --model synthetic:120b --prompt-tokens 512 --gen-tokens 128 --json
-  step bench-20b-32k 240 90 -- "$RUN" bench --model synthetic:20b --context 32768 --prompt-tokens 32000 --gen-tokens 32 --json
+  step bench-20b-4k 90 45 -- "$RUN" bench --model synthetic:20b --prompt-tokens 4096 --gen-tokens 16 --json
+  step bench-20b-c16 120 60 -- "$RUN" bench --model synthetic:20b --concurrency 16 --prompt-tokens 512 --gen-tokens 64 --json
+  step bench-20b-topp 90 45 -- "$RUN" bench --model synthetic:20b --prompt-tokens 512 --gen-tokens 64 --temperature 1 --top-p 0.9 --seed 1 --json
+  step bench-120b 150 90 -- "$RUN" bench --model synthetic:120b --prompt-tokens 512 --gen-tokens 128 --json
+  step bench-20b-c64 120 60 -- "$RUN" bench --model synthetic:20b --concurrency 64 --prompt-tokens 256 --gen-tokens 64 --json
+  step bench-20b-32k 150 90 -- "$RUN" bench --model synthetic:20b --context 32768 --prompt-tokens 32000 --gen-tokens 32 --json
+  step bench-20b-prefix 90 45 -- "$RUN" bench --model synthetic:20b --prompt-tokens 2048 --prefix-tokens 2016 --gen-tokens 8 --json
   step bench-20b-profile 90 60 -- "$RUN" bench --model synthetic:20b --prompt-tokens 512 --gen-tokens 32 --json --profile
 fi
 
@@ -210,7 +218,9 @@ say "summary ($(elapsed)s): $FAILED failed/timed-out step(s); oracle $ORACLE_PAS
   for (const s of lines) {
     const r = s.result || {};
     const fig = r.roofline_fraction !== undefined
-      ? ` decode ${r.decode_tokens_per_s} tok/s, prefill ${r.prefill_tokens_per_s} tok/s, ttft ${r.ttft_ms} ms, load ${r.load_s} s, bw ${r.bandwidth_gb_per_s} GB/s, roofline ${r.roofline_fraction}`
+      ? ` decode ${r.decode_tokens_per_s} tok/s, prefill ${r.prefill_tokens_per_s} tok/s, ttft ${r.ttft_ms} ms, load ${r.load_s} s, bw ${r.bandwidth_gb_per_s} GB/s, roofline ${r.roofline_fraction}` +
+        (r.concurrency > 1 ? `, ${r.concurrency} streams: ${r.aggregate_output_tokens_per_s} tok/s together` : "") +
+        (r.prefix_cache ? `, ttft ${r.prefix_cache.ttft_ms_cached} ms with ${r.prefix_cache.cached_tokens} cached vs ${r.prefix_cache.ttft_ms_uncached} ms` : "")
       : r.generated_ids !== undefined ? ` ${r.generated_ids.length} tokens, decode ${r.decode_tokens_per_s} tok/s` : "";
     console.log(`${s.step.padEnd(26)} ${s.status.padEnd(8)} ${String(s.seconds).padStart(4)}s${fig}`);
   }

@@ -11,7 +11,8 @@ import { randomSchema } from '../helpers/random-schema.js';
 import { testTokenizer } from '../tokenizer/test-tokenizer.js';
 
 const tok = await testTokenizer();
-const engine = await Engine.load(syntheticGpuSource(syntheticConfig('tiny')), { context: 512, robust: true, gpu: await testGpu() });
+// 16 sequences at once: the schemas below run batched, each row with its own mask
+const engine = await Engine.load(syntheticGpuSource(syntheticConfig('tiny')), { context: 512, robust: true, gpu: await testGpu(), maxNumSeqs: 16 });
 afterAll(() => engine.destroy());
 const V = engine.config.vocabSize;
 const ajv = new Ajv({ strict: false });
@@ -31,6 +32,7 @@ describe('engine with a constraint', () => {
   it('50 random nested schemas: every output of the random-weight model parses and validates', async () => {
     const r = rng(77);
     let tokens = 0;
+    const runs: Promise<void>[] = [];
     for (let n = 0; n < 50; n++) {
       const defs = n % 5 === 0 ? { shared: randomSchema(r, 2) } : undefined;
       const schema: Record<string, unknown> = randomSchema(r, 0, defs);
@@ -42,15 +44,19 @@ describe('engine with a constraint', () => {
         maxItems: 2,
         maxWhitespace: 0,
       });
-      const res = await engine.generate(prompt, { maxTokens: 400, stopTokens, constraint, temperature: 1, seed: n });
-      expect(res.finishReason, text(res.tokens)).toBe('stop');
-      tokens += res.tokens.length;
-      const header = res.tokens.lastIndexOf(HARMONY_IDS.message);
-      const out = text(res.tokens.slice(header + 1, -1));
-      let value: unknown;
-      expect(() => (value = JSON.parse(out)), out).not.toThrow();
-      expect(ajv.validate(schema, value), `${JSON.stringify(schema)}\n${out}\n${ajv.errorsText()}`).toBe(true);
+      runs.push(
+        engine.generate(prompt, { maxTokens: 400, stopTokens, constraint, temperature: 1, seed: n }).then((res) => {
+          expect(res.finishReason, text(res.tokens)).toBe('stop');
+          tokens += res.tokens.length;
+          const header = res.tokens.lastIndexOf(HARMONY_IDS.message);
+          const out = text(res.tokens.slice(header + 1, -1));
+          let value: unknown;
+          expect(() => (value = JSON.parse(out)), out).not.toThrow();
+          expect(ajv.validate(schema, value), `${JSON.stringify(schema)}\n${out}\n${ajv.errorsText()}`).toBe(true);
+        }),
+      );
     }
+    await Promise.all(runs);
     expect(tokens).toBeGreaterThan(500);
   });
 

@@ -1,7 +1,8 @@
 // Continuous batching through the server, as clients see it: 32 streaming chats at once through
 // the official `openai` client all complete, each with exactly the text it gets when it runs
-// alone with the same seed; the engine ran them in shared steps (/metrics' batch sizes); a request
-// that repeats an earlier one's prompt reports its cached prompt tokens.
+// alone with the same seed (checked for a quarter of them); the engine ran them in shared steps
+// (/metrics' batch sizes); a request that repeats an earlier one's prompt reports its cached
+// prompt tokens.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL, startServer, type TestServer } from './helpers.js';
 
@@ -39,9 +40,8 @@ describe('continuous batching in the server', () => {
     const big = /^gpt_oss_batch_size_bucket\{le="16"\} (\d+)$/m.exec(metrics);
     const count = /^gpt_oss_batch_size_count (\d+)$/m.exec(metrics);
     expect(Number(count![1])).toBeGreaterThan(Number(big![1]));
-    const alone: string[] = [];
-    for (let i = 0; i < n; i++) alone.push(await chat(i));
-    together.forEach((t, i) => expect(t, `request ${i}`).toBe(alone[i]));
+    // every fourth one again, alone (test/engine/batching.test.ts compares every sequence)
+    for (let i = 0; i < n; i += 4) expect(together[i], `request ${i}`).toBe(await chat(i));
     expect(new Set(together).size).toBeGreaterThan(n / 2);
   });
 

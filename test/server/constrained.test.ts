@@ -130,7 +130,8 @@ describe('tool_choice', () => {
   it('named function, every compat case (Chat Completions; streaming for odd cases): a valid call to that tool', async () => {
     expect(cases).toHaveLength(30);
     const failures: string[] = [];
-    for (const [i, c] of cases.entries()) {
+    // all at once: the engine batches them (each with its own mask per step)
+    await Promise.all(cases.map(async (c, i) => {
       const tool = toolNamed(c.tool_name);
       const request = {
         model: MODEL,
@@ -164,21 +165,21 @@ describe('tool_choice', () => {
       const problem =
         finish !== 'tool_calls' ? `finish ${finish}` : calls.length !== 1 ? `${calls.length} calls` : calls[0]!.name !== c.tool_name ? `called ${calls[0]!.name}` : !validArgs(c.tool_name, calls[0]!.arguments) ? `invalid arguments ${calls[0]!.arguments}` : null;
       if (problem) failures.push(`case ${i} (${c.tool_name}): ${problem}`);
-    }
+    }));
     expect(failures).toEqual([]);
   });
 
   it('"required" with every compat tool offered (a subset of the cases): a valid call to one of them; Responses too', async () => {
     const failures: string[] = [];
-    for (const [i, c] of cases.entries()) {
-      if (i % 6 !== 0) continue;
+    await Promise.all(cases.map(async (c, i) => {
+      if (i % 6 !== 0) return;
       const r = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: c.input }], tools, tool_choice: 'required', max_tokens: 100, seed: 100 + i });
       noteMaskCost();
       const call = (r.choices[0]!.message.tool_calls ?? [])[0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall | undefined;
       if (r.choices[0]!.finish_reason !== 'tool_calls' || !call) failures.push(`case ${i}: no call (${r.choices[0]!.finish_reason})`);
       else if (!tools.some((t) => t.function.name === call.function.name)) failures.push(`case ${i}: called ${call.function.name}`);
       else if (!validArgs(call.function.name, call.function.arguments)) failures.push(`case ${i}: invalid arguments ${call.function.arguments}`);
-    }
+    }));
     expect(failures).toEqual([]);
 
     // Responses: the flat tool shape, "required" and a named function; streaming and not.

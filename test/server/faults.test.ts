@@ -13,7 +13,9 @@ import { MODEL, post, startServer, type TestServer } from './helpers.js';
 let s: TestServer;
 let engine: ServingEngine;
 beforeAll(async () => {
-  s = await startServer();
+  // One sequence at a time, so requests wait in the server's queue (test/server/batching.test.ts
+  // runs many at once), and steps of 256 tokens, so a long prompt takes several.
+  s = await startServer({ maxNumSeqs: 1, maxBatchTokens: 256 });
   engine = s.app.gptOss.host.engine!;
 });
 afterAll(async () => {

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import type { FastifyInstance } from 'fastify';
 import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
-import { createServer } from '../../src/server/app.js';
+import { createServer, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS } from '../../src/server/app.js';
 import { formatBytes, parseByteSize } from '../../src/server/gpu-memory.js';
 import { planModel } from '../../src/server/model-loader.js';
 import { lastUserText } from '../../src/server/models.js';
@@ -43,7 +43,7 @@ beforeAll(async () => {
     [
       '--model', 'small=synthetic:tiny', '--model', 'large=synthetic:medium',
       '--routing', path.join(dir, 'routing.json'), '--api-keys-file', path.join(dir, 'keys'), '--prices', path.join(dir, 'prices'),
-      '--admin-key', ADMIN, '--context', '1024', '--max-queue', '0', '--gpu-memory', '2GB',
+      '--admin-key', ADMIN, '--context', '1024', '--max-queue', '0', '--max-num-seqs', '1', '--gpu-memory', '2GB',
     ],
     {},
   );
@@ -55,6 +55,8 @@ beforeAll(async () => {
     context: config.context,
     adminKey: config.adminKey,
     maxQueue: config.maxQueue,
+    // one sequence per engine: a second request finds the queue (of 0) full
+    maxNumSeqs: config.maxNumSeqs,
     currentDate: CURRENT_DATE,
     logger: false,
   });
@@ -241,8 +243,14 @@ describe('usage and cost accounting', () => {
     expect([a.usage!.prompt_tokens, b.usage!.prompt_tokens, streamUsage!.prompt_tokens, c.usage!.prompt_tokens, d.usage!.input_tokens]).toEqual([
       chatPrompt, chatPrompt, chatPrompt, rawPrompt, responsesPrompt,
     ]);
-    const small = { requests: 3, prompt_tokens: 2 * chatPrompt + rawPrompt, cached_tokens: 0, completion_tokens: a.usage!.completion_tokens + streamUsage!.completion_tokens + c.usage!.completion_tokens };
-    const large = { requests: 2, prompt_tokens: chatPrompt + responsesPrompt, cached_tokens: 0, completion_tokens: b.usage!.completion_tokens + d.usage!.output_tokens };
+    // The streamed request repeats the first one's prompt on the same model: the prefix cache serves
+    // its whole 32-position pages, short of the last token. The others may share the system prompt's
+    // first pages; each counts what it reports.
+    const cachedOf = (u: { prompt_tokens_details?: { cached_tokens?: number } | null } | null | undefined) => u?.prompt_tokens_details?.cached_tokens ?? 0;
+    expect(cachedOf(streamUsage)).toBe(Math.floor((chatPrompt - 1) / 32) * 32);
+    expect(cachedOf(streamUsage)).toBeGreaterThan(0);
+    const small = { requests: 3, prompt_tokens: 2 * chatPrompt + rawPrompt, cached_tokens: cachedOf(a.usage) + cachedOf(streamUsage) + cachedOf(c.usage), completion_tokens: a.usage!.completion_tokens + streamUsage!.completion_tokens + c.usage!.completion_tokens };
+    const large = { requests: 2, prompt_tokens: chatPrompt + responsesPrompt, cached_tokens: cachedOf(b.usage) + (d.usage!.input_tokens_details?.cached_tokens ?? 0), completion_tokens: b.usage!.completion_tokens + d.usage!.output_tokens };
     expect(small.completion_tokens).toBe(3 + 3 + 2);
     expect(large.completion_tokens).toBe(4 + 3);
     const cost = (u: typeof small, p: typeof PRICES.small) => ((u.prompt_tokens - u.cached_tokens) * p.input + u.cached_tokens * p.cached + u.completion_tokens * p.output) / 1e6;
@@ -268,7 +276,7 @@ describe('usage and cost accounting', () => {
     for (const [model, u] of [['small', small], ['large', large]] as const) {
       expect(metric('requests_total', model)).toBe(u.requests);
       expect(metric('prompt_tokens_total', model)).toBe(u.prompt_tokens);
-      expect(metric('cached_tokens_total', model)).toBe(0);
+      expect(metric('cached_tokens_total', model)).toBe(u.cached_tokens);
       expect(metric('completion_tokens_total', model)).toBe(u.completion_tokens);
       expect(metric('cost_dollars_total', model)).toBeCloseTo(cost(u, PRICES[model]), 12);
     }
@@ -342,7 +350,7 @@ describe('serve refuses to start', () => {
   });
 
   it('when the models do not fit the GPU memory, with the numbers of each', async () => {
-    const plans = await Promise.all(['synthetic:tiny', 'synthetic:medium'].map((m) => planModel(m, { context: 1024 })));
+    const plans = await Promise.all(['synthetic:tiny', 'synthetic:medium'].map((m) => planModel(m, { context: 1024, maxNumSeqs: DEFAULT_MAX_NUM_SEQS, maxBatchTokens: DEFAULT_MAX_BATCH_TOKENS })));
     const total = plans[0]!.total + plans[1]!.total;
     const budget = Math.floor(total * 0.9);
     const { code, stderr } = await serve(['--model', 'small=synthetic:tiny', '--model', 'large=synthetic:medium', '--context', '1024', '--gpu-memory', String(budget)]);

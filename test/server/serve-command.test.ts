@@ -190,6 +190,8 @@ describe('serve as a process', () => {
     const bin = path.join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
     const p = await startProcess(process.execPath, [
       bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '4096', '--shutdown-grace-seconds', '0.2', '--log-level', 'info',
+      // steps of 512 tokens: the prompt below takes eight
+      '--max-batch-tokens', '512',
     ]);
     try {
       const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 0 });

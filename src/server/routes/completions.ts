@@ -42,7 +42,13 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const next = (t: number): string => (stops.has(t) ? '' : matcher.push(decoder.push(t)));
     const finalText = (): string => (matcher.stopped ? '' : matcher.push(decoder.flush()) + matcher.flush());
     const finishOf = (r: { finishReason: string }) => (matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length');
-    const usage = (n: number) => ({ prompt_tokens: promptIds.length, completion_tokens: n, total_tokens: promptIds.length + n });
+    const usage = (result: { tokens: readonly number[]; cachedTokens: number }) => ({
+      prompt_tokens: promptIds.length,
+      completion_tokens: result.tokens.length,
+      total_tokens: promptIds.length + result.tokens.length,
+      // prompt tokens whose prefill the prefix cache saved
+      prompt_tokens_details: { cached_tokens: result.cachedTokens },
+    });
 
     const turn = { model: served, engine, promptIds, maxTokens, sampling, signal };
 
@@ -64,7 +70,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
         created,
         model,
         choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
-        usage: usage(result.tokens.length),
+        usage: usage(result),
       };
     }
 
@@ -92,7 +98,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
         const finish = finishOf(result);
         ctx.metrics.finished.inc({ reason: finish });
         sse.data(chunk('', finish));
-        if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result.tokens.length) });
+        if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result) });
       },
     }));
   });
