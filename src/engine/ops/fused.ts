@@ -14,6 +14,8 @@ export const FUSED_TOKENS = 4;
 /** Logits rows per workgroup in the fused unembedding, and vocabulary rows per team. */
 const UNEMBED_ROWS = 8;
 const UNEMBED_RPT = 4;
+/** Vocabulary rows per team when the step has one logits row: more loads in flight per lane. */
+const UNEMBED_ONE_ROW_RPT = 16;
 const NTEAMS = 8;
 
 /** Lanes per team: within the smallest subgroup (a barrier-free butterfly), else 8 in workgroup memory. */
@@ -103,26 +105,37 @@ export interface UnembedArgs {
   label: string;
 }
 
-/** Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding. */
+/**
+ * Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding. A step
+ * with one logits row (one sequence decoding) runs a one-row variant: the batched one would do
+ * eight rows' arithmetic for it (on lavapipe, synthetic:tiny's unembedding went from ~125 to
+ * ~30 ms per step).
+ */
 export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
   const { vocabSize: V, hiddenSize: H } = a.cfg;
-  const pipeline = ctx.shaders.pipeline({
-    shader: 'unembed',
-    defines: { TEAM: fusedTeam(ctx), RPT: UNEMBED_RPT, RT: UNEMBED_ROWS, H },
-    flags: a.argmax ? ['ARGMAX', 'ATOMIC_VEC2U'] : [],
-  });
-  const perGroup = NTEAMS * UNEMBED_RPT;
-  return a.shards.map((sh, i) => {
-    const label = a.shards.length > 1 ? `${a.label}.${i}` : a.label;
-    const params = uniformBuffer(ctx.gpu, new Params().u32(sh.count).u32(sh.first).u32(V).f32(a.cfg.rmsNormEps), `${label}.params`);
-    const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax] : [])];
-    const g = grid(Math.ceil(sh.count / perGroup));
-    return {
-      label,
-      pipeline,
-      bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
-      groups: (s) => (s.rows ? [g[0], g[1], Math.ceil(s.rows / UNEMBED_ROWS)] : null),
-      weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / UNEMBED_ROWS),
-    };
+  const variants = [
+    { rt: 1, rpt: UNEMBED_ONE_ROW_RPT, when: (rows: number) => rows === 1 },
+    { rt: UNEMBED_ROWS, rpt: UNEMBED_RPT, when: (rows: number) => rows > 1 },
+  ];
+  return variants.flatMap(({ rt, rpt, when }) => {
+    const perGroup = NTEAMS * rpt;
+    const pipeline = ctx.shaders.pipeline({
+      shader: 'unembed',
+      defines: { TEAM: fusedTeam(ctx), RPT: rpt, RT: rt, H },
+      flags: a.argmax ? ['ARGMAX', 'ATOMIC_VEC2U'] : [],
+    });
+    return a.shards.map((sh, i): Dispatch => {
+      const label = a.shards.length > 1 ? `${a.label}.${i}` : a.label;
+      const params = uniformBuffer(ctx.gpu, new Params().u32(sh.count).u32(sh.first).u32(V).f32(a.cfg.rmsNormEps), `${label}.params`);
+      const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax] : [])];
+      const g = grid(Math.ceil(sh.count / perGroup));
+      return {
+        label,
+        pipeline,
+        bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
+        groups: (s) => (when(s.rows) ? [g[0], g[1], Math.ceil(s.rows / rt)] : null),
+        weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / rt),
+      };
+    });
   });
 }
