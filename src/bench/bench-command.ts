@@ -203,16 +203,27 @@ export async function benchCommand(argv: string[]): Promise<number> {
   };
   if (prefixTokens) out.prefix_cache = await prefixTtft(engine, c, prefixTokens);
   if (v.profile) {
-    const perKernel = new Map<string, number>();
-    // a second, short run of a prompt (its prefill comes from the prefix cache) profiles a decode step
-    const profiled = engine.profileNextDecodeStep();
+    const perKernel = (list: { label: string; ms: number }[]) => {
+      const m = new Map<string, number>();
+      for (const { label, ms } of list) {
+        const k = label.replace(/^layers\.\d+\./, '');
+        m.set(k, (m.get(k) ?? 0) + ms);
+      }
+      return Object.fromEntries([...m].map(([k, ms]) => [k, Math.round(ms * 1e4) / 1e4]));
+    };
+    // a short run of a prompt already seen (its prefill comes from the prefix cache) profiles a
+    // decode step; a prompt not seen before, the first prefill chunk
+    const decode = engine.profileNextStep((tokens, seqs) => tokens === seqs);
     await engine.generate(ps[0]!, { maxTokens: 2 });
-    for (const { label, ms } of await profiled) {
-      const k = label.replace(/^layers\.\d+\./, '');
-      perKernel.set(k, (perKernel.get(k) ?? 0) + ms);
-    }
-    out.profile_ms_per_step = Object.fromEntries([...perKernel].map(([k, ms]) => [k, Math.round(ms * 1e4) / 1e4]));
+    out.profile_ms_per_step = perKernel(await decode);
+    const fresh = prompts(c, 1, promptTokens, 777)[0]!;
+    let chunkTokens = 0;
+    const prefill = engine.profileNextStep((tokens) => tokens > 1 && (chunkTokens = tokens) > 0);
+    await engine.generate(fresh, { maxTokens: 1 });
+    out.prefill_profile_tokens = chunkTokens;
+    out.prefill_profile_ms = perKernel(await prefill);
   }
+
   engine.destroy();
   if (v.json) {
     console.log(JSON.stringify(out));

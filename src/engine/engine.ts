@@ -197,7 +197,7 @@ export class Engine {
   private nextId = 0;
   private loopRunning = false;
   private logitsStaging: GPUBuffer | null = null;
-  private profileWaiters: Array<(r: { label: string; ms: number }[]) => void> = [];
+  private profileWaiters: Array<{ when: (p: StepPlan<Request>) => boolean; resolve: (r: { label: string; ms: number }[]) => void }> = [];
   private stepWaiters: Array<{ n: number; resolve: () => void }> = [];
   private byteWaiters: Array<{ when: (p: StepPlan<Request>) => boolean; resolve: (b: StepBytes) => void }> = [];
 
@@ -579,7 +579,7 @@ export class Engine {
     this.ctx.writeStep(shape);
 
     const enc = this.gpu.device.createCommandEncoder();
-    const profile = this.profileWaiters.length > 0 && plan.entries.every((e) => e.ntok === 1 && e.sample);
+    const profile = this.profileWaiters.some((w) => w.when(plan));
     const timings = profile ? this.encodeProfiled(enc, items, shape) : null;
     const dispatches = timings ? timings.count : encodeProgram(enc, items, shape);
     let readbacks = 0;
@@ -619,7 +619,8 @@ export class Engine {
     const logits = f.staging ? await this.readStaging(f.staging, f.rows * V) : null;
     if (f.timings) {
       const r = await f.timings.read();
-      for (const w of this.profileWaiters.splice(0)) w(r);
+      const i = this.profileWaiters.findIndex((w) => w.when(plan));
+      this.profileWaiters.splice(i, 1)[0]!.resolve(r);
     }
     const byteWaiter = this.byteWaiters.findIndex((w) => w.when(plan));
     if (byteWaiter >= 0) this.byteWaiters.splice(byteWaiter, 1)[0]!.resolve(await this.countBytes(f));
@@ -746,12 +747,12 @@ export class Engine {
   }
 
   /**
-   * GPU time of every dispatch of the next step that only decodes (one timestamped pass per
-   * dispatch; needs timestamp-query). Resolves once such a step ran.
+   * GPU time of every dispatch of the next step that `when` accepts (by its tokens and sequences;
+   * one timestamped pass per dispatch; needs timestamp-query). Resolves once such a step ran.
    */
-  profileNextDecodeStep(): Promise<{ label: string; ms: number }[]> {
+  profileNextStep(when: (tokens: number, sequences: number) => boolean): Promise<{ label: string; ms: number }[]> {
     if (!this.gpu.features.timestampQuery) return Promise.reject(new Error('this adapter has no timestamp-query'));
-    return new Promise((resolve) => this.profileWaiters.push(resolve));
+    return new Promise((resolve) => this.profileWaiters.push({ when: (p) => when(p.tokens, p.entries.length), resolve }));
   }
 
   private encodeProfiled(enc: GPUCommandEncoder, items: readonly ProgramItem[], shape: StepShape) {
