@@ -71,6 +71,53 @@ struct TopK {
   w: array<f32, KMAX>,
 }
 
+#if TOPK_SG
+// With TOPK_SG (subgroups, EPS = ceil(E / smallest subgroup) <= 32): every subgroup finds the top-k
+// on its own, lane l holding experts l, l + sg_size, ...: no workgroup memory and no barrier, so a
+// kernel that needs its token's experts first (mlp1 in decode) does not pay 2k barriers per
+// workgroup for it.
+@diagnostic(off, subgroup_uniformity)
+fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
+  var v: array<f32, EPS>;
+  var live = 0u; // bit j: expert sg_lane + j*sg_size exists and is not yet picked
+  for (var j = 0u; j < EPS; j++) {
+    let ex = sg_lane + j * sg_size;
+    v[j] = LOWEST;
+    if (ex < E) {
+      v[j] = logits[base + ex];
+      live |= 1u << j;
+    }
+  }
+  var sel_v: array<f32, KMAX>;
+  var out: TopK;
+  for (var r = 0u; r < K; r++) {
+    var bv = LOWEST;
+    var bi = NONE;
+    for (var j = 0u; j < EPS; j++) {
+      if ((live & (1u << j)) != 0u && (bi == NONE || v[j] > bv)) {
+        bv = v[j];
+        bi = sg_lane + j * sg_size;
+      }
+    }
+    // the largest logit, then the lowest index holding it
+    let m = subgroupMax(bv);
+    let mi = subgroupMin(select(NONE, bi, bv == m));
+    sel_v[r] = m;
+    out.ids[r] = mi;
+    if (mi != NONE && mi % sg_size == sg_lane) {
+      live &= ~(1u << (mi / sg_size));
+    }
+  }
+  var sum = 0.0;
+  for (var r = 0u; r < K; r++) {
+    sum += exp(sel_v[r] - sel_v[0]);
+  }
+  for (var r = 0u; r < K; r++) {
+    out.w[r] = exp(sel_v[r] - sel_v[0]) / sum;
+  }
+  return out;
+}
+#else
 // The top-k experts of logits[base .. base + E) and their softmax weights; every thread gets them.
 fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
   var v: array<f32, EPT>;
@@ -112,3 +159,4 @@ fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
   }
   return out;
 }
+#endif

@@ -144,9 +144,14 @@ describe.each(variants)('fused decode kernels ($name)', ({ shaders }) => {
     }
   });
 
-  it('mlp1 picks its experts from the router logits (top-k with a tie) and writes the routing for mlp2', async () => {
-    const [E, k, H, I, T] = [32, 4, 96, 64, 5];
-    const r = rng(77);
+  // 128 experts: 16 per lane of an 8-wide subgroup (lavapipe), 4 of a 32-wide one
+  it.each([
+    [32, 4],
+    [128, 4],
+    [64, 2],
+  ] as const)('mlp1 picks its experts from %i router logits (top-%i with a tie) and writes the routing for mlp2', async (E, k) => {
+    const [H, I, T] = [96, 64, 5];
+    const r = rng(77 + E);
     const logits = randomF32(r, T * E, 2);
     logits[3] = logits[9] = 8; // a tie at the top of token 0: the lower index wins
     const xn = randomF32(r, T * H);

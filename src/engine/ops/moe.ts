@@ -110,9 +110,14 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
   checkBuffers(ctx, a.label, { blocks: [a.blocks, (ec * 2 * I * H) / 2], scales: [a.scales, (ec * 2 * I * H) / 32], bias: [a.bias, ec * 2 * I * 4] });
   const { wg, team } = tuning(ctx, a, 2);
   const outs = wg / team / 2;
-  const topk: Record<string, number> = a.topkLogits ? { EPT: Math.max(1, Math.ceil(E / wg)), KMAX: MAX_TOP_K } : {};
+  // every workgroup finds its token's top-k: within each subgroup (no barriers) where subgroups
+  // run and each lane holds at most 32 experts, else over the workgroup
+  const eps = Math.ceil(E / Math.max(1, ctx.gpu.subgroupMinSize));
+  const inSubgroups = ctx.shaders.useSubgroups && eps <= 32;
+  const topk: Record<string, number> = a.topkLogits ? { EPT: Math.max(1, Math.ceil(E / wg)), EPS: eps, KMAX: MAX_TOP_K } : {};
   if (a.topkLogits && E > 32 * wg) throw new Error(`${a.label}: ${E} experts exceed the top-k of ${32 * wg}`);
-  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team, ...topk }, flags: a.topkLogits ? ['TOPK'] : [] });
+  const flags = a.topkLogits ? ['TOPK', ...(inSubgroups ? ['TOPK_SG'] : [])] : [];
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team, ...topk }, flags });
   const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit).u32(e0).u32(ec), `${a.label}.params`);
   const bufs = a.topkLogits
     ? [ctx.step, params, a.xn, a.topkLogits, a.blocks, a.scales, a.bias, a.h, a.routing]
