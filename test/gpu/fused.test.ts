@@ -191,6 +191,7 @@ describe.each(variants)('fused decode kernels ($name)', ({ shaders }) => {
     [333, 96, 3, 1],
     [1000, 64, 9, 3],
     [77, 160, 1, 2],
+    [500, 64, 2, 1],
   ] as const)('unembed: V=%i H=%i R=%i in %i shard(s): logits, the greedy pick, and the sampler taking it', async (V, H, R, nshards) => {
     const r = rng(V + H + R);
     const T = R + 2;

@@ -107,16 +107,19 @@ export interface UnembedArgs {
 
 /**
  * Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding. A step
- * with one logits row (one sequence decoding) runs a one-row variant: the batched one would do
- * eight rows' arithmetic for it (on lavapipe, synthetic:tiny's unembedding went from ~125 to
- * ~30 ms per step).
+ * runs the variant sized for its logits rows (1, 2, 4 or 8 per workgroup): one sized for eight
+ * does eight rows' arithmetic for a single decoding sequence (on lavapipe, synthetic:tiny's
+ * unembedding went from ~125 to ~30 ms per step with the one-row variant).
  */
 export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
   const { vocabSize: V, hiddenSize: H } = a.cfg;
-  const variants = [
-    { rt: 1, rpt: UNEMBED_ONE_ROW_RPT, when: (rows: number) => rows === 1 },
-    { rt: UNEMBED_ROWS, rpt: UNEMBED_RPT, when: (rows: number) => rows > 1 },
-  ];
+  // the smallest variant that holds the step's rows (or all eight, in z groups of eight)
+  const sizes = [1, 2, 4, UNEMBED_ROWS];
+  const variants = sizes.map((rt, i) => {
+    const below = i === 0 ? 0 : sizes[i - 1]!;
+    const last = i === sizes.length - 1;
+    return { rt, rpt: rt === 1 ? UNEMBED_ONE_ROW_RPT : UNEMBED_RPT, when: (rows: number) => rows > below && (rows <= rt || last) };
+  });
   return variants.flatMap(({ rt, rpt, when }) => {
     const perGroup = NTEAMS * rpt;
     const pipeline = ctx.shaders.pipeline({
