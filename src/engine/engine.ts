@@ -22,7 +22,7 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /** Sequences running at once. Default 1 (a single-sequence engine); the server asks for more. */
   maxNumSeqs?: number;
-  /** Bytes for the KV cache (default: room for two full contexts; one with a single sequence). */
+  /** Bytes for the KV cache (default: two full contexts or 4096 positions per sequence, whichever is more; one context with a single sequence). */
   kvMemory?: number;
   /** Positions per KV page (a power of two, at least 16). Default 32. */
   pageSize?: number;

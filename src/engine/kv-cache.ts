@@ -8,6 +8,9 @@ import { kvPageBytes } from './ops/attention.js';
 
 export type KvDtype = 'f16' | 'f32';
 
+/** Positions per sequence the default KV cache holds room for (when two contexts hold less). */
+export const DEFAULT_SEQ_POSITIONS = 4096;
+
 export interface KvPlanOptions {
   /** Positions one sequence may reach. */
   context: number;
@@ -16,7 +19,10 @@ export interface KvPlanOptions {
   batchTokens: number;
   pageSize: number;
   dtype: KvDtype;
-  /** Bytes for the whole KV cache; default: room for two full contexts (one when seqs is 1). */
+  /**
+   * Bytes for the whole KV cache; default: room for two full contexts or for every sequence at
+   * DEFAULT_SEQ_POSITIONS, whichever is more (one context when seqs is 1).
+   */
   memory?: number;
   /** The adapter's maxStorageBufferBindingSize: each layer's pool is one binding. */
   maxBinding: number;
@@ -56,7 +62,9 @@ export function planKv(c: ModelConfig, o: KvPlanOptions): KvPlan {
         throw new Error(`KV memory ${o.memory} bytes is too small: the sliding layers alone need ${slidingBytes} bytes and a page of the full layers ${fullLayers * 2 * pageBytes}`);
       }
     } else {
-      fullPages = o.seqs > 1 ? 2 * maxBlocks : maxBlocks;
+      // two full contexts, or every sequence at up to DEFAULT_SEQ_POSITIONS when that is more:
+      // a short context must not leave most of the batch waiting for pages
+      fullPages = o.seqs > 1 ? Math.max(2 * maxBlocks, o.seqs * Math.min(maxBlocks, Math.ceil(DEFAULT_SEQ_POSITIONS / P))) : maxBlocks;
     }
     if (fullPages > maxPages) {
       if (maxPages < maxBlocks && o.memory === undefined) {

@@ -79,7 +79,7 @@ export interface ServerOptions {
   maxNumSeqs?: number;
   /** Tokens per engine step (the prefill chunk). Default 2048. */
   maxBatchTokens?: number;
-  /** Bytes for each loaded engine's KV cache (default: the engine's: two full contexts). */
+  /** Bytes for each loaded engine's KV cache (default: the engine's). */
   kvMemory?: number;
   /** When set, every route but /health needs `Authorization: Bearer <apiKey>` (usage name "default"). */
   apiKey?: string;

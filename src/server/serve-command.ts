@@ -43,7 +43,8 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
   --max-batch-tokens N      tokens per engine step: decode tokens plus prompt   GPT_OSS_MAX_BATCH_TOKENS
                             chunks (default ${DEFAULT_MAX_BATCH_TOKENS})
   --kv-memory SIZE          KV cache of each model, e.g. 16GB (default: two     GPT_OSS_KV_MEMORY
-                            full contexts); the memory plan shows the pages
+                            full contexts, or 4096 positions per sequence when
+                            that is more); the memory plan shows the pages
   --max-queue N             requests that may wait when the engines are full    GPT_OSS_MAX_QUEUE
                             (default ${DEFAULT_MAX_QUEUE})
   --max-tokens-default N    output tokens when a request sets no max_tokens     GPT_OSS_MAX_TOKENS_DEFAULT
