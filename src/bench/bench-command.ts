@@ -126,9 +126,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
   // the weight bytes of one prefill step (the first chunk) and one decode step, counted as they run
   const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
-  // the decode step counted is one of the whole batch (every stream decoding), when there is one
-  let counting = true;
-  const decodeBytes = engine.countNextStep((tokens, seqs) => counting && tokens === seqs && seqs === concurrency);
+  // the first step that only decodes (decode_step_tokens says how many sequences it held;
+  // bench/batch-weight-bytes.mjs counts steps of a given batch size)
+  const decodeBytes = engine.countNextStep((tokens, seqs) => tokens === seqs);
   const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
   const results = await Promise.all(
@@ -139,8 +139,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   );
   const wallMs = performance.now() - tStart;
   const pb = await prefillBytes;
-  counting = false;
-  const db = await Promise.race([decodeBytes, Promise.resolve(null)]);
+  const db = await decodeBytes;
   const totalTokens = results.reduce((a, r) => a + r.tokens.length, 0);
   const ttfts = streams.map((s) => s.stamps[0]! - s.submit).sort((a, b) => a - b);
   const steps = streams.flatMap((s) => s.stamps.slice(1).map((t, j) => t - s.stamps[j]!)).sort((a, b) => a - b);
@@ -189,9 +188,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     pipelines_created_per_step: stats.pipelinesCreated,
     steps_planned_ahead: engine.stats.aheadSteps,
     // what the decode kernels fetched in one step (all streams), counted from the dispatches that ran
-    weight_bytes_per_step: db?.total ?? null,
-    weight_bytes_per_step_by_kernel: db?.byKernel ?? null,
-    decode_step_tokens: db?.tokens ?? null,
+    weight_bytes_per_step: db.total,
+    weight_bytes_per_step_by_kernel: db.byKernel,
+    decode_step_tokens: db.tokens,
     // the batch-1 floor, computed from the config (performance.md)
     weight_bytes_min_per_step: wb.min,
     prefill_step_tokens: pb.tokens,
