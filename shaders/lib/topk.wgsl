@@ -1,5 +1,5 @@
 // Router top-k then softmax over the k winners only (gpt-oss routing) for one token, by a whole
-// workgroup: experts in descending logit order, ties broken toward the lower expert index
+// workgroup (or with TOPK_SG by each subgroup on its own, see router_topk): experts in descending logit order, ties broken toward the lower expert index
 // (torch.topk / Metal topk.metal). Thread l holds experts l, l + WG, ... (EPT of them); k rounds of
 // a workgroup argmax. Needs consts WG (a power of two), EPT (experts per thread, <= 32,
 // E <= WG*EPT), KMAX (k <= KMAX), a `logits` f32 storage array, and with SUBGROUPS the private
@@ -72,58 +72,28 @@ struct TopK {
 }
 
 #if TOPK_SG
-// With TOPK_SG (subgroups, EPS = ceil(E / smallest subgroup) <= 32): every subgroup finds the top-k
-// on its own, lane l holding experts l, l + sg_size, ...: no workgroup memory and no barrier, so a
-// kernel that needs its token's experts first (mlp1 in decode) does not pay 2k barriers per
-// workgroup for it.
+const TOPK_PER: u32 = EPS;
+#else
+const TOPK_PER: u32 = EPT;
+#endif
+
+// The top-k experts of logits[base .. base + E) and their softmax weights; every thread gets them.
+// With TOPK_SG (subgroups, EPS = ceil(E / smallest subgroup) <= 32) every subgroup does it on its
+// own, lane l holding experts l, l + sg_size, ...: no workgroup memory and no barrier, so a kernel
+// that needs its token's experts first (mlp1 in decode) does not pay 2k barriers per workgroup.
 @diagnostic(off, subgroup_uniformity)
 fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
-  var v: array<f32, EPS>;
-  var live = 0u; // bit j: expert sg_lane + j*sg_size exists and is not yet picked
-  for (var j = 0u; j < EPS; j++) {
-    let ex = sg_lane + j * sg_size;
-    v[j] = LOWEST;
-    if (ex < E) {
-      v[j] = logits[base + ex];
-      live |= 1u << j;
-    }
-  }
-  var sel_v: array<f32, KMAX>;
-  var out: TopK;
-  for (var r = 0u; r < K; r++) {
-    var bv = LOWEST;
-    var bi = NONE;
-    for (var j = 0u; j < EPS; j++) {
-      if ((live & (1u << j)) != 0u && (bi == NONE || v[j] > bv)) {
-        bv = v[j];
-        bi = sg_lane + j * sg_size;
-      }
-    }
-    // the largest logit, then the lowest index holding it
-    let m = subgroupMax(bv);
-    let mi = subgroupMin(select(NONE, bi, bv == m));
-    sel_v[r] = m;
-    out.ids[r] = mi;
-    if (mi != NONE && mi % sg_size == sg_lane) {
-      live &= ~(1u << (mi / sg_size));
-    }
-  }
-  var sum = 0.0;
-  for (var r = 0u; r < K; r++) {
-    sum += exp(sel_v[r] - sel_v[0]);
-  }
-  for (var r = 0u; r < K; r++) {
-    out.w[r] = exp(sel_v[r] - sel_v[0]) / sum;
-  }
-  return out;
-}
+#if TOPK_SG
+  let lane = sg_lane;
+  let stride = sg_size;
 #else
-// The top-k experts of logits[base .. base + E) and their softmax weights; every thread gets them.
-fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
-  var v: array<f32, EPT>;
-  var live = 0u; // bit j: expert lid + j*WG exists and is not yet picked
-  for (var j = 0u; j < EPT; j++) {
-    let ex = lid + j * WG;
+  let lane = lid;
+  let stride = WG;
+#endif
+  var v: array<f32, TOPK_PER>;
+  var live = 0u; // bit j: expert lane + j*stride exists and is not yet picked
+  for (var j = 0u; j < TOPK_PER; j++) {
+    let ex = lane + j * stride;
     v[j] = LOWEST;
     if (ex < E) {
       v[j] = logits[base + ex];
@@ -135,18 +105,24 @@ fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
   for (var r = 0u; r < K; r++) {
     var bv = LOWEST;
     var bi = NONE;
-    for (var j = 0u; j < EPT; j++) {
+    for (var j = 0u; j < TOPK_PER; j++) {
       // j ascending = index ascending, so the strict > keeps the lower index on ties.
       if ((live & (1u << j)) != 0u && (bi == NONE || v[j] > bv)) {
         bv = v[j];
-        bi = lid + j * WG;
+        bi = lane + j * stride;
       }
     }
+#if TOPK_SG
+    // the largest logit, then the lowest index holding it
+    let m = subgroupMax(bv);
+    let best = Pick(m, subgroupMin(select(NONE, bi, bv == m)));
+#else
     let best = wg_argmax(bv, bi, lid);
+#endif
     sel_v[r] = best.v;
     out.ids[r] = best.i;
-    if (best.i != NONE && best.i % WG == lid) {
-      live &= ~(1u << (best.i / WG));
+    if (best.i != NONE && best.i % stride == lane) {
+      live &= ~(1u << (best.i / stride));
     }
   }
   // softmax over the k winners; sel_v[0] is the largest
@@ -159,4 +135,3 @@ fn router_topk(base: u32, E: u32, K: u32, lid: u32) -> TopK {
   }
   return out;
 }
-#endif

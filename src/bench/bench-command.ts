@@ -218,14 +218,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const decode = engine.profileNextStep((tokens, seqs) => tokens === seqs);
     await engine.generate(ps[0]!, { maxTokens: 2 });
     out.profile_ms_per_step = perKernel(await decode);
-    const fresh = prompts(c, 1, promptTokens, 777)[0]!;
-    let chunkTokens = 0;
-    const prefill = engine.profileNextStep((tokens) => tokens > 1 && (chunkTokens = tokens) > 0);
-    await engine.generate(fresh, { maxTokens: 1 });
-    out.prefill_profile_tokens = chunkTokens;
+    const prefill = engine.profileNextStep((tokens) => tokens > 1);
+    await engine.generate(prompts(c, 1, promptTokens, 777)[0]!, { maxTokens: 1 });
+    out.prefill_profile_tokens = Math.min(promptTokens, engine.plan.chunk);
     out.prefill_profile_ms = perKernel(await prefill);
   }
-
   engine.destroy();
   if (v.json) {
     console.log(JSON.stringify(out));

@@ -176,6 +176,22 @@ export interface StepBytes {
   byKernel: Record<string, number>;
 }
 
+/** The continuous-batching state: sequences, KV pages in use and free, prefix-cache hits, preemptions. */
+export interface BatchingState {
+  running: number;
+  waiting: number;
+  kvPagesUsed: number;
+  kvPagesFree: number;
+  prefixCacheHitTokens: number;
+  preemptions: number;
+}
+
+/** A submitted step's size. */
+export interface StepSize {
+  tokens: number;
+  sequences: number;
+}
+
 export class Engine {
   readonly stats: EngineStats = {
     decodeStep: zeroStats(),
@@ -256,7 +272,7 @@ export class Engine {
   }
 
   /** The batch as /metrics shows it: sequences, KV pages of the full-attention group (or the sliding one), cache hits. */
-  batching(): { running: number; waiting: number; kvPagesUsed: number; kvPagesFree: number; prefixCacheHitTokens: number; preemptions: number } {
+  batching(): BatchingState {
     const pool = this.scheduler.fullPool ?? this.scheduler.slidingPool!;
     return {
       running: this.scheduler.numRunning,
@@ -269,7 +285,7 @@ export class Engine {
   }
 
   /** Called after each step is submitted with its size (the server's batch-size histogram). */
-  onStep: ((s: { tokens: number; sequences: number }) => void) | null = null;
+  onStep: ((s: StepSize) => void) | null = null;
 
   /** Loads a checkpoint folder (either layout) or any tensor source. */
   static async load(source: string | TensorSource, opts: EngineOptions = {}): Promise<Engine> {

@@ -237,8 +237,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // as many on the engine at once as it batches; an engine handed in brings its own number
     const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE, e.engine ? (e.engine.maxNumSeqs ?? 1) : batching.maxNumSeqs);
     host.loaded.then(() => {
-      const engine = host.engine as (ServingEngine & { onStep?: unknown }) | undefined;
-      if (engine && 'onStep' in engine) (engine as { onStep: (s: { sequences: number }) => void }).onStep = (st) => metrics.batchSize.observe(st.sequences);
+      if (host.engine && 'onStep' in host.engine) host.engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
     }, () => {});
     return { name: names[i]!, spec: e.spec ?? null, host, scheduler, kvInUse: 0 };
   });

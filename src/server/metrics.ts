@@ -1,5 +1,6 @@
 // Prometheus metrics, written by hand in the text exposition format (version 0.0.4): counters,
 // histograms and gauges read at scrape time. No client library: the format is a few lines.
+import type { BatchingState } from '../engine/engine.js';
 
 type Labels = Record<string, string>;
 
@@ -111,7 +112,7 @@ export interface ModelGauges {
   context: number;
   ready: boolean;
   /** The engine's continuous-batching state (null until it is loaded). */
-  batching: { running: number; waiting: number; kvPagesUsed: number; kvPagesFree: number; prefixCacheHitTokens: number; preemptions: number } | null;
+  batching: BatchingState | null;
 }
 
 /** Everything the server measures. Gauges read live state, per model, through `models`. */

@@ -1,6 +1,6 @@
 // The model the server serves, which may still be loading: routes ask `ready()` for the engine and
 // tokenizer and get a 503 while the load runs (or after it failed).
-import type { GenerateOptions, GenerateResult } from '../engine/engine.js';
+import type { BatchingState, GenerateOptions, GenerateResult, StepSize } from '../engine/engine.js';
 import type { HarmonyTokenizer } from '../tokenizer/index.js';
 import { modelFailed, modelLoading } from './errors.js';
 
@@ -15,17 +15,9 @@ export interface ServingEngine {
   readonly maxNumSeqs?: number;
   /** The batching engine's live state, for /metrics. */
   batching?(): BatchingState;
+  /** Set by the server: called with each step's size (batching engines only). */
+  onStep?: ((s: StepSize) => void) | null;
   destroy(): void;
-}
-
-/** What /metrics shows of a batching engine. */
-export interface BatchingState {
-  running: number;
-  waiting: number;
-  kvPagesUsed: number;
-  kvPagesFree: number;
-  prefixCacheHitTokens: number;
-  preemptions: number;
 }
 
 export interface ReadyModel {

@@ -30,7 +30,7 @@ export class GenerationScheduler {
     /** Requests allowed to wait while the engine is full. */
     readonly maxQueue: number,
     /** Requests the engine runs at once (its sequences). */
-    public concurrency = 1,
+    readonly concurrency = 1,
   ) {
     if (!(Number.isInteger(maxQueue) && maxQueue >= 0)) throw new Error(`maxQueue must be a non-negative integer, got ${maxQueue}`);
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error(`concurrency must be a positive integer, got ${concurrency}`);
