@@ -33,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP);
       return 0;
     case 'generate': {
-      const { generateCommand } = await import('./engine/generate-command.js');
+      const { generateCommand } = await import('./cli/generate.js');
       return generateCommand(rest);
     }
     case 'serve': {

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { decodeWeightBytes } from '../src/engine/cost.js';
+import { decodeWeightBytes } from '../src/bench/cost.js';
 import { syntheticConfig } from '../src/model/synthetic.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 

@@ -4,7 +4,7 @@
 // bandwidth roofline measured in the same run.
 import { parseArgs } from 'node:util';
 import { loadEngine } from '../engine/load-model.js';
-import { decodeWeightBytes } from '../engine/cost.js';
+import { decodeWeightBytes } from './cost.js';
 import type { Engine, StepBytes } from '../engine/engine.js';
 import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
@@ -166,7 +166,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       subgroupMinSize: engine.gpu.subgroupMinSize,
       subgroupMaxSize: engine.gpu.subgroupMaxSize,
     },
-    memory_plan: engine.plan,
+    memory_plan: engine.memoryPlan,
     prompt_tokens: promptTokens,
     gen_tokens: results[0]!.tokens.length,
     concurrency,
@@ -220,7 +220,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     out.profile_ms_per_step = perKernel(await decode);
     const prefill = engine.profileNextStep((tokens) => tokens > 1);
     await engine.generate(prompts(c, 1, promptTokens, 777)[0]!, { maxTokens: 1 });
-    out.prefill_profile_tokens = Math.min(promptTokens, engine.plan.chunk);
+    out.prefill_profile_tokens = Math.min(promptTokens, engine.memoryPlan.chunk);
     out.prefill_profile_ms = perKernel(await prefill);
   }
   engine.destroy();

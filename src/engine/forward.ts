@@ -1,22 +1,25 @@
 // The gpt-oss forward pass as a recorded list of dispatches, built once at load. One list serves
 // every step, whatever mix of prefill chunks and decode tokens of different sequences it holds:
-// grids are functions of the step's counts, per-token positions and sequence slots come from the
-// step inputs, and attention follows the per-step plan. Reads like gpt_oss/torch/model.py:
-// embedding, then per block attention and MoE, then norm, unembedding and the sampler.
+// it holds every variant of every kernel, each carrying its dispatch-policy.ts predicate, so a
+// step runs the variants its shape picks; grids are functions of the step's counts, per-token
+// positions and sequence slots come from the step inputs, and attention follows the per-step
+// plan. Reads like gpt_oss/torch/model.py: embedding, then per block attention and MoE, then
+// norm, unembedding and the sampler.
 import type { Dispatch, StepShape } from '../gpu/buffers.js';
-import { encodeDispatches, groupsOf, storageBuffer } from '../gpu/buffers.js';
+import { encodeDispatches, storageBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
 import type { OpContext, StepInputs } from './ops/context.js';
-import { denseOps, embedOps, matmulOp, rmsnormOp } from './ops/basic.js';
+import { denseOps, embedOps, rmsnormOp } from './ops/basic.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
 import { qkvRopeOp, routerNormOp, unembedOps } from './ops/fused.js';
+import { fusedQkv, headFused, headTiled, moeGrouped, moeMatvec, unfusedQkv, type When } from './dispatch-policy.js';
 import { sampleOps } from './ops/sample.js';
 import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
 /** A copy between buffers, recorded outside compute passes (debug captures only). */
 export interface Copy {
-  copy: { src: GPUBuffer; dst: GPUBuffer; bytes: (s: StepShape) => number; dstOffset?: (s: StepShape) => number };
+  copy: { src: GPUBuffer; dst: GPUBuffer; bytes: (s: StepShape) => number };
 }
 
 export type ProgramItem = Dispatch | Copy;
@@ -87,22 +90,8 @@ export interface LayerKv {
   plan: AttentionPlan;
 }
 
-/**
- * Steps of fewer tokens than this run the decode program (fused matvecs: norm folded into the
- * matmul after it, RoPE and the KV write in the QKV epilogue, top-k in mlp1, argmax in the
- * unembedding); steps of more run the prefill program (tiled and expert-grouped GEMMs).
- */
-export const DECODE_MAX_TOKENS = 8;
-
-/** The unembedding of at least this many logits rows (every prompt row's logits) runs as a tiled GEMM. */
-const HEAD_TILED_ROWS = 16;
-
-export interface Program {
-  /** Steps of fewer than DECODE_MAX_TOKENS tokens. */
-  decode: ProgramItem[];
-  /** Steps of more: prefill chunks, big batches. */
-  prefill: ProgramItem[];
-}
+/** The forward: every variant of every kernel, each run when its predicate holds (Dispatch.when). */
+export type Program = ProgramItem[];
 
 export interface Capture {
   /** Per layer: x after attention, x after the MoE block, router logits; f32 [T][...] */
@@ -125,45 +114,47 @@ interface ForwardState {
 
 const rowBytes = (n: number) => (sh: StepShape) => sh.tokens * n * 4;
 
-type Mode = 'decode' | 'prefill';
+/** The dispatches, run only where `when` holds too (a variant of the block). */
+function only(when: When, items: Dispatch[]): Dispatch[] {
+  return items.map((d) => ({ ...d, when: d.when ? (s: StepShape) => when(s) && d.when!(s) : when }));
+}
 
-/** x += attention(norm(x)): QKV, RoPE and KV write, attention over the cache, out projection. */
-function attentionBlock(f: ForwardState, mode: Mode, l: LayerWeights, kv: LayerKv, i: number): ProgramItem[] {
+/**
+ * x += attention(norm(x)): QKV, RoPE and KV write (fused into one matvec for few tokens), attention
+ * over the cache, out projection.
+ */
+function attentionBlock(f: ForwardState, l: LayerWeights, kv: LayerKv, i: number): ProgramItem[] {
   const { ctx, c, a } = f;
   const H = c.hiddenSize;
   const name = `layers.${i}`;
   const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
   const cache = { table: kv.table, kpool: kv.k, vpool: kv.v };
-  const attention = attentionOps(ctx, { plan: kv.plan, qkv: a.qkv, ...cache, sinks: l.sinks, attn: a.attn, scratch: f.scratch, kv: f.kvLayout, label: `${name}.attn` });
-  const out = { x: a.attn, w: l.outWeight, bias: l.outBias, y: a.x, k: c.numHeads * c.headDim, n: H, accumulate: true, label: `${name}.attn_out` };
-  if (mode === 'decode') {
-    return [
-      qkvRopeOp(ctx, { toks: f.inputs.toks, x: a.x, normScale: l.attnNorm, w: l.qkvWeight, bias: l.qkvBias, rope: f.rope, ...cache, qkv: a.qkv, cfg: c, kv: f.kvLayout, label: `${name}.qkv` }),
-      ...attention,
-      matmulOp(ctx, out),
-    ];
-  }
   const items: ProgramItem[] = [
-    rmsnormOp(ctx, { x: a.x, scale: l.attnNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.attn_norm` }),
-    ...denseOps(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: qkvRows, label: `${name}.qkv` }),
-    ropeKvWriteOp(ctx, { toks: f.inputs.toks, qkv: a.qkv, rope: f.rope, ...cache, cfg: c, kv: f.kvLayout, label: `${name}.rope` }),
-    ...attention,
-    ...denseOps(ctx, out),
+    ...only(fusedQkv, [
+      qkvRopeOp(ctx, { toks: f.inputs.toks, x: a.x, normScale: l.attnNorm, w: l.qkvWeight, bias: l.qkvBias, rope: f.rope, ...cache, qkv: a.qkv, cfg: c, kv: f.kvLayout, label: `${name}.qkv` }),
+    ]),
+    ...only(unfusedQkv, [
+      rmsnormOp(ctx, { x: a.x, scale: l.attnNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.attn_norm` }),
+      ...denseOps(ctx, { x: a.xn, w: l.qkvWeight, bias: l.qkvBias, y: a.qkv, k: H, n: qkvRows, label: `${name}.qkv` }),
+      ropeKvWriteOp(ctx, { toks: f.inputs.toks, qkv: a.qkv, rope: f.rope, ...cache, cfg: c, kv: f.kvLayout, label: `${name}.rope` }),
+    ]),
+    ...attentionOps(ctx, { plan: kv.plan, qkv: a.qkv, ...cache, sinks: l.sinks, attn: a.attn, scratch: f.scratch, kv: f.kvLayout, label: `${name}.attn` }),
+    ...denseOps(ctx, { x: a.attn, w: l.outWeight, bias: l.outBias, y: a.x, k: c.numHeads * c.headDim, n: H, accumulate: true, label: `${name}.attn_out` }),
   ];
   if (f.capture) items.push({ copy: { src: a.x, dst: f.capture.attnOut[i]!, bytes: rowBytes(H) } });
   return items;
 }
 
 /** x += MoE(norm(x)): router, top-k + softmax, the chosen experts' SwiGLU MLPs, weighted sum. */
-function moeBlock(f: ForwardState, mode: Mode, l: LayerWeights, i: number): ProgramItem[] {
+function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
   const { ctx, c, a } = f;
   const H = c.hiddenSize;
   const name = `layers.${i}`;
   const experts = { hidden: H, intermediate: c.intermediateSize, topK: c.expertsPerToken, numExperts: c.numExperts };
   const routing = a.routing[i]!;
-  if (mode === 'decode') {
-    const shard = (e: ExpertShard) => (l.experts.length > 1 ? `.${e.first}` : '');
-    return [
+  const shard = (e: ExpertShard) => (l.experts.length > 1 ? `.${e.first}` : '');
+  const items: ProgramItem[] = [
+    ...only(moeMatvec, [
       routerNormOp(ctx, { x: a.x, normScale: l.mlpNorm, w: l.routerWeight, bias: l.routerBias, logits: a.routerLogits, xn: a.xn, cfg: c, label: `${name}.router` }),
       // per (token, slot): mlp1 picks the experts from the router logits, then each expert shard
       // computes its slots' SwiGLU outputs; mlp2 adds each shard's slots to x
@@ -186,14 +177,14 @@ function moeBlock(f: ForwardState, mode: Mode, l: LayerWeights, i: number): Prog
       ...l.experts.map((e) =>
         moeDownOp(ctx, { ...experts, h: a.h, routing, blocks: e.mlp2Blocks, scales: e.mlp2Scales, bias: e.mlp2Bias, firstExpert: e.first, expertCount: e.count, x: a.x, label: `${name}.mlp2${shard(e)}` }),
       ),
-    ];
-  }
-  const items: ProgramItem[] = [
-    rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
-    ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
-    topkOp(ctx, { logits: a.routerLogits, routing, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
-    // the (token, slot) pairs grouped by expert: each expert's weights read once per tile of rows
-    ...moeGroupedOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, minTokens: 1, label: name }),
+    ]),
+    ...only(moeGrouped, [
+      rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
+      ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
+      topkOp(ctx, { logits: a.routerLogits, routing, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
+      // the (token, slot) pairs grouped by expert: each expert's weights read once per tile of rows
+      ...moeGroupedOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, label: name }),
+    ]),
   ];
   if (f.capture) {
     items.push({ copy: { src: a.routerLogits, dst: f.capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });
@@ -210,19 +201,17 @@ function moeBlock(f: ForwardState, mode: Mode, l: LayerWeights, i: number): Prog
 function head(f: ForwardState, w: ModelWeights): Dispatch[] {
   const { ctx, c, a } = f;
   const H = c.hiddenSize;
-  const few = (d: Dispatch): Dispatch => ({ ...d, groups: (s) => (s.rows < HEAD_TILED_ROWS ? groupsOf(d, s) : null) });
-  const many = (d: Dispatch): Dispatch => ({ ...d, groups: (s) => (s.rows >= HEAD_TILED_ROWS ? groupsOf(d, s) : null) });
   const argmax = ctx.gpu.features.atomicVec2uMinMax ? f.inputs.argmax : undefined;
   return [
-    ...unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax, cfg: c, label: 'unembedding' }).map(few),
-    many(rmsnormOp(ctx, { x: a.x, scale: w.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: f.inputs.rows, label: 'norm' })),
-    ...w.unembedding
-      .flatMap((sh, i) =>
+    ...only(headFused, unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax, cfg: c, label: 'unembedding' })),
+    ...only(headTiled, [
+      rmsnormOp(ctx, { x: a.x, scale: w.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: f.inputs.rows, label: 'norm' }),
+      ...w.unembedding.flatMap((sh, i) =>
         denseOps(ctx, { x: a.xf, w: sh.buffer, y: a.logits, k: H, n: sh.count, n0: sh.first, ny: c.vocabSize, outRows: true, label: w.unembedding.length > 1 ? `unembedding.${i}` : 'unembedding' }),
-      )
-      .map(many),
-    ...sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax }).map(few),
-    ...sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize }).map(many),
+      ),
+    ]),
+    ...only(headFused, sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax })),
+    ...only(headTiled, sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize })),
   ];
 }
 
@@ -243,12 +232,11 @@ export function buildProgram(p: ProgramArgs): Program {
   const c = p.config;
   const a = p.act;
   const f: ForwardState = { ctx: p.ctx, c, a, inputs: p.inputs, rope: p.rope, kvLayout: p.kvLayout, scratch: p.scratch, capture: p.capture };
-  const program = (mode: Mode): ProgramItem[] => [
+  return [
     ...embedOps(p.ctx, { toks: p.inputs.toks, lastIds: p.inputs.lastIds, table: p.weights.embedding, x: a.x, hidden: c.hiddenSize, argmax: p.inputs.argmax }),
-    ...p.weights.layers.flatMap((l, i) => [...attentionBlock(f, mode, l, p.kv[i]!, i), ...moeBlock(f, mode, l, i)]),
+    ...p.weights.layers.flatMap((l, i) => [...attentionBlock(f, l, p.kv[i]!, i), ...moeBlock(f, l, i)]),
     ...head(f, p.weights),
   ];
-  return { decode: program('decode'), prefill: program('prefill') };
 }
 
 /**
@@ -269,7 +257,7 @@ export function encodeProgram(enc: GPUCommandEncoder, items: readonly ProgramIte
     if ('copy' in it) {
       flush();
       const cp = it.copy;
-      enc.copyBufferToBuffer(cp.src, 0, cp.dst, cp.dstOffset?.(shape) ?? 0, cp.bytes(shape));
+      enc.copyBufferToBuffer(cp.src, 0, cp.dst, 0, cp.bytes(shape));
     } else {
       run.push(it);
     }

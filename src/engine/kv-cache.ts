@@ -1,8 +1,9 @@
 // The paged KV cache on the GPU: per layer a K and a V pool of fixed-size pages, and one page
 // table per layer group (full-attention, sliding-window) with a row per sequence slot. How many
-// pages each group gets is planned up front from the memory given to the KV cache.
+// pages each group gets is planned up front from the memory given to the KV cache; the host's
+// mirror of the page tables (PageTableMirror) writes what changed before each step.
 import type { Gpu } from '../gpu/device.js';
-import { storageBuffer } from '../gpu/buffers.js';
+import { storageBuffer, writeBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
 import { kvPageBytes } from './ops/attention.js';
 
@@ -108,4 +109,49 @@ export function allocateKv(gpu: Gpu, c: ModelConfig, plan: KvPlan, seqs: number)
       return { k: storageBuffer(gpu, bytes, `kv.k.${i}`), v: storageBuffer(gpu, bytes, `kv.v.${i}`) };
     }),
   };
+}
+
+/** What a slot's page-table rows must say: the sequence's pages, per group. */
+export interface SlotPages {
+  readonly slot: number;
+  /** Counts the sequence's admissions: a new one means new pages in the same or another slot. */
+  readonly admissions: number;
+  readonly full: readonly number[];
+  readonly sliding: readonly number[];
+}
+
+/**
+ * The GPU page tables as the host last wrote them: sync() writes only the entries of a sequence's
+ * slot that changed since its last step (new blocks; dropped sliding blocks are never read again).
+ * A sequence admitted again (after preemption) starts over.
+ */
+export class PageTableMirror {
+  private readonly synced = new WeakMap<SlotPages, { slot: number; admissions: number; full: number; sliding: number }>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly kv: Pick<KvBuffers, 'fullTable' | 'slidingTable'>,
+    private readonly maxBlocks: number,
+  ) {}
+
+  sync(seq: SlotPages): void {
+    let m = this.synced.get(seq);
+    if (!m || m.slot !== seq.slot || m.admissions !== seq.admissions) {
+      m = { slot: seq.slot, admissions: seq.admissions, full: 0, sliding: 0 };
+      this.synced.set(seq, m);
+    }
+    const row = seq.slot * this.maxBlocks;
+    if (this.kv.fullTable && seq.full.length > m.full) {
+      writeBuffer(this.gpu, this.kv.fullTable, (row + m.full) * 4, Uint32Array.from(seq.full.slice(m.full)));
+      m.full = seq.full.length;
+    }
+    if (this.kv.slidingTable) {
+      let from = m.sliding;
+      while (from < seq.sliding.length && seq.sliding[from]! < 0) from++;
+      if (seq.sliding.length > from) {
+        writeBuffer(this.gpu, this.kv.slidingTable, (row + from) * 4, Uint32Array.from(seq.sliding.slice(from), (p) => Math.max(p, 0)));
+      }
+      m.sliding = seq.sliding.length;
+    }
+  }
 }

@@ -1,6 +1,7 @@
-// Host-side bookkeeping of the paged KV cache: page pools with reference counts, and the prefix
-// cache that shares full blocks of prompt tokens between sequences. Nothing here touches the GPU;
-// the scheduler decides with it which pages each step's tokens write and read.
+// Host-side bookkeeping of the paged KV cache: page pools with reference counts, the prefix cache
+// that shares full blocks of prompt tokens between sequences, and the block manager the scheduler
+// asks for pages (vLLM's KVCacheManager: computed blocks, allocate, free). Nothing here touches
+// the GPU; the scheduler decides with it which pages each step's tokens write and read.
 //
 // Two groups of pages: full-attention layers keep every block of a sequence; sliding-window layers
 // keep only the blocks still inside the window (and drop the rest as the sequence moves on). A
@@ -49,7 +50,7 @@ export class PagePool {
     let p = this.free.pop();
     if (p === undefined) {
       const oldest = this.evictable.keys().next();
-      if (oldest.done) throw new Error(`KV pool ${this.name}: no page left`);
+      if (oldest.done) throw new Error(`KV pool ${this.name}: no page left (${this.size} pages, ${this.free.length} free, ${this.evictable.size} evictable)`);
       p = oldest.value;
       this.evictable.delete(p);
       this.cached[p] = 0;
@@ -65,7 +66,7 @@ export class PagePool {
   }
 
   release(p: number): void {
-    if (this.refs[p]! <= 0) throw new Error(`KV pool ${this.name}: page ${p} released more often than held`);
+    if (!(this.refs[p]! > 0)) throw new Error(`KV pool ${this.name}: page ${p} released more often than held (refs ${this.refs[p]}, ${this.size} pages, ${this.free.length} free, ${this.evictable.size} evictable)`);
     if (--this.refs[p]! > 0) return;
     if (this.cached[p]) this.evictable.set(p, true);
     else this.free.push(p);
@@ -204,9 +205,147 @@ export class PrefixCache {
       this.sliding!.markCached(sliding);
     }
   }
+}
 
-  /** The cached block a sliding page belongs to, if any (its page then outlives the window). */
-  has(hash: string): boolean {
-    return this.byHash.has(hash);
+/** The pages a sequence holds, per logical block of its positions. */
+export interface BlockTable {
+  /** Tokens so far (the prompt, then generated ones): the prefix cache hashes their blocks. */
+  readonly tokens: readonly number[];
+  /** Positions whose KV is written or on its way. */
+  readonly computed: number;
+  /** Page per logical block, full-attention group. */
+  readonly full: number[];
+  /** Page per logical block, sliding group (-1: dropped or never held). */
+  readonly sliding: number[];
+  /** Chained hashes of the complete blocks of `tokens` (grown lazily). */
+  hashes: string[];
+  /** Blocks offered to the prefix cache so far. */
+  registered: number;
+  /** No prefix-cache hit (the caller wants every prompt row's logits). */
+  readonly noCache: boolean;
+}
+
+export interface KvBlockOptions {
+  pageSize: number;
+  /** Pages of the full-attention group (0: the model has no full layers). */
+  fullPages: number;
+  /** Pages of the sliding group (0: no sliding layers). */
+  slidingPages: number;
+  window: number;
+  prefixCaching: boolean;
+}
+
+/**
+ * The scheduler's view of the KV pages: which blocks of a sequence are computed already (prefix
+ * cache), whether its next tokens get pages, and giving them back. Sliding-window layers keep only
+ * the blocks still inside the window: allocate() drops the ones that fell out.
+ */
+export class KvBlockManager {
+  readonly fullPool: PagePool | null;
+  readonly slidingPool: PagePool | null;
+  readonly cache: PrefixCache;
+
+  constructor(readonly o: KvBlockOptions) {
+    this.fullPool = o.fullPages > 0 ? new PagePool('full', o.fullPages) : null;
+    this.slidingPool = o.slidingPages > 0 ? new PagePool('sliding', o.slidingPages) : null;
+    if (!this.fullPool && !this.slidingPool) throw new Error('the KV cache needs pages for at least one layer group');
+    this.cache = new PrefixCache(this.fullPool, this.slidingPool, o.pageSize, o.window);
+  }
+
+  /** The pool /metrics reports: the full-attention group's, or the sliding one's. */
+  get mainPool(): PagePool {
+    return this.fullPool ?? this.slidingPool!;
+  }
+
+  /**
+   * Attaches the longest prefix-cache hit of a sequence being admitted (it holds no pages yet) and
+   * returns the positions it covers. At least one token is left to compute: the step that
+   * produces the next logits.
+   */
+  computedBlocks(seq: BlockTable): number {
+    if (!this.o.prefixCaching || seq.noCache) return 0;
+    seq.hashes = blockHashes(seq.tokens, this.o.pageSize, seq.hashes);
+    const hit: CachedBlock[] = this.cache.lookup(seq.hashes, seq.tokens.length - 1);
+    const lo = hit.length ? this.lowBlock(hit.length * this.o.pageSize) : 0;
+    hit.forEach((b, i) => {
+      if (this.fullPool) {
+        this.fullPool.retain(b.full);
+        seq.full.push(b.full);
+      }
+      if (this.slidingPool) {
+        const keep = i >= lo && b.sliding >= 0;
+        if (keep) this.slidingPool.retain(b.sliding);
+        seq.sliding.push(keep ? b.sliding : -1);
+      }
+    });
+    seq.registered = hit.length;
+    return hit.length * this.o.pageSize;
+  }
+
+  /**
+   * Pages for positions [computed, computed + n), after dropping the sliding blocks that fell out
+   * of the window; false (and nothing taken) when they do not fit with `reserve` full pages to
+   * spare.
+   */
+  allocate(seq: BlockTable, n: number, reserve = 0): boolean {
+    const pos0 = seq.computed;
+    const end = pos0 + n;
+    this.dropSliding(seq, pos0);
+    const blocks = Math.ceil(end / this.o.pageSize);
+    let sliding = 0;
+    if (this.slidingPool) {
+      for (let b = this.lowBlock(pos0); b < blocks; b++) if (b >= seq.sliding.length || seq.sliding[b]! < 0) sliding++;
+    }
+    const full = this.fullPool ? Math.max(0, blocks - seq.full.length) : 0;
+    if (this.fullPool && this.fullPool.available < full + reserve) return false;
+    if (this.slidingPool && this.slidingPool.available < sliding) return false;
+    if (this.fullPool) while (seq.full.length < blocks) seq.full.push(this.fullPool.alloc());
+    if (this.slidingPool) {
+      while (seq.sliding.length < blocks) seq.sliding.push(-1);
+      for (let b = this.lowBlock(pos0); b < blocks; b++) if (seq.sliding[b]! < 0) seq.sliding[b] = this.slidingPool.alloc();
+    }
+    return true;
+  }
+
+  /** Gives back every page of the sequence (shared ones stay with their other holders and the cache). */
+  free(seq: BlockTable): void {
+    for (const p of seq.full) this.fullPool!.release(p);
+    for (const p of seq.sliding) if (p >= 0) this.slidingPool!.release(p);
+    seq.full.length = 0;
+    seq.sliding.length = 0;
+    seq.registered = 0;
+  }
+
+  /** Offers the sequence's complete blocks up to position `confirmed` (ids known) to the prefix cache. */
+  register(seq: BlockTable, confirmed: number): void {
+    if (!this.o.prefixCaching) return;
+    const P = this.o.pageSize;
+    const done = Math.floor(Math.min(confirmed, seq.tokens.length) / P);
+    if (done <= seq.registered) return;
+    seq.hashes = blockHashes(seq.tokens.slice(0, done * P), P, seq.hashes);
+    for (let b = seq.registered; b < done; b++) {
+      this.cache.insert(seq.hashes[b]!, this.fullPool ? seq.full[b]! : -1, this.slidingPool ? seq.sliding[b]! : -1);
+    }
+    seq.registered = done;
+  }
+
+  private lowBlock(pos: number): number {
+    return Math.floor(Math.max(0, pos + 1 - this.o.window) / this.o.pageSize);
+  }
+
+  /**
+   * Sliding pages that fall out of the window before position pos are released, except those of
+   * complete blocks the prefix cache has not registered yet (a step planned ahead can get here
+   * before the previous step's blocks are registered; the cache keeps their pages).
+   */
+  private dropSliding(seq: BlockTable, pos: number): void {
+    if (!this.slidingPool) return;
+    const lo = Math.min(this.lowBlock(pos), seq.sliding.length, this.o.prefixCaching ? seq.registered : Infinity);
+    for (let b = 0; b < lo; b++) {
+      if (seq.sliding[b]! >= 0) {
+        this.slidingPool.release(seq.sliding[b]!);
+        seq.sliding[b] = -1;
+      }
+    }
   }
 }

@@ -1,44 +1,52 @@
 // Continuous batching: which tokens of which sequences go into the next step. Host-only logic
-// (no GPU): sequence slots, KV pages per sequence (kv-pages.ts), prefix-cache hits, the per-step
-// token budget, preemption when pages run out.
+// (no GPU): sequence slots, the per-step token budget, admission and preemption; the pages each
+// sequence holds are the block manager's (kv-pages.ts KvBlockManager), asked through
+// computedBlocks / allocate / free.
 //
 // Policy, in arrival (FIFO) order:
 //   1. every running sequence that is decoding feeds its one token;
-//   2. running sequences still in their prompt feed the next chunk, as much as the budget allows;
-//   3. waiting sequences are admitted while a slot, budget and pages are free (a prefix-cache hit
-//      skips the cached blocks), and feed their first chunk.
-// Decoding first keeps inter-token latency flat; a prompt always gets the rest of the budget, so a
-// long prompt advances every step and is never starved. When a running sequence needs a page and
-// none is free (nor evictable from the prefix cache), the newest running sequence is preempted:
-// its pages are freed and it waits again at the head of the queue with its tokens so far, to be
-// recomputed (mostly from the prefix cache) later; its output is unchanged, only later.
+//   2. the rest of the budget is shared by the prompts: running sequences still in their prompt
+//      and waiting ones admitted now (FIFO, while a slot, budget and pages are free; a prefix-cache
+//      hit skips the cached blocks). Each gets an equal share (water-filling: what a short prompt
+//      leaves goes to the others), so a short request's first token does not wait for a long
+//      prompt's whole prefill, and a long prompt still advances every step; budget left over
+//      after admission (a blocked admission) goes to the prompts in arrival order.
+// Decoding first keeps inter-token latency flat. When a running sequence needs a page and none is
+// free (nor evictable from the prefix cache), the newest running sequence is preempted: its pages
+// are freed and it waits again at the head of the queue with its tokens so far, to be recomputed
+// (mostly from the prefix cache) later; its output is unchanged, only later.
 //
 // Run-ahead: a step may be planned while the previous one is still on the GPU. A sequence that
 // sampled in it has one `pending` token (its id only on the GPU, where the next step's embedding
 // reads it); the scheduler counts it in the sequence's length. A step planned ahead never
 // preempts and skips sequences that are sure to end (max tokens, context).
-import { blockHashes, PagePool, PrefixCache, type CachedBlock } from './kv-pages.js';
+import { KvBlockManager, type BlockTable, type KvBlockOptions, type PagePool } from './kv-pages.js';
 
-export interface SchedulerOptions {
+export interface SchedulerOptions extends KvBlockOptions {
   maxNumSeqs: number;
   /** Tokens per step (the activation buffers are sized for it). */
   maxBatchTokens: number;
-  /** Positions per KV page. */
-  pageSize: number;
   /** Positions a sequence may reach. */
   context: number;
-  /** Pages of the full-attention group (0: the model has no full layers). */
-  fullPages: number;
-  /** Pages of the sliding group (0: no sliding layers). */
-  slidingPages: number;
-  window: number;
-  prefixCaching: boolean;
 }
 
 export type SeqState = 'waiting' | 'running' | 'finished';
 
+export interface SeqInit<R> {
+  id: number;
+  /** The prompt (copied: generated tokens are appended to the sequence's own array). */
+  prompt: readonly number[];
+  /** Whether the last prompt token's logits are sampled (false: prefill only). */
+  generates: boolean;
+  /** Tokens it may generate (the engine ends it there; a step planned ahead does not go past). */
+  maxTokens?: number;
+  /** No prefix-cache hit (the caller wants every prompt row's logits). */
+  noCache?: boolean;
+  request: R;
+}
+
 /** One sequence as the scheduler sees it. The engine attaches its own request data. */
-export class Seq<R = unknown> {
+export class Seq<R = unknown> implements BlockTable {
   state: SeqState = 'waiting';
   slot = -1;
   /** Tokens whose KV is written or on its way (scheduled): positions [0, computed). */
@@ -47,32 +55,31 @@ export class Seq<R = unknown> {
   confirmed = 0;
   /** Sampled tokens whose ids are not back on the host yet (0, or 1 while running ahead). */
   pending = 0;
-  /** Tokens it may generate (the engine ends it there; a step planned ahead does not go past). */
-  maxTokens = Infinity;
-  /** Page per logical block, full-attention group. */
+  readonly id: number;
+  /** Prompt, then every generated token. */
+  readonly tokens: number[];
+  readonly promptLength: number;
+  readonly generates: boolean;
+  readonly maxTokens: number;
+  readonly noCache: boolean;
+  readonly request: R;
   readonly full: number[] = [];
-  /** Page per logical block, sliding group (-1: dropped or never held). */
   readonly sliding: number[] = [];
-  /** Chained hashes of the complete blocks of `tokens` (grown lazily). */
   hashes: string[] = [];
-  /** Blocks offered to the prefix cache so far. */
   registered = 0;
   /** Prompt tokens served from the prefix cache at the first admission. */
   cachedTokens = 0;
   admissions = 0;
-  preemptions = 0;
 
-  constructor(
-    readonly id: number,
-    /** Prompt, then every generated token. */
-    readonly tokens: number[],
-    readonly promptLength: number,
-    /** Whether the last prompt token's logits are sampled (false: prefill only). */
-    readonly samples: boolean,
-    /** No prefix-cache hit (the caller wants every prompt row's logits). */
-    readonly noCache: boolean,
-    readonly request: R,
-  ) {}
+  constructor(o: SeqInit<R>) {
+    this.id = o.id;
+    this.tokens = [...o.prompt];
+    this.promptLength = o.prompt.length;
+    this.generates = o.generates;
+    this.maxTokens = o.maxTokens ?? Infinity;
+    this.noCache = o.noCache ?? false;
+    this.request = o.request;
+  }
 
   get generated(): number {
     return this.tokens.length - this.promptLength;
@@ -108,13 +115,10 @@ export interface StepPlan<R = unknown> {
 }
 
 export class Scheduler<R = unknown> {
-  readonly fullPool: PagePool | null;
-  readonly slidingPool: PagePool | null;
-  readonly cache: PrefixCache;
+  readonly kv: KvBlockManager;
   private readonly waiting: Seq<R>[] = [];
   private readonly running: Seq<R>[] = [];
   private readonly freeSlots: number[];
-  readonly maxBlocks: number;
   /** Prompt tokens served from the prefix cache, since start. */
   cacheHitTokens = 0;
   preemptions = 0;
@@ -124,17 +128,22 @@ export class Scheduler<R = unknown> {
     if (o.maxBatchTokens < o.maxNumSeqs) {
       throw new Error(`maxBatchTokens (${o.maxBatchTokens}) must be at least maxNumSeqs (${o.maxNumSeqs}): every running sequence decodes each step`);
     }
-    this.maxBlocks = Math.ceil(o.context / o.pageSize);
-    this.fullPool = o.fullPages > 0 ? new PagePool('full', o.fullPages) : null;
-    this.slidingPool = o.slidingPages > 0 ? new PagePool('sliding', o.slidingPages) : null;
-    if (!this.fullPool && !this.slidingPool) throw new Error('the KV cache needs pages for at least one layer group');
-    this.cache = new PrefixCache(this.fullPool, this.slidingPool, o.pageSize, o.window);
+    this.kv = new KvBlockManager(o);
     this.freeSlots = Array.from({ length: o.maxNumSeqs }, (_, i) => o.maxNumSeqs - 1 - i);
+  }
+
+  get fullPool(): PagePool | null {
+    return this.kv.fullPool;
+  }
+
+  get slidingPool(): PagePool | null {
+    return this.kv.slidingPool;
   }
 
   /** Positions a lone sequence can hold: its prompt plus generation must fit. */
   get capacity(): number {
-    return Math.min(this.o.context, this.fullPool ? this.fullPool.size * this.o.pageSize : this.o.context);
+    const full = this.kv.fullPool;
+    return Math.min(this.o.context, full ? full.size * this.o.pageSize : this.o.context);
   }
 
   get numRunning(): number {
@@ -171,100 +180,31 @@ export class Scheduler<R = unknown> {
     this.waiting.splice(i, 0, seq);
   }
 
-  /** Removes a sequence (finished or aborted) and returns its pages and slot. */
+  /** Removes a sequence (finished, aborted or failed) and returns its pages and slot. */
   finish(seq: Seq<R>): void {
     if (seq.state === 'finished') return;
     const list = seq.state === 'running' ? this.running : this.waiting;
     const i = list.indexOf(seq);
     if (i >= 0) list.splice(i, 1);
-    this.releasePages(seq);
     seq.state = 'finished';
+    this.release(seq);
   }
 
-  private releasePages(seq: Seq<R>): void {
-    for (const p of seq.full) this.fullPool!.release(p);
-    for (const p of seq.sliding) if (p >= 0) this.slidingPool!.release(p);
-    seq.full.length = 0;
-    seq.sliding.length = 0;
+  private release(seq: Seq<R>): void {
     if (seq.slot >= 0) {
       this.freeSlots.push(seq.slot);
       seq.slot = -1;
     }
+    this.kv.free(seq);
   }
 
   private preempt(seq: Seq<R>): void {
     this.running.splice(this.running.indexOf(seq), 1);
-    this.releasePages(seq);
+    this.release(seq);
     seq.computed = 0;
     seq.confirmed = 0;
-    seq.preemptions++;
     this.preemptions++;
     this.insertWaiting(seq);
-  }
-
-  private lowBlock(pos: number): number {
-    return Math.floor(Math.max(0, pos + 1 - this.o.window) / this.o.pageSize);
-  }
-
-  /**
-   * Sliding pages that fall out of the window before position pos are released, except those of
-   * complete blocks the prefix cache has not registered yet (a step planned ahead can get here
-   * before the previous step's blocks are registered; the cache keeps their pages).
-   */
-  private dropSliding(seq: Seq<R>, pos: number): void {
-    if (!this.slidingPool) return;
-    const lo = Math.min(this.lowBlock(pos), seq.sliding.length, this.o.prefixCaching ? seq.registered : Infinity);
-    for (let b = 0; b < lo; b++) {
-      if (seq.sliding[b]! >= 0) {
-        this.slidingPool.release(seq.sliding[b]!);
-        seq.sliding[b] = -1;
-      }
-    }
-  }
-
-  /** New pages positions [pos0, end) need, per group. */
-  private pagesNeeded(seq: Seq<R>, pos0: number, end: number): { full: number; sliding: number } {
-    const blocks = Math.ceil(end / this.o.pageSize);
-    let sliding = 0;
-    if (this.slidingPool) {
-      for (let b = this.lowBlock(pos0); b < blocks; b++) if (b >= seq.sliding.length || seq.sliding[b]! < 0) sliding++;
-    }
-    return { full: this.fullPool ? Math.max(0, blocks - seq.full.length) : 0, sliding };
-  }
-
-  private fits(need: { full: number; sliding: number }, reserve = 0): boolean {
-    return (!this.fullPool || this.fullPool.available >= need.full + reserve) && (!this.slidingPool || this.slidingPool.available >= need.sliding);
-  }
-
-  private allocate(seq: Seq<R>, pos0: number, end: number): void {
-    const blocks = Math.ceil(end / this.o.pageSize);
-    if (this.fullPool) while (seq.full.length < blocks) seq.full.push(this.fullPool.alloc());
-    if (this.slidingPool) {
-      while (seq.sliding.length < blocks) seq.sliding.push(-1);
-      for (let b = this.lowBlock(pos0); b < blocks; b++) if (seq.sliding[b]! < 0) seq.sliding[b] = this.slidingPool.alloc();
-    }
-  }
-
-  /** Attaches the longest prefix-cache hit for a sequence being admitted. */
-  private attachHit(seq: Seq<R>): number {
-    if (!this.o.prefixCaching || seq.noCache) return 0;
-    seq.hashes = blockHashes(seq.tokens, this.o.pageSize, seq.hashes);
-    // at least one token is left to compute: the step that produces the next logits
-    const hit: CachedBlock[] = this.cache.lookup(seq.hashes, seq.tokens.length - 1);
-    const lo = hit.length ? this.lowBlock(hit.length * this.o.pageSize) : 0;
-    hit.forEach((b, i) => {
-      if (this.fullPool) {
-        this.fullPool.retain(b.full);
-        seq.full.push(b.full);
-      }
-      if (this.slidingPool) {
-        const keep = i >= lo && b.sliding >= 0;
-        if (keep) this.slidingPool.retain(b.sliding);
-        seq.sliding.push(keep ? b.sliding : -1);
-      }
-    });
-    seq.registered = hit.length;
-    return hit.length * this.o.pageSize;
   }
 
   /**
@@ -275,61 +215,64 @@ export class Scheduler<R = unknown> {
     const entries: StepEntry<R>[] = [];
     const preempted: Seq<R>[] = [];
     let budget = this.o.maxBatchTokens;
-    let tok = 0;
+    const scheduled = new Set<Seq<R>>();
     const add = (seq: Seq<R>, n: number) => {
-      const pos0 = seq.computed;
-      const end = pos0 + n;
-      const sample = end === seq.length && seq.samples;
-      entries.push({ seq, tok0: tok, ntok: n, pos0, sample });
-      seq.computed = end;
-      if (sample) seq.pending++;
-      tok += n;
+      entries.push({ seq, tok0: 0, ntok: n, pos0: seq.computed, sample: false });
+      seq.computed += n;
+      scheduled.add(seq);
       budget -= n;
     };
-    // running sequences, decoding ones first, each in arrival order
-    const order = [...this.running.filter((s) => !s.prefilling), ...this.running.filter((s) => s.prefilling)];
-    for (const seq of order) {
-      if (seq.state !== 'running') continue; // preempted for an older one in this loop
-      // decoding ahead of a step that ends it (its last token, or the context): nothing to feed
-      if (!seq.prefilling && (seq.generated + seq.pending >= seq.maxTokens || seq.length > this.capacity)) continue;
-      const n = Math.min(seq.length - seq.computed, budget);
-      if (n <= 0) continue;
-      this.dropSliding(seq, seq.computed);
-      const need = this.pagesNeeded(seq, seq.computed, seq.computed + n);
-      if (opts.ahead && !this.fits(need)) continue;
-      while (!this.fits(need)) {
-        const victim = this.running.filter((s) => !entries.some((e) => e.seq === s) && s.pending === 0).at(-1);
+    /** Pages for n more tokens of a running sequence, preempting newer ones while they are short. */
+    const grow = (seq: Seq<R>, n: number): boolean => {
+      if (this.kv.allocate(seq, n)) return true;
+      if (opts.ahead) return false;
+      for (;;) {
+        const victim = this.running.filter((s) => !scheduled.has(s) && s.pending === 0).at(-1);
         if (!victim || victim === seq || victim.id < seq.id) break;
         this.preempt(victim);
         preempted.push(victim);
+        if (this.kv.allocate(seq, n)) return true;
       }
-      if (!this.fits(need)) {
-        // nothing newer left to preempt: this one waits (it is the newest holding pages), or,
-        // with a token still in flight, skips this step
-        if (seq.pending === 0) {
-          this.preempt(seq);
-          preempted.push(seq);
-        }
-        continue;
+      // nothing newer left to preempt: this one waits (it is the newest holding pages), or, with
+      // a token still in flight, skips this step
+      if (seq.pending === 0 && !scheduled.has(seq)) {
+        this.preempt(seq);
+        preempted.push(seq);
       }
-      this.allocate(seq, seq.computed, seq.computed + n);
-      add(seq, n);
+      return false;
+    };
+
+    // 1. decode tokens, in arrival order
+    for (const seq of this.running.filter((s) => !s.prefilling)) {
+      if (seq.state !== 'running') continue; // preempted for an older one in this loop
+      // decoding ahead of a step that ends it (its last token, or the context): nothing to feed
+      if (seq.generated + seq.pending >= seq.maxTokens || seq.length > this.capacity) continue;
+      const n = Math.min(seq.length - seq.computed, budget);
+      if (n > 0 && grow(seq, n)) add(seq, n);
     }
+
+    // 2. prompts: running ones and those admitted now share what is left
+    const prompts = this.running.filter((s) => s.prefilling);
+    const admissible = this.waiting.filter((s) => !preempted.includes(s)).slice(0, this.freeSlots.length);
+    const shares = waterFill(budget, [...prompts.map((s) => s.length - s.computed), ...admissible.map((s) => s.length)]);
+    prompts.forEach((seq, i) => {
+      if (seq.state !== 'running') return;
+      const n = Math.min(seq.length - seq.computed, shares[i]!, budget);
+      if (n > 0 && grow(seq, n)) add(seq, n);
+    });
     // admissions, strictly FIFO
-    while (this.waiting.length && budget > 0 && this.freeSlots.length) {
+    for (let i = 0; i < admissible.length && budget > 0 && this.freeSlots.length; i++) {
       const seq = this.waiting[0]!;
-      if (preempted.includes(seq)) break; // it just lost its pages: not back in the same step
-      const hit = this.attachHit(seq);
+      if (seq !== admissible[i] || preempted.includes(seq)) break; // it just lost its pages: not back in the same step
+      const hit = this.kv.computedBlocks(seq);
       seq.computed = hit;
       seq.confirmed = hit;
-      const n = Math.min(seq.length - seq.computed, budget);
-      const need = this.pagesNeeded(seq, seq.computed, seq.computed + n);
+      const n = Math.min(seq.length - seq.computed, Math.max(1, shares[prompts.length + i]!), budget);
       // keep a page per running sequence for its next decode step
-      if (!this.fits(need, this.running.length)) {
-        this.releasePages(seq);
+      if (!this.kv.allocate(seq, n, this.running.length)) {
+        this.kv.free(seq);
         seq.computed = 0;
         seq.confirmed = 0;
-        seq.registered = 0;
         break;
       }
       this.waiting.shift();
@@ -342,8 +285,26 @@ export class Scheduler<R = unknown> {
       }
       this.running.push(seq);
       this.running.sort((a, b) => a.id - b.id);
-      this.allocate(seq, seq.computed, seq.computed + n);
       add(seq, n);
+    }
+    // 3. budget nobody took (a blocked admission, short prompts): the prompts in arrival order
+    for (const e of entries) {
+      if (budget <= 0) break;
+      const seq = e.seq;
+      const more = Math.min(seq.length - seq.computed, budget);
+      if (!seq.prefilling || more <= 0 || !this.kv.allocate(seq, more)) continue;
+      e.ntok += more;
+      seq.computed += more;
+      budget -= more;
+    }
+
+    let tok = 0;
+    for (const e of entries) {
+      e.tok0 = tok;
+      tok += e.ntok;
+      const seq = e.seq;
+      e.sample = seq.computed === seq.length && seq.generates;
+      if (e.sample) seq.pending++;
     }
     if (!entries.length) return preempted.length ? { entries, tokens: 0, preempted } : null;
     return { entries, tokens: tok, preempted };
@@ -358,14 +319,28 @@ export class Scheduler<R = unknown> {
       const seq = e.seq;
       if (seq.state !== 'running') continue;
       seq.confirmed = Math.max(seq.confirmed, e.pos0 + e.ntok);
-      if (!this.o.prefixCaching) continue;
-      const done = Math.floor(Math.min(seq.confirmed, seq.tokens.length) / this.o.pageSize);
-      if (done <= seq.registered) continue;
-      seq.hashes = blockHashes(seq.tokens.slice(0, done * this.o.pageSize), this.o.pageSize, seq.hashes);
-      for (let b = seq.registered; b < done; b++) {
-        this.cache.insert(seq.hashes[b]!, this.fullPool ? seq.full[b]! : -1, this.slidingPool ? seq.sliding[b]! : -1);
-      }
-      seq.registered = done;
+      this.kv.register(seq, seq.confirmed);
     }
   }
+}
+
+/**
+ * Splits `budget` over requests of the given sizes, equal shares first, what a small one leaves
+ * to the others (water-filling), leftovers to the earliest; returns each one's share.
+ */
+export function waterFill(budget: number, needs: readonly number[]): number[] {
+  const out = needs.map(() => 0);
+  let left = budget;
+  let open = needs.map((_, i) => i).filter((i) => needs[i]! > 0);
+  while (left > 0 && open.length) {
+    const share = Math.max(1, Math.floor(left / open.length));
+    for (const i of open) {
+      if (left <= 0) break;
+      const give = Math.min(share, needs[i]! - out[i]!, left);
+      out[i]! += give;
+      left -= give;
+    }
+    open = open.filter((i) => out[i]! < needs[i]!);
+  }
+  return out;
 }

@@ -188,19 +188,6 @@ export async function uploadWeights(gpu: Gpu, shaders: ShaderCache, src: TensorS
   return { embedding, layers, norm, unembedding, bytes: total };
 }
 
-/** Every buffer of the weights, for destroy(). */
-export function weightBuffers(w: ModelWeights): GPUBuffer[] {
-  return [
-    ...w.embedding.map((s) => s.buffer),
-    ...w.layers.flatMap((l) => [
-      l.attnNorm, l.qkvWeight, l.qkvBias, l.sinks, l.outWeight, l.outBias, l.mlpNorm, l.routerWeight, l.routerBias,
-      ...l.experts.flatMap((e) => [e.mlp1Blocks, e.mlp1Scales, e.mlp1Bias, e.mlp2Blocks, e.mlp2Scales, e.mlp2Bias]),
-    ]),
-    w.norm,
-    ...w.unembedding.map((s) => s.buffer),
-  ];
-}
-
 async function uploadTensor(gpu: Gpu, src: StreamSource, t: CanonicalTensor, buf: GPUBuffer, first: number, count: number, units: number): Promise<void> {
   if (isVector(t.name)) {
     const all = await src.readF32(t);

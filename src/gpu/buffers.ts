@@ -93,16 +93,28 @@ export function bindGroup(gpu: Gpu, pipeline: GPUComputePipeline, buffers: Bindi
   });
 }
 
+/** Attention work items of one layer group in a step (AttentionPlan.build): what sizes its grids. */
+export interface AttentionWork {
+  decode: number;
+  prefill: number;
+  combine: number;
+}
+
+export type AttentionGroup = 'sliding' | 'full';
+
 /**
- * What varies between steps and sizes grids: tokens in the forward, rows that need logits, rows
- * that are sampled, and named work counts of kernels whose grid the host plans per step (attention
- * work items).
+ * What varies between steps and sizes grids (src/engine/dispatch-policy.ts picks variants from
+ * it): tokens in the forward, rows that need logits, rows that are sampled, sampled rows the
+ * unembedding's greedy pick does not settle, and the attention work the host planned per layer
+ * group. Kernel tests leave out what their kernels do not read.
  */
 export interface StepShape {
   tokens: number;
   rows: number;
   samples: number;
-  counts?: Readonly<Record<string, number>>;
+  /** Sampled rows that need the sampler's candidate pass (temperature > 0 or a mask); default: all. */
+  sampleScan?: number;
+  attention?: Readonly<Partial<Record<AttentionGroup, Readonly<AttentionWork>>>>;
 }
 
 export type Groups = [number, number, number];
@@ -118,6 +130,8 @@ export interface Dispatch {
   bindGroup: GPUBindGroup;
   /** The grid; null skips the dispatch for this step (nothing for it to do). */
   groups: Groups | ((s: StepShape) => Groups | null);
+  /** Whether this variant of its kernel runs for the step (a predicate of dispatch-policy.ts); default always. */
+  when?: (s: StepShape) => boolean;
   /**
    * Weight bytes the kernel fetches in a step, by its access pattern (a matrix once per token
    * tile, an expert once per (token, slot) or per tile of its rows): what bench reports.
@@ -138,6 +152,7 @@ export function grid(n: number, y = 1, z = 1, maxDim = 65535): [number, number, 
 
 /** The grid of a dispatch for a step, or null when it has nothing to do. */
 export function groupsOf(d: Dispatch, shape: StepShape): Groups | null {
+  if (d.when && !d.when(shape)) return null;
   return typeof d.groups === 'function' ? d.groups(shape) : d.groups;
 }
 

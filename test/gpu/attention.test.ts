@@ -154,14 +154,12 @@ async function runCase(c: Case, seed: number) {
     plan.build(entries);
     plan.write();
     if (si === 0) c.expectPlan?.(plan);
-    const counts: Record<string, number> = {};
-    plan.stepCounts(counts);
     const x = randomF32(r, T * W);
     for (let t = 0; t < T; t++) for (let i = 0; i < c.nq * D; i++) x[t * W + i]! *= c.qScale;
     writeBuffer(gpu, qkv, 0, x);
     writeBuffer(gpu, toks, 0, tokInfo);
     writeBuffer(gpu, attn, 0, new Uint32Array(Tmax * c.nq * D).fill(0xffffffff));
-    const st: StepShape = { tokens: T, rows: 0, samples: 0, counts };
+    const st: StepShape = { tokens: T, rows: 0, samples: 0, attention: { [plan.group]: plan.counts } };
     ctx.writeStep(st);
     await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, st)));
 

@@ -224,7 +224,7 @@ describe.each(variants)('fused decode kernels ($name)', ({ shaders }) => {
     // greedy rows take the pick (or scan the logits without the feature)
     const sr = new Uint32Array(R * SAMPLE_ROW_WORDS);
     for (let i = 0; i < R; i++) sr.set([i, i, 1, 0, 0, 0x3f800000, 0, 0], i * SAMPLE_ROW_WORDS);
-    writeBuffer(gpu, inputs.samples, 0, sr);
+    writeBuffer(gpu, inputs.sampling, 0, sr);
     ops.push(...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasArgmax ? inputs.argmax : undefined }));
     await run(ctx, ops, T, R, R);
     const got = await readF32(gpu, logits, R * V);

@@ -43,7 +43,7 @@ async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings
     words[w + 7] = o.mask ? 1 : 0;
     if (o.mask) writeBuffer(gpu, inputs.masks, i * inputs.maskWords * 4, o.mask);
   });
-  writeBuffer(gpu, inputs.samples, 0, words);
+  writeBuffer(gpu, inputs.sampling, 0, words);
   writeBuffer(gpu, inputs.sampled, 0, new Uint32Array(rows.length).fill(0xffffffff));
   writeBuffer(gpu, inputs.lastIds, 0, new Uint32Array(rows.length).fill(0xffffffff));
   ctx.writeStep({ tokens: 1, rows: R, samples: rows.length });

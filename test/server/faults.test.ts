@@ -64,7 +64,7 @@ describe('cancellation', () => {
   it('a client that disconnects mid-prefill stops it within two prefill chunks', async () => {
     const ctx = s.app.gptOss;
     // The engine's prefill chunk (tokens per step); about 1900 prompt tokens fill several.
-    const chunk = (engine as unknown as { plan: { chunk: number } }).plan.chunk;
+    const chunk = (engine as unknown as { memoryPlan: { chunk: number } }).memoryPlan.chunk;
     const full = await s.client.chat.completions.create({ ...user(' hello'.repeat(1850)), max_tokens: 1 });
     const chunks = Math.ceil(full.usage!.prompt_tokens / chunk);
     expect(chunks).toBeGreaterThanOrEqual(4);

@@ -8,7 +8,7 @@
 // Per layer, after the QKV matmul:
 //   ropeKvWriteOp   rotates q in place in `qkv`, writes rotated k and v into the layer's pages
 //   attentionOps    [decode items, prefill items, combine]; each is skipped when the step has none
-import { bindGroup, grid, storageBuffer, uniformBuffer, writeBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, uniformBuffer, writeBuffer, Params, type AttentionGroup, type AttentionWork, type Dispatch } from '../../gpu/buffers.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { OpContext } from './context.js';
@@ -121,14 +121,13 @@ export interface AttentionPlanLimits {
   tokens: number;
   /** Workgroups a step's decode attention aims for (≈ a few per compute unit). Default 256. */
   targetWorkgroups?: number;
-  /** Partial slots for split decode tokens. Default 2 × target items, at least `seqs`. */
-  partials?: number;
-  /**
-   * Fewest keys a split of a decode token gets (default 1024): below that one workgroup per kv
-   * head reads them faster than a second dispatch (the combine) costs.
-   */
-  minSplitKeys?: number;
 }
+
+/**
+ * Fewest keys a split of a decode token gets: below that one workgroup per kv head reads them
+ * faster than a second dispatch (the combine) costs.
+ */
+const MIN_SPLIT_KEYS = 1024;
 
 /**
  * The attention work of one layer type (sliding or full) for the current step, built on the host
@@ -144,11 +143,10 @@ export class AttentionPlan {
   readonly decodeOffset: number;
   readonly prefillOffset: number;
   readonly combineOffset: number;
-  readonly counts = { decode: 0, prefill: 0, combine: 0 };
+  readonly counts: AttentionWork = { decode: 0, prefill: 0, combine: 0 };
   private readonly words: Uint32Array;
   private readonly variants: ReturnType<typeof attentionVariants>;
   private readonly targetItems: number;
-  private readonly minSplitKeys: number;
   private used = HEADER_WORDS;
 
   constructor(
@@ -162,8 +160,7 @@ export class AttentionPlan {
     checkAttentionShape(cfg, kv, `attention plan ${name}`);
     this.variants = attentionVariants(cfg, kv);
     this.targetItems = Math.max(1, Math.ceil((limits.targetWorkgroups ?? 256) / cfg.numKvHeads));
-    this.minSplitKeys = limits.minSplitKeys ?? 1024;
-    this.partialCap = limits.partials ?? Math.max(2 * this.targetItems, limits.seqs);
+    this.partialCap = Math.max(2 * this.targetItems, limits.seqs);
     this.decodeCap = limits.seqs + this.partialCap;
     this.prefillCap = Math.ceil(limits.tokens / this.variants.prefill.BQ) + limits.seqs;
     this.combineCap = limits.seqs;
@@ -183,7 +180,7 @@ export class AttentionPlan {
 
   /**
    * Plans the step: one-token entries become decode items, split over key ranges (of at least
-   * minSplitKeys) when the step has few of them, so the GPU fills up; longer entries become
+   * MIN_SPLIT_KEYS) when the step has few of them, so the GPU fills up; longer entries become
    * prefill items of up to BQ tokens.
    */
   build(entries: readonly AttentionEntry[]): void {
@@ -213,7 +210,7 @@ export class AttentionPlan {
         const end = e.pos0 + 1;
         const t0 = Math.floor(first / TK);
         const tiles = Math.ceil(end / TK) - t0;
-        let S = Math.min(tiles, splitTarget, Math.ceil((end - first) / this.minSplitKeys));
+        let S = Math.min(tiles, splitTarget, Math.ceil((end - first) / MIN_SPLIT_KEYS));
         if (S > 1 && parts + S > this.partialCap) S = Math.max(1, this.partialCap - parts);
         const per = Math.ceil(tiles / S);
         S = Math.ceil(tiles / per);
@@ -263,11 +260,9 @@ export class AttentionPlan {
     return Array.from({ length: this.counts[kind] }, (_, i) => Array.from(this.words.subarray(off + i * ITEM_WORDS, off + (i + 1) * ITEM_WORDS)));
   }
 
-  /** Step-shape counts under this plan's name. */
-  stepCounts(into: Record<string, number>): void {
-    into[`${this.name}.decode`] = this.counts.decode;
-    into[`${this.name}.prefill`] = this.counts.prefill;
-    into[`${this.name}.combine`] = this.counts.combine;
+  /** The layer group whose StepShape.attention entry this plan's counts fill. */
+  get group(): AttentionGroup {
+    return this.sliding ? 'sliding' : 'full';
   }
 
   destroy(): void {
@@ -334,13 +329,12 @@ export function attentionOps(ctx: OpContext, a: AttentionArgs): Dispatch[] {
     const label = `${a.label}.${variant}`;
     const p = params(section, countIdx, `${label}.params`);
     const bufs = [p, plan.buffer, a.qkv, a.table, a.kpool, a.vpool, a.sinks, a.attn, a.scratch.partO, a.scratch.partML];
-    const key = `${plan.name}.${variant}`;
     return {
       label,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
       groups: (st) => {
-        const n = st.counts?.[key] ?? 0;
+        const n = st.attention?.[plan.group]?.[variant] ?? 0;
         return n ? grid(n, 1, nkv) : null;
       },
     };
@@ -348,7 +342,6 @@ export function attentionOps(ctx: OpContext, a: AttentionArgs): Dispatch[] {
   const combine = ctx.shaders.pipeline({ shader: 'attention_combine', defines: { D: d } });
   const headsPerGroup = 64 / (d / 4);
   const cp = params(plan.combineOffset, 2, `${a.label}.combine.params`);
-  const combineKey = `${plan.name}.combine`;
   return [
     kernel('decode', plan.decodeOffset, 0),
     kernel('prefill', plan.prefillOffset, 1),
@@ -357,7 +350,7 @@ export function attentionOps(ctx: OpContext, a: AttentionArgs): Dispatch[] {
       pipeline: combine,
       bindGroup: bindGroup(ctx.gpu, combine, [cp, plan.buffer, a.scratch.partO, a.scratch.partML, a.attn], `${a.label}.combine`),
       groups: (st) => {
-        const n = st.counts?.[combineKey] ?? 0;
+        const n = st.attention?.[plan.group]?.combine ?? 0;
         return n ? grid(n, 1, Math.ceil(nq / headsPerGroup)) : null;
       },
     },

@@ -2,6 +2,7 @@
 import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import type { OpContext } from './context.js';
 import type { Shard } from '../weights.js';
+import { denseTiled } from '../dispatch-policy.js';
 
 /**
  * x[t] = embedding row of token t (its literal id, or its slot's last sampled id); one dispatch per
@@ -108,33 +109,30 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
 /** Tile of matmul_tiled (lib/gemm.wgsl). */
 export const DENSE_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
 
-/** Steps with at least this many rows use the tiled GEMM; fewer use matmul_bf16. */
-export const DENSE_TILED_MIN_ROWS = 16;
-
 /**
- * The bf16 matmul for any step: matmul_bf16 (rows of W streamed per few tokens; decode) below
- * `minRows` rows, the tiled GEMM (W read once per BM tokens; prefill, big batches) from there.
- * Returns both dispatches; each step runs one of them.
+ * The bf16 matmul for any step: matmul_bf16 (rows of W streamed per few tokens; decode) or the
+ * tiled GEMM (W read once per BM tokens; prefill, big batches), as dispatch-policy.ts denseTiled
+ * says. Returns both dispatches; each step runs one of them. `minRows` pins the switch (tests).
  */
 export function denseOps(ctx: OpContext, a: MatmulArgs & { minRows?: number }): Dispatch[] {
-  const min = a.minRows ?? DENSE_TILED_MIN_ROWS;
+  const tiled = a.minRows === undefined ? denseTiled : (rows: number) => rows >= a.minRows!;
   const rowsOf = (s: StepShape) => (a.outRows ? s.rows : s.tokens);
   const small = matmulOp(ctx, a);
   if (a.k % DENSE_TILE.BK !== 0) return [small];
-  const smallGroups = small.groups as (s: StepShape) => ReturnType<typeof grid> | null;
   const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
   const pipeline = ctx.shaders.pipeline({ shader: 'matmul_tiled', defines: { ...DENSE_TILE }, flags });
   const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.tiled.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   return [
-    { ...small, groups: (s) => (rowsOf(s) < min ? smallGroups(s) : null) },
+    { ...small, when: (s) => !tiled(rowsOf(s)) },
     {
       label: `${a.label}.tiled`,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, `${a.label}.tiled`),
       // W once per tile of BM tokens
       weightBytes: (s) => (2 * a.k * a.n + (a.bias ? 4 * a.n : 0)) * Math.ceil(rowsOf(s) / DENSE_TILE.BM),
-      groups: (s) => (rowsOf(s) >= min ? [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1] : null),
+      when: (s) => tiled(rowsOf(s)),
+      groups: (s) => [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1],
     },
   ];
 }

@@ -1,6 +1,9 @@
 // What every kernel factory needs: the device, its pipeline cache and the Step uniform (the step's
 // token, logits-row and sample counts; shaders/lib/step.wgsl), plus the per-step input arrays the
-// batched engine writes before each submit.
+// batched engine writes before each submit. OpContext also owns every buffer made through it:
+// `ctx.gpu` is the device seen through a registry, so whatever a factory, the weights upload or
+// the engine allocates with it (uniform params, sampler scratch, the Step uniform) is freed by
+// destroy(), with no hand-kept list.
 import type { Gpu } from '../../gpu/device.js';
 import type { ShaderCache } from '../../gpu/shaders.js';
 import { storageBuffer, uniformBuffer, writeBuffer, type StepShape } from '../../gpu/buffers.js';
@@ -10,15 +13,63 @@ export const STEP_BYTES = 16;
 /** Marks a TokInfo id as "the id last sampled for this sequence slot" (lib/step.wgsl SAMPLED_ID). */
 export const SAMPLED_ID = 0x80000000;
 
+/** Every buffer created through one device view, destroyed together. */
+export class BufferRegistry {
+  private readonly buffers = new Set<GPUBuffer>();
+
+  /** `gpu` with its device's createBuffer recording here (everything else passes through). */
+  track(gpu: Gpu): Gpu {
+    const device = gpu.device;
+    const add = (b: GPUBuffer) => (this.buffers.add(b), b);
+    const view = new Proxy(device, {
+      get(target, key) {
+        if (key === 'createBuffer') return (d: GPUBufferDescriptor) => add(target.createBuffer(d));
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    return { ...gpu, device: view };
+  }
+
+  get size(): number {
+    return this.buffers.size;
+  }
+
+  destroyAll(): void {
+    for (const b of this.buffers) b.destroy();
+    this.buffers.clear();
+  }
+}
+
 export class OpContext {
+  /** The device through the buffer registry: allocate engine-lifetime buffers with this. */
+  readonly gpu: Gpu;
+  readonly buffers = new BufferRegistry();
   readonly step: GPUBuffer;
   private readonly stepWords = new Uint32Array(STEP_BYTES / 4);
 
   constructor(
-    readonly gpu: Gpu,
+    /** The device itself: for transient buffers their user destroys (readbacks of tests and tools). */
+    readonly rawGpu: Gpu,
     readonly shaders: ShaderCache,
+    /** The Step uniform of a parent context (scoped()); default a new one. */
+    step?: GPUBuffer,
   ) {
-    this.step = uniformBuffer(gpu, new Uint32Array(STEP_BYTES / 4), 'step');
+    this.gpu = this.buffers.track(rawGpu);
+    this.step = step ?? uniformBuffer(this.gpu, new Uint32Array(STEP_BYTES / 4), 'step');
+  }
+
+  /**
+   * A context for objects that live shorter than this one (a program built for one call): the
+   * same device, shaders and Step uniform, its own registry, so its destroy() frees only them.
+   */
+  scoped(): OpContext {
+    return new OpContext(this.rawGpu, this.shaders, this.step);
+  }
+
+  /** Frees every buffer made through `gpu`. */
+  destroy(): void {
+    this.buffers.destroyAll();
   }
 
   /** Writes the step's counts (one writeBuffer). */
@@ -57,7 +108,8 @@ export interface StepCapacity {
 export class StepInputs {
   readonly toks: GPUBuffer;
   readonly rows: GPUBuffer;
-  readonly samples: GPUBuffer;
+  /** SampleRow settings [samples]. */
+  readonly sampling: GPUBuffer;
   readonly masks: GPUBuffer;
   readonly maskWords: number;
   readonly lastIds: GPUBuffer;
@@ -72,7 +124,7 @@ export class StepInputs {
     this.maskWords = Math.ceil(cap.vocab / 32);
     this.toks = storageBuffer(gpu, cap.tokens * TOK_INFO_WORDS * 4, 'step.toks');
     this.rows = storageBuffer(gpu, Math.max(1, cap.rows) * 4, 'step.rows');
-    this.samples = storageBuffer(gpu, Math.max(1, cap.samples) * SAMPLE_ROW_WORDS * 4, 'step.samples');
+    this.sampling = storageBuffer(gpu, Math.max(1, cap.samples) * SAMPLE_ROW_WORDS * 4, 'step.sampling');
     this.masks = storageBuffer(gpu, cap.seqs * this.maskWords * 4, 'step.masks');
     this.lastIds = storageBuffer(gpu, cap.seqs * 4, 'step.last_ids');
     this.sampled = storageBuffer(gpu, Math.max(1, cap.samples) * 4, 'step.sampled');
@@ -80,6 +132,6 @@ export class StepInputs {
   }
 
   destroy(): void {
-    for (const b of [this.toks, this.rows, this.samples, this.masks, this.lastIds, this.sampled, this.argmax]) b.destroy();
+    for (const b of [this.toks, this.rows, this.sampling, this.masks, this.lastIds, this.sampled, this.argmax]) b.destroy();
   }
 }

@@ -3,7 +3,8 @@
 // in the QKV epilogue, the router's top-k in mlp1 (moeUpOp's topk option), the final norm and the
 // greedy argmax in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
 // KB from cache) instead of a separate dispatch writing them.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { UNEMBED_ROW_VARIANTS, unembedRowsPerGroup } from '../dispatch-policy.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { KvLayout } from './attention.js';
 import type { OpContext } from './context.js';
@@ -11,8 +12,7 @@ import type { Shard } from '../weights.js';
 
 /** Tokens per workgroup in the fused matvecs (accumulators per lane: rows × tokens). */
 export const FUSED_TOKENS = 4;
-/** Logits rows per workgroup in the fused unembedding, and vocabulary rows per team. */
-const UNEMBED_ROWS = 8;
+/** Vocabulary rows per team in the fused unembedding. */
 const UNEMBED_RPT = 4;
 /** Vocabulary rows per team when the step has one logits row: more loads in flight per lane. */
 const UNEMBED_ONE_ROW_RPT = 16;
@@ -106,20 +106,13 @@ export interface UnembedArgs {
 }
 
 /**
- * Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding. A step
- * runs the variant sized for its logits rows (1, 2, 4 or 8 per workgroup): one sized for eight
- * does eight rows' arithmetic for a single decoding sequence (on lavapipe, synthetic:tiny's
- * unembedding went from ~125 to ~30 ms per step with the one-row variant).
+ * Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding and
+ * variant: a step runs the variant sized for its logits rows (dispatch-policy.ts
+ * unembedRowsPerGroup), so a single decoding sequence does not pay eight rows' arithmetic.
  */
 export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
   const { vocabSize: V, hiddenSize: H } = a.cfg;
-  // the smallest variant that holds the step's rows (or all eight, in z groups of eight)
-  const sizes = [1, 2, 4, UNEMBED_ROWS];
-  const variants = sizes.map((rt, i) => {
-    const below = i === 0 ? 0 : sizes[i - 1]!;
-    const last = i === sizes.length - 1;
-    return { rt, rpt: rt === 1 ? UNEMBED_ONE_ROW_RPT : UNEMBED_RPT, when: (rows: number) => rows > below && (rows <= rt || last) };
-  });
+  const variants = UNEMBED_ROW_VARIANTS.map((rt) => ({ rt, rpt: rt === 1 ? UNEMBED_ONE_ROW_RPT : UNEMBED_RPT, when: (s: StepShape) => unembedRowsPerGroup(s.rows) === rt }));
   return variants.flatMap(({ rt, rpt, when }) => {
     const perGroup = NTEAMS * rpt;
     const pipeline = ctx.shaders.pipeline({
@@ -136,7 +129,8 @@ export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
         label,
         pipeline,
         bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
-        groups: (s) => (when(s.rows) ? [g[0], g[1], Math.ceil(s.rows / rt)] : null),
+        when,
+        groups: (s) => [g[0], g[1], Math.ceil(s.rows / rt)],
         weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / rt),
       };
     });

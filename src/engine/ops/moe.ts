@@ -14,24 +14,10 @@
 import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
+import { moeGrouped } from '../dispatch-policy.js';
 
 /** Largest k the top-k kernel supports. */
 export const MAX_TOP_K = 8;
-
-/** Bytes of the `routing` buffer for `tokens` tokens. */
-export function routingBytes(tokens: number, topK: number): number {
-  return tokens * topK * 8;
-}
-
-/** Bytes of the `h` (SwiGLU output) buffer for `tokens` tokens. */
-export function moeHiddenBytes(tokens: number, topK: number, intermediate: number): number {
-  return tokens * topK * intermediate * 4;
-}
-
-/** Bytes of one MXFP4 tensor [experts][rows][cols/32][16] and of its scales [experts][rows][cols/32]. */
-export function mxfp4Bytes(experts: number, rows: number, cols: number): { blocks: number; scales: number } {
-  return { blocks: experts * rows * cols / 2, scales: experts * rows * cols / 32 };
-}
 
 export interface TopkArgs {
   /** f32 [T][E] router logits. */
@@ -89,8 +75,6 @@ export interface MoeUpArgs extends MoeTuning {
   /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
   firstExpert?: number;
   expertCount?: number;
-  /** Skip steps of this many tokens or more (the grouped MoE takes them). */
-  below?: number;
   /**
    * Decode path: pick the experts from these router logits (f32 [T][E]) in every workgroup and
    * write `routing` for mlp2, instead of reading `routing` (saves the top-k dispatch).
@@ -130,7 +114,7 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     // an expert's mlp1 per (token, slot) routed to this shard
     weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
-    groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(outGroups * k, 1, tokenDim(a.label, s)) : null),
+    groups: (s) => grid(outGroups * k, 1, tokenDim(a.label, s)),
   };
 }
 
@@ -152,8 +136,6 @@ export interface MoeDownArgs extends MoeTuning {
   /** The buffers hold experts [firstExpert, firstExpert + expertCount) (one shard; default all). */
   firstExpert?: number;
   expertCount?: number;
-  /** Skip steps of this many tokens or more (the grouped MoE takes them). */
-  below?: number;
   /** Teams per output row (slots are split among them); default: largest power of two <= min(k, 4). */
   split?: number;
   label: string;
@@ -181,15 +163,12 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
-    groups: (s) => (s.tokens < (a.below ?? Infinity) ? grid(rowGroups, 1, tokenDim(a.label, s)) : null),
+    groups: (s) => grid(rowGroups, 1, tokenDim(a.label, s)),
   };
 }
 
 /** Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block. */
 export const GEMM_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
-
-/** Steps with at least this many tokens use the grouped (expert-sorted) MoE; fewer use the matvecs. */
-export const MOE_GROUPED_MIN_TOKENS = 8;
 
 /** The grouped MoE's scratch: routing metadata, the sorted order and its inverse, expert outputs. */
 export interface MoeGroupBuffers {
@@ -235,7 +214,7 @@ export interface MoeGroupedArgs {
   topK: number;
   numExperts: number;
   swigluLimit: number;
-  /** Steps with fewer tokens skip these dispatches. Default MOE_GROUPED_MIN_TOKENS. */
+  /** Steps with fewer tokens skip these dispatches (tests); default dispatch-policy.ts moeGrouped. */
   minTokens?: number;
   label: string;
 }
@@ -251,8 +230,7 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   checkMultiple(a.label, 'hidden', H);
   checkMultiple(a.label, 'intermediate', I);
   if (E > 1024) throw new Error(`${a.label}: the routing kernel handles at most 1024 experts (got ${E})`);
-  const min = a.minTokens ?? MOE_GROUPED_MIN_TOKENS;
-  const on = (s: StepShape) => s.tokens >= min;
+  const on = a.minTokens === undefined ? moeGrouped : (s: StepShape) => s.tokens >= a.minTokens!;
   const T = GEMM_TILE;
   const g = a.group;
   const route = ctx.shaders.pipeline({ shader: 'moe_route', defines: { WG: 256, BM: T.BM } });
@@ -262,7 +240,8 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
       label: `${a.label}.route`,
       pipeline: route,
       bindGroup: bindGroup(ctx.gpu, route, [ctx.step, routeParams, a.routing, g.meta, g.order, g.dst], `${a.label}.route`),
-      groups: (s) => (on(s) ? [1, 1, 1] : null),
+      when: on,
+      groups: [1, 1, 1],
     },
   ];
   const gemm = (up: boolean, e: MoeGroupedArgs['experts'][number]): Dispatch => {
@@ -291,7 +270,8 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
         return perExpert * tiles;
       },
       // an upper bound on this shard's tiles: its rows in BM-row tiles, plus one partial tile per expert
-      groups: (s) => (on(s) ? [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1] : null),
+      when: on,
+      groups: (s) => [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1],
     };
   };
   ops.push(...a.experts.map((e) => gemm(true, e)), ...a.experts.map((e) => gemm(false, e)));
@@ -301,7 +281,8 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
     label: `${a.label}.gather`,
     pipeline: gather,
     bindGroup: bindGroup(ctx.gpu, gather, [ctx.step, gatherParams, a.routing, g.dst, g.y, a.x], `${a.label}.gather`),
-    groups: (s) => (on(s) ? grid(s.tokens) : null),
+    when: on,
+    groups: (s) => grid(s.tokens),
   });
   return ops;
 }

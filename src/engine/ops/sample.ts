@@ -39,14 +39,14 @@ export function sampleOps(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepIn
     {
       label: 'sample.candidates',
       pipeline: first,
-      bindGroup: bindGroup(ctx.gpu, first, [ctx.step, params, i.samples, a.logits, i.masks, cand, stats], 'sample.candidates'),
+      bindGroup: bindGroup(ctx.gpu, first, [ctx.step, params, i.sampling, a.logits, i.masks, cand, stats], 'sample.candidates'),
       // with the unembedding's picks, a step of greedy unmasked rows only needs no candidates
-      groups: (s) => (s.samples && (!a.argmax || (s.counts?.['sample.scan'] ?? s.samples) > 0) ? [slices, s.samples, 1] : null),
+      groups: (s) => (s.samples && (!a.argmax || (s.sampleScan ?? s.samples) > 0) ? [slices, s.samples, 1] : null),
     },
     {
       label: 'sample',
       pipeline: second,
-      bindGroup: bindGroup(ctx.gpu, second, [ctx.step, params, i.samples, a.logits, i.masks, i.sampled, i.lastIds, cand, stats, ...(a.argmax ? [a.argmax] : [])], 'sample'),
+      bindGroup: bindGroup(ctx.gpu, second, [ctx.step, params, i.sampling, a.logits, i.masks, i.sampled, i.lastIds, cand, stats, ...(a.argmax ? [a.argmax] : [])], 'sample'),
       groups: (s) => (s.samples ? grid(s.samples) : null),
     },
   ];

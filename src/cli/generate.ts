@@ -3,8 +3,8 @@
 // resolved like every command's: a checkpoint folder, a hub id or synthetic:SHAPE.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadEngine } from './load-model.js';
-import type { MemoryPlan } from './engine.js';
+import { loadEngine } from '../engine/load-model.js';
+import type { MemoryPlan } from '../engine/engine.js';
 
 export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--prompt-ids 1,2,3 | --prompt-ids-file FILE | --requests FILE) [flags]
 

@@ -1,0 +1,153 @@
+// The engine's public types: options, sampling and generation settings, results, the memory plan
+// and the counters it keeps (src/server, src/bench and the CLI read these).
+import type { Gpu } from '../gpu/device.js';
+import type { KvDtype } from './kv-cache.js';
+import type { UploadProgress } from './weights.js';
+
+export interface EngineOptions {
+  /** Positions one sequence may reach (prompt + generated). Default: the model's max_position_embeddings. */
+  context?: number;
+  /** Tokens per step (the prefill chunk when one sequence runs alone). Default 512. */
+  maxBatchTokens?: number;
+  /** Sequences running at once. Default 1 (a single-sequence engine); the server asks for more. */
+  maxNumSeqs?: number;
+  /** Bytes for the KV cache (default: two full contexts or 4096 positions per sequence, whichever is more; one context with a single sequence). */
+  kvMemory?: number;
+  /** Positions per KV page (a power of two, at least 16). Default 32. */
+  pageSize?: number;
+  /** KV cache storage. Default f16 (f32 accumulation). */
+  kvDtype?: KvDtype;
+  /** Share cached prompt blocks between sequences. Default true. */
+  prefixCaching?: boolean;
+  /** Plan and submit each step while the previous one runs (ids read back a step later). Default true. */
+  runAhead?: boolean;
+  /** Keep logits for every prompt row (for --logits-out and tests), not only the sampled ones. */
+  allLogits?: boolean;
+  /**
+   * Largest binding of a shard of the embeddings and experts (default: the adapter's
+   * maxStorageBufferBindingSize, above which they are always split). Tests set it low.
+   */
+  shardBytes?: number;
+  /** Dawn robustness (tests). */
+  robust?: boolean;
+  gpu?: Gpu;
+  onPlan?: (plan: MemoryPlan) => void;
+  onProgress?: UploadProgress;
+  /**
+   * Test seam: called at each phase of every step; a throw there acts as a failure of that phase
+   * (test/engine/faults.test.ts injects faults with it). Leave unset outside tests.
+   */
+  faultHook?: (phase: StepPhase) => void;
+}
+
+/** The phases of a step, in order (vLLM's: schedule, prepare inputs, execute, update from output). */
+export type StepPhase = 'schedule' | 'inputs' | 'submit' | 'readback';
+
+export interface MemoryPlan {
+  weights: number;
+  kv: number;
+  rope: number;
+  activations: number;
+  total: number;
+  context: number;
+  /** Tokens per step. */
+  chunk: number;
+  maxNumSeqs: number;
+  kvPages: { pageSize: number; dtype: KvDtype; full: number; sliding: number; positions: number };
+}
+
+export interface SamplingOptions {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  /** Token ids that end generation (included in the output). */
+  stopTokens?: readonly number[];
+  signal?: AbortSignal;
+  /** Called with each sampled token; return false to stop. */
+  onToken?: (id: number) => boolean | void;
+  /** Receive the prefill logits of every prompt row ([prompt][vocab]); needs allLogits. */
+  onPrefillLogits?: (logits: Float32Array) => void;
+  /** Constrained decoding (src/constrain): which tokens the sampler may pick at each step. */
+  constraint?: TokenMaskSource;
+  /** Called once the sequence holds a slot and its prefill starts. */
+  onStart?: () => void;
+  /** Receives the logits row each token is sampled from (tests and debugging: one more readback per step). */
+  onLogits?: (row: Float32Array) => void;
+}
+
+/**
+ * Before each token: next() gives the allowed-token bitmask (u32 words, bit i of word i >> 5 =
+ * token i, ceil(vocab / 32) words) or null for no constraint; after it: accept(id) with the sampled
+ * id (it may throw to end generation). A masked step still costs one submit and one readback.
+ */
+export interface TokenMaskSource {
+  next(): Uint32Array | null;
+  accept(id: number): void;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort' | 'context';
+
+export interface GenerateResult {
+  tokens: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  /** Prompt tokens served from the prefix cache. */
+  cachedTokens: number;
+  /** Waiting for a slot (continuous batching queue). */
+  queueMs: number;
+  /** From admission to the first sampled token. */
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export interface StepStats {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  pipelinesCreated: number;
+}
+
+export interface EngineStats {
+  /** Counters of the last step that only decoded. */
+  decodeStep: StepStats;
+  /** Totals of the last completed prefill (every step before its first token). */
+  prefill: StepStats & { chunks: number };
+  /** Counters of the last step. */
+  lastStep: StepStats & { tokens: number; sequences: number };
+  steps: number;
+  /** Steps planned and submitted while the previous one still ran. */
+  aheadSteps: number;
+  preemptions: number;
+  prefixCacheHitTokens: number;
+}
+
+/** Weight bytes one step's kernels fetched (Dispatch.weightBytes), in all and per kernel. */
+export interface StepBytes {
+  tokens: number;
+  sequences: number;
+  total: number;
+  byKernel: Record<string, number>;
+}
+
+/** The continuous-batching state: sequences, KV pages in use and free, prefix-cache hits, preemptions. */
+export interface BatchingState {
+  running: number;
+  waiting: number;
+  kvPagesUsed: number;
+  kvPagesFree: number;
+  prefixCacheHitTokens: number;
+  preemptions: number;
+}
+
+/** A submitted step's size. */
+export interface StepSize {
+  tokens: number;
+  sequences: number;
+}
+
+export const zeroStats = (): StepStats => ({ dispatches: 0, submits: 0, readbacks: 0, pipelinesCreated: 0 });

@@ -1,0 +1,226 @@
+// The request lifecycle, host-only: a generate() call becomes a sequence (checks first), starts when
+// its first step is prepared, receives its sampled ids after each step (callbacks, stop tokens,
+// max tokens, aborts, the context), keeps its prefill accounting, and ends with a result or an
+// error. The step loop (core.ts) calls it; nothing here touches the GPU.
+import { zeroStats, type EngineStats, type FinishReason, type GenerateOptions, type GenerateResult, type StepStats } from './api.js';
+import { Seq, type Scheduler, type StepPlan } from './scheduler.js';
+
+/** What the engine keeps per generate() call. */
+export interface SeqRequest {
+  opts: GenerateOptions;
+  stop: Set<number>;
+  resolve: (r: GenerateResult) => void;
+  reject: (e: unknown) => void;
+  submittedAt: number;
+  admittedAt: number;
+  firstTokenAt: number;
+  prefill: StepStats & { chunks: number };
+  /** [prompt][vocab], filled while the prompt runs (onPrefillLogits). */
+  prefillLogits: Float32Array | null;
+  started: boolean;
+}
+
+export type EngineSeq = Seq<SeqRequest>;
+
+/** What a step's readback gave: the sampled ids in entry order, and the logits rows when read. */
+export interface StepOutput {
+  ids: Uint32Array;
+  logits: Float32Array | null;
+}
+
+export class Sequences {
+  private nextId = 0;
+
+  constructor(
+    readonly scheduler: Scheduler<SeqRequest>,
+    private readonly o: { vocab: number; allLogits: boolean; stats: EngineStats },
+  ) {}
+
+  /** Positions one sequence may reach: prompt plus generated tokens must fit. */
+  get contextLength(): number {
+    return this.scheduler.capacity;
+  }
+
+  /** Checks a request and queues its sequence; the promise settles when it ends. */
+  add(prompt: readonly number[], o: GenerateOptions, noCache: boolean): Promise<GenerateResult> {
+    const V = this.o.vocab;
+    try {
+      if (!prompt.length) throw new Error('the prompt is empty');
+      for (const id of prompt) {
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`prompt token id ${id} is outside the vocabulary [0, ${V})`);
+      }
+      if (prompt.length > this.contextLength) {
+        throw new Error(`the prompt has ${prompt.length} tokens, more than the context of ${this.contextLength}`);
+      }
+      if (o.onPrefillLogits && !this.o.allLogits) throw new Error('prefill logits need an engine loaded with allLogits');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<GenerateResult>((resolve, reject) => {
+      const request: SeqRequest = {
+        opts: o,
+        stop: new Set(o.stopTokens ?? []),
+        resolve,
+        reject,
+        submittedAt: performance.now(),
+        admittedAt: 0,
+        firstTokenAt: 0,
+        prefill: { ...zeroStats(), chunks: 0 },
+        prefillLogits: o.onPrefillLogits ? new Float32Array(prompt.length * V) : null,
+        started: false,
+      };
+      const seq = new Seq<SeqRequest>({ id: this.nextId++, prompt, generates: o.maxTokens > 0, maxTokens: o.maxTokens, noCache, request });
+      try {
+        this.scheduler.add(seq);
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
+  /** Sequences of a step being prepared that run for the first time: their prefill starts. */
+  start(plan: StepPlan<SeqRequest>): void {
+    const now = performance.now();
+    for (const { seq } of plan.entries) {
+      const req = seq.request;
+      if (req.started) continue;
+      req.started = true;
+      req.admittedAt = now;
+      req.opts.onStart?.();
+    }
+  }
+
+  /** Whether a sequence needs the host between its steps (masks, logits): no run-ahead then. */
+  needsHost(): boolean {
+    for (const list of [this.scheduler.runningSeqs(), this.scheduler.waitingSeqs()]) {
+      for (const { request: r } of list) if (r.opts.constraint || r.opts.onLogits || r.prefillLogits) return true;
+    }
+    return false;
+  }
+
+  /** Ends the sequences whose client left. */
+  dropAborted(): void {
+    for (const list of [this.scheduler.runningSeqs(), this.scheduler.waitingSeqs()]) {
+      for (const seq of [...list]) if (seq.request.opts.signal?.aborted) this.end(seq, 'abort');
+    }
+  }
+
+  /**
+   * A finished step's output: the ids go to their sequences, the scheduler registers completed
+   * blocks, then each sequence's callbacks and end checks run.
+   */
+  update(plan: StepPlan<SeqRequest>, out: StepOutput, stats: StepStats): void {
+    const V = this.o.vocab;
+    const { ids, logits } = out;
+    let s = 0;
+    let row = 0;
+    const sampled = new Map<EngineSeq, number>();
+    for (const e of plan.entries) {
+      const seq = e.seq;
+      const req = seq.request;
+      if (req.prefillLogits && e.pos0 < seq.promptLength) {
+        req.prefillLogits.set(logits!.subarray(row * V, (row + e.ntok) * V), e.pos0 * V);
+        row += e.ntok;
+      } else if (e.sample) {
+        row++;
+      }
+      if (e.sample && req.opts.onLogits && seq.state === 'running') req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
+      if (!req.firstTokenAt) {
+        req.prefill.dispatches += stats.dispatches;
+        req.prefill.submits += stats.submits;
+        req.prefill.readbacks += stats.readbacks;
+        req.prefill.pipelinesCreated += stats.pipelinesCreated;
+        req.prefill.chunks++;
+      }
+      if (e.sample) {
+        const id = ids[s++]!;
+        // a sequence that ended while this step ran (it was planned ahead) drops its token
+        if (seq.state !== 'running') continue;
+        seq.tokens.push(id);
+        seq.pending--;
+        sampled.set(seq, id);
+      }
+    }
+    this.scheduler.complete(plan);
+    for (const e of plan.entries) {
+      const seq = e.seq;
+      if (seq.state !== 'running') continue;
+      const req = seq.request;
+      const id = sampled.get(seq);
+      if (id === undefined) {
+        if (!seq.generates && seq.confirmed === seq.tokens.length) {
+          this.finishPrefill(seq);
+          this.end(seq, 'length');
+        }
+        continue;
+      }
+      if (!req.firstTokenAt) {
+        req.firstTokenAt = performance.now();
+        this.finishPrefill(seq);
+      }
+      try {
+        this.deliver(seq, id);
+      } catch (err) {
+        this.fail(seq, err);
+      }
+    }
+  }
+
+  private finishPrefill(seq: EngineSeq): void {
+    const req = seq.request;
+    this.o.stats.prefill = { ...req.prefill };
+    if (req.prefillLogits) {
+      req.opts.onPrefillLogits?.(req.prefillLogits);
+      req.prefillLogits = null;
+    }
+  }
+
+  /** One sampled id for a sequence: callbacks, then the checks that end it. */
+  private deliver(seq: EngineSeq, id: number): void {
+    const o = seq.request.opts;
+    o.constraint?.accept(id);
+    if (o.onToken?.(id) === false) return this.end(seq, 'abort');
+    if (seq.request.stop.has(id)) return this.end(seq, 'stop');
+    if (seq.generated >= o.maxTokens) return this.end(seq, 'length');
+    if (o.signal?.aborted) return this.end(seq, 'abort');
+    // the new token is fed at position tokens.length - 1
+    if (seq.tokens.length > this.contextLength) return this.end(seq, 'context');
+  }
+
+  private result(seq: EngineSeq, finishReason: FinishReason): GenerateResult {
+    const r = seq.request;
+    const now = performance.now();
+    const admitted = r.admittedAt || now;
+    const first = r.firstTokenAt || now;
+    return {
+      tokens: seq.tokens.slice(seq.promptLength),
+      finishReason,
+      promptTokens: seq.promptLength,
+      cachedTokens: seq.cachedTokens,
+      queueMs: admitted - r.submittedAt,
+      prefillMs: first - admitted,
+      decodeMs: now - first,
+    };
+  }
+
+  end(seq: EngineSeq, reason: FinishReason): void {
+    if (seq.state === 'finished') return;
+    this.scheduler.finish(seq);
+    seq.request.resolve(this.result(seq, reason));
+  }
+
+  /** Ends a sequence with an error (its generate() rejects); its pages and slot go back. */
+  fail(seq: EngineSeq, e: unknown): void {
+    if (seq.state === 'finished') return;
+    try {
+      this.scheduler.finish(seq);
+    } finally {
+      seq.request.reject(e);
+    }
+  }
+
+  /** Fails every sequence, running or waiting. */
+  failAll(e: unknown): void {
+    for (const s of [...this.scheduler.runningSeqs(), ...this.scheduler.waitingSeqs()]) this.fail(s, e);
+  }
+}

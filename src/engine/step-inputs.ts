@@ -1,0 +1,103 @@
+// Prepare inputs, host-only: a scheduled step (StepPlan) becomes the words its kernels read (a
+// TokInfo per token, the token of each logits row, a SampleRow per sampled row, the masks of
+// constrained rows), the attention entries the host plans from, and its typed StepShape. The
+// executor (step-exec.ts) writes them to the GPU.
+import type { AttentionWork, StepShape } from '../gpu/buffers.js';
+import { SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
+import type { AttentionEntry } from './ops/attention.js';
+import type { StepPlan } from './scheduler.js';
+import type { SeqRequest } from './sequences.js';
+
+/** A step ready to execute: its plan, the words to write, and its shape. */
+export interface PreparedStep {
+  plan: StepPlan<SeqRequest>;
+  /** Tokens, rows and samples of the step; the executor adds the attention work it plans. */
+  shape: StepShape;
+  tokWords: Uint32Array;
+  rowWords: Uint32Array;
+  sampleWords: Uint32Array;
+  /** Allowed-token masks of constrained rows, by sequence slot. */
+  masks: { slot: number; words: Uint32Array }[];
+  /** The runs of tokens per sequence, for the attention plans. */
+  attention: AttentionEntry[];
+  /** Logits rows come back to the host (every prompt row's, or a sampled row's for onLogits). */
+  readLogits: boolean;
+}
+
+export const NO_ATTENTION: AttentionWork = { decode: 0, prefill: 0, combine: 0 };
+
+export class StepInputWriter {
+  private readonly tokWords: Uint32Array;
+  private readonly rowWords: Uint32Array;
+  private readonly sampleWords: Uint32Array;
+  private readonly sampleFloats: Float32Array;
+
+  constructor(
+    cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples'>,
+    /** u32 words of one allowed-token mask. */
+    private readonly maskWords: number,
+  ) {
+    this.tokWords = new Uint32Array(cap.tokens * TOK_INFO_WORDS);
+    this.rowWords = new Uint32Array(Math.max(1, cap.rows));
+    this.sampleWords = new Uint32Array(Math.max(1, cap.samples) * SAMPLE_ROW_WORDS);
+    this.sampleFloats = new Float32Array(this.sampleWords.buffer);
+  }
+
+  /** The step's inputs (views into this writer's arrays: valid until the next prepare). */
+  prepare(plan: StepPlan<SeqRequest>): PreparedStep {
+    let rows = 0;
+    let samples = 0;
+    let sampleScan = 0; // sampled rows the unembedding's greedy pick does not settle
+    let readLogits = false;
+    const attention: AttentionEntry[] = [];
+    const masks: PreparedStep['masks'] = [];
+    for (const e of plan.entries) {
+      const seq = e.seq;
+      const req = seq.request;
+      for (let i = 0; i < e.ntok; i++) {
+        const pos = e.pos0 + i;
+        const w = (e.tok0 + i) * TOK_INFO_WORDS;
+        // a pending token's id is only on the GPU, where the sampler left it for this slot
+        this.tokWords[w] = pos < seq.tokens.length ? seq.tokens[pos]! : (SAMPLED_ID | seq.slot) >>> 0;
+        this.tokWords[w + 1] = pos;
+        this.tokWords[w + 2] = seq.slot;
+      }
+      attention.push({ tok0: e.tok0, ntok: e.ntok, seq: seq.slot, pos0: e.pos0 });
+      if (req.prefillLogits && e.pos0 < seq.promptLength) {
+        for (let i = 0; i < e.ntok; i++) this.rowWords[rows++] = e.tok0 + i;
+        readLogits = true;
+      } else if (e.sample) {
+        this.rowWords[rows++] = e.tok0 + e.ntok - 1;
+      }
+      if (!e.sample) continue;
+      const o = req.opts;
+      if (o.onLogits) readLogits = true;
+      const mask = o.constraint?.next() ?? null;
+      if (mask) {
+        if (mask.length !== this.maskWords) throw new Error(`sampler mask has ${mask.length} words, expected ${this.maskWords}`);
+        masks.push({ slot: seq.slot, words: mask });
+      }
+      const w = samples++ * SAMPLE_ROW_WORDS;
+      this.sampleWords[w] = rows - 1;
+      this.sampleWords[w + 1] = seq.slot;
+      this.sampleWords[w + 2] = (o.seed ?? 0) >>> 0;
+      // the index of the token being sampled: a pending one counts
+      this.sampleWords[w + 3] = seq.generated + seq.pending - 1;
+      this.sampleFloats[w + 4] = o.temperature ?? 0;
+      this.sampleFloats[w + 5] = o.topP ?? 1;
+      this.sampleWords[w + 6] = o.topK ?? 0;
+      this.sampleWords[w + 7] = mask ? 1 : 0;
+      if ((o.temperature ?? 0) > 0 || mask) sampleScan++;
+    }
+    return {
+      plan,
+      shape: { tokens: plan.tokens, rows, samples, sampleScan, attention: { sliding: NO_ATTENTION, full: NO_ATTENTION } },
+      tokWords: this.tokWords.subarray(0, plan.tokens * TOK_INFO_WORDS),
+      rowWords: this.rowWords.subarray(0, rows),
+      sampleWords: this.sampleWords.subarray(0, samples * SAMPLE_ROW_WORDS),
+      masks,
+      attention,
+      readLogits,
+    };
+  }
+}
