@@ -102,7 +102,7 @@ export class EngineCore<F extends InFlight = InFlight> {
 
   /** Resolves once `n` steps have been submitted (at once for n = 0, or when the loop goes idle). */
   afterSteps(n: number): Promise<void> {
-    if (this.stats.steps >= n) return Promise.resolve();
+    if (this.stats.steps >= n || !this.loopRunning) return Promise.resolve();
     return new Promise((resolve) => this.stepWaiters.push({ n, resolve }));
   }
 

@@ -51,7 +51,11 @@ export const moeMatvec: When = (s) => !moeGrouped(s);
 export const headTiled: When = (s) => s.rows >= HEAD_TILED_ROWS;
 export const headFused: When = (s) => !headTiled(s);
 
-/** The fused unembedding variant for `rows` logits rows: the smallest that holds them, else the largest in z groups. */
-export function unembedRowsPerGroup(rows: number): number {
+/**
+ * The fused unembedding variant for `rows` logits rows: the smallest that holds them, else the
+ * largest in z groups; none for a step without logits rows (a prompt chunk).
+ */
+export function unembedRowsPerGroup(rows: number): number | null {
+  if (rows <= 0) return null;
   return UNEMBED_ROW_VARIANTS.find((rt) => rows <= rt) ?? UNEMBED_ROW_VARIANTS.at(-1)!;
 }

@@ -292,7 +292,12 @@ export class Scheduler<R = unknown> {
       if (budget <= 0) break;
       const seq = e.seq;
       const more = Math.min(seq.length - seq.computed, budget);
-      if (!seq.prefilling || more <= 0 || !this.kv.allocate(seq, more)) continue;
+      if (more <= 0) continue;
+      // pages for the whole grown entry: the window of its first token must stay
+      seq.computed = e.pos0;
+      const ok = this.kv.allocate(seq, e.ntok + more);
+      seq.computed = e.pos0 + e.ntok;
+      if (!ok) continue;
       e.ntok += more;
       seq.computed += more;
       budget -= more;

@@ -1,20 +1,17 @@
-// The continuous-batching scheduler on its own (no GPU), driven by a simulated engine that keeps
-// what every KV page slot holds: each step's keys must be exactly the ones its tokens' prefixes
-// wrote (shared prefix-cache pages included, after preemption and eviction), writes never touch
-// a page another sequence reads, budgets and slot limits hold, every request ends, and no page
-// leaks.
+// Continuous batching without a GPU: the engine's real step loop (core.ts: scheduler, request
+// lifecycle, run-ahead) driven through a fake executor that keeps what every KV page slot holds:
+// each step's keys must be exactly the ones its tokens' prefixes wrote (shared prefix-cache pages
+// included, after preemption and eviction), writes never touch a page another sequence reads,
+// budgets and slot limits hold, every request ends with the ids the "GPU" drew for it, and no page
+// leaks. Also: the prompt budget is shared, so a short request is not held behind a long prompt.
 import { describe, expect, it } from 'vitest';
-import { Scheduler, Seq, type SchedulerOptions } from '../../src/engine/scheduler.js';
+import type { GenerateOptions, GenerateResult } from '../../src/engine/api.js';
+import { EngineCore, type InFlight, type StepExecutor } from '../../src/engine/core.js';
+import { waterFill, type SchedulerOptions, type StepPlan } from '../../src/engine/scheduler.js';
+import type { SeqRequest, StepOutput } from '../../src/engine/sequences.js';
+import type { PreparedStep } from '../../src/engine/step-inputs.js';
 import { PagePool, PrefixCache, blockHashes } from '../../src/engine/kv-pages.js';
 import { rng } from '../helpers/random.js';
-
-interface Req {
-  maxTokens: number;
-  abortAt: number; // step at which the client leaves (Infinity: never)
-  done?: string;
-  /** Every id the "GPU" has, the host's tokens plus the sampled ones not read back yet. */
-  all?: number[];
-}
 
 /** What a slot holds: a hash of the token prefix [0, pos] that wrote it (memoised per token array). */
 const prefixHashes = new WeakMap<readonly number[], number[]>();
@@ -25,13 +22,22 @@ function prefixKey(tokens: readonly number[], pos: number): string {
   return `${pos}:${hs[pos]}`;
 }
 
-class Sim {
-  readonly s: Scheduler<Req>;
-  /** A step submitted and not yet completed (run-ahead). */
-  private inFlight: ReturnType<Scheduler<Req>['schedule']> = null;
+interface FakeFlight extends InFlight {
+  ids: number[];
+  rows: number;
+}
+
+/** The "GPU": KV writes and reads checked against what each slot holds, ids drawn at random. */
+class FakeExecutor implements StepExecutor<FakeFlight> {
+  core!: EngineCore<FakeFlight>;
   // per group: page * P + slot -> prefix key
   readonly full = new Map<number, string>();
   readonly sliding = new Map<number, string>();
+  /** Every id the "GPU" has per request: the host's tokens plus the sampled ones not read back yet. */
+  readonly all = new Map<GenerateOptions, number[]>();
+  readonly plans: StepPlan<SeqRequest>[] = [];
+  /** Called as each step completes (aborts, arrivals). */
+  onFinish: (step: number) => void = () => {};
   steps = 0;
   maxTokensInStep = 0;
   readsChecked = 0;
@@ -39,36 +45,28 @@ class Sim {
   constructor(
     readonly o: SchedulerOptions,
     readonly r: () => number,
-    readonly vocab = 50,
-    /** Plan each step before the previous one completes, as the engine does. */
-    readonly runAhead = false,
-  ) {
-    this.s = new Scheduler<Req>(o);
+    readonly vocab: number,
+  ) {}
+
+  holdsRunAhead(): boolean {
+    return false;
   }
 
-  step(): boolean {
-    if (!this.runAhead) {
-      const plan = this.submit({});
-      if (!plan) return false;
-      this.finish(plan);
-      return true;
-    }
-    this.inFlight ??= this.submit({});
-    if (!this.inFlight) return false;
-    const ahead = this.submit({ ahead: true });
-    this.finish(this.inFlight);
-    this.inFlight = ahead;
-    return true;
+  private allOf(seq: PreparedStep['plan']['entries'][number]['seq']): number[] {
+    let a = this.all.get(seq.request.opts);
+    if (!a) this.all.set(seq.request.opts, (a = [...seq.tokens]));
+    return a;
   }
 
-  /** Plans a step and "runs" it on the GPU: KV writes, reads checked, ids drawn. */
-  private submit(opts: { ahead?: boolean }) {
-    const plan = this.s.schedule(opts);
-    if (!plan || !plan.entries.length) return null;
+  submit(step: PreparedStep): FakeFlight {
+    const { plan } = step;
+    const s = this.core.scheduler;
     this.steps++;
+    this.plans.push({ ...plan, entries: plan.entries.map((e) => ({ ...e })) });
     const P = this.o.pageSize;
     expect(plan.tokens).toBeLessThanOrEqual(this.o.maxBatchTokens);
-    expect(this.s.numRunning).toBeLessThanOrEqual(this.o.maxNumSeqs);
+    expect(s.numRunning).toBeLessThanOrEqual(this.o.maxNumSeqs);
+    expect(plan.entries.reduce((n, e) => n + e.ntok, 0)).toBe(plan.tokens);
     this.maxTokensInStep = Math.max(this.maxTokensInStep, plan.tokens);
     const slots = new Set<number>();
     // pages written this step belong to the writer alone
@@ -80,19 +78,19 @@ class Sim {
       slots.add(seq.slot);
       for (let p = e.pos0; p < e.pos0 + e.ntok; p++) {
         const b = Math.floor(p / P);
-        if (this.s.fullPool) {
+        if (s.fullPool) {
           const page = seq.full[b]!;
-          expect(this.s.fullPool.cached[page], 'a write into a cached (shared) page').toBe(0);
-          expect(this.s.fullPool.refs[page]).toBe(1);
+          expect(s.fullPool.cached[page], 'a write into a cached (shared) page').toBe(0);
+          expect(s.fullPool.refs[page]).toBe(1);
           writers.set(`f${page}`, seq.id);
-          this.full.set(page * P + (p % P), prefixKey(allOf(seq), p));
+          this.full.set(page * P + (p % P), prefixKey(this.allOf(seq), p));
         }
-        if (this.s.slidingPool) {
+        if (s.slidingPool) {
           const page = seq.sliding[b]!;
           expect(page).toBeGreaterThanOrEqual(0);
-          expect(this.s.slidingPool.refs[page]).toBe(1);
+          expect(s.slidingPool.refs[page]).toBe(1);
           writers.set(`s${page}`, seq.id);
-          this.sliding.set(page * P + (p % P), prefixKey(allOf(seq), p));
+          this.sliding.set(page * P + (p % P), prefixKey(this.allOf(seq), p));
         }
       }
     }
@@ -104,7 +102,7 @@ class Sim {
           ['full', this.full, seq.full],
           ['sliding', this.sliding, seq.sliding],
         ] as const) {
-          if (group === 'full' ? !this.s.fullPool : !this.s.slidingPool) continue;
+          if (group === 'full' ? !s.fullPool : !s.slidingPool) continue;
           const first = group === 'sliding' ? Math.max(0, q + 1 - this.o.window) : 0;
           for (let j = first; j <= q; j++) {
             // plain comparisons first: expect() per key would dominate the run time
@@ -113,7 +111,7 @@ class Sim {
             const w = writers.get(`${group[0]}${page}`);
             if (w !== undefined && w !== seq.id) expect(w, `${group} page ${page} written by another sequence`).toBe(seq.id);
             const held = map.get(page * P + (j % P));
-            const want = prefixKey(allOf(seq), j);
+            const want = prefixKey(this.allOf(seq), j);
             if (held !== want) expect(held, `${group} key ${j} of seq ${seq.id}`).toBe(want);
             this.readsChecked++;
           }
@@ -121,47 +119,43 @@ class Sim {
       }
     }
     // the "GPU" samples: a random id per sampled entry, known to the host when the step completes
-    for (const e of plan.entries) if (e.sample) allOf(e.seq).push(Math.floor(this.r() * this.vocab));
-    return plan;
-  }
-
-  private finish(plan: NonNullable<ReturnType<Scheduler<Req>['schedule']>>): void {
+    const ids: number[] = [];
     for (const e of plan.entries) {
-      if (!e.sample || e.seq.state !== 'running') continue;
-      e.seq.tokens.push(allOf(e.seq)[e.seq.tokens.length]!);
-      e.seq.pending--;
+      if (!e.sample) continue;
+      const id = Math.floor(this.r() * this.vocab);
+      this.allOf(e.seq).push(id);
+      ids.push(id);
     }
-    this.s.complete(plan);
-    for (const e of plan.entries) {
-      const seq = e.seq;
-      if (seq.state !== 'running') continue;
-      if (e.sample && seq.generated >= seq.request.maxTokens) this.end(seq, 'length');
-      else if (!seq.samples && seq.confirmed === seq.tokens.length) this.end(seq, 'length');
-    }
-    for (const seq of [...this.s.runningSeqs(), ...this.s.waitingSeqs()]) {
-      if (this.steps >= seq.request.abortAt) this.end(seq, 'abort');
-    }
+    return { step, stats: { dispatches: 0, submits: 1, readbacks: 1, pipelinesCreated: 0 }, ids, rows: step.shape.rows };
   }
 
-  end(seq: Seq<Req>, why: string): void {
-    this.s.finish(seq);
-    seq.request.done = why;
+  async finish(f: FakeFlight): Promise<StepOutput> {
+    this.onFinish(this.steps);
+    return { ids: Uint32Array.from(f.ids), logits: f.step.readLogits ? new Float32Array(f.rows * this.vocab) : null };
   }
-}
-
-/** The sequence's ids as the GPU has them: the host's tokens, then any drawn but not read back. */
-function allOf(seq: Seq<Req>): number[] {
-  const r = seq.request;
-  if (!r.all) r.all = [...seq.tokens];
-  return r.all;
 }
 
 function opts(o: Partial<SchedulerOptions>): SchedulerOptions {
   return { maxNumSeqs: 4, maxBatchTokens: 64, pageSize: 16, context: 512, fullPages: 64, slidingPages: 24, window: 20, prefixCaching: true, ...o };
 }
 
-describe('continuous-batching scheduler', () => {
-  it('a random schedule: arrivals, aborts, shared prefixes, preemption; every request ends, no page leaks', () => {
+function setup(o: SchedulerOptions, seed: number, runAhead: boolean, vocab = 50) {
+  const exec = new FakeExecutor(o, rng(seed), vocab);
+  const core = new EngineCore(exec, { scheduler: o, vocab, rows: o.maxBatchTokens, maskWords: Math.ceil(vocab / 32), allLogits: true, runAhead });
+  exec.core = core;
+  return { exec, core };
+}
+
+function expectNoPagesHeld(core: EngineCore<FakeFlight>, what: string) {
+  for (const pool of [core.scheduler.fullPool, core.scheduler.slidingPool]) {
+    if (!pool) continue;
+    expect(pool.inUse, `${what}: pages of ${pool.name} still held`).toBe(0);
+    for (let p = 0; p < pool.size; p++) expect(pool.refs[p]).toBe(0);
+  }
+}
+
+describe('continuous batching through the real step loop (fake executor)', () => {
+  it('a random schedule: arrivals, aborts, shared prefixes, preemption; every request ends with its ids, no page leaks', async () => {
     for (const [seed, o] of [
       [1, opts({})],
       [2, opts({ fullPages: 14, maxNumSeqs: 6, maxBatchTokens: 40 })], // tight: preemption
@@ -174,80 +168,123 @@ describe('continuous-batching scheduler', () => {
       [8, opts({ fullPages: 14, maxNumSeqs: 6, maxBatchTokens: 40 })],
     ] as const) {
       const r = rng(seed);
-      const sim = new Sim(o, r, 50, seed >= 7);
+      const { exec, core } = setup(o, seed, seed >= 7);
       const shared = Array.from({ length: 40 }, () => Math.floor(r() * 50));
-      const all: Seq<Req>[] = [];
-      let id = 0;
-      for (let round = 0; round < 400 && (round < 150 || sim.s.hasWork()); round++) {
-        if (round < 150 && r() < 0.3) {
-          const len = 1 + Math.floor(r() * 90);
-          // half the prompts start with a shared system prompt
-          const prompt = r() < 0.5 ? [...shared.slice(0, Math.min(len, shared.length)), ...Array.from({ length: Math.max(0, len - shared.length) }, () => Math.floor(r() * 50))] : Array.from({ length: len }, () => Math.floor(r() * 50));
-          const maxTokens = Math.floor(r() * 30);
-          const abortAt = r() < 0.1 ? sim.steps + 1 + Math.floor(r() * 20) : Infinity;
-          const seq = new Seq<Req>(id++, prompt, prompt.length, maxTokens > 0, false, { maxTokens, abortAt });
-          sim.s.add(seq);
-          all.push(seq);
-        }
-        sim.step();
+      // arrivals: round i of 150 brings a request with probability 0.3
+      const arrivals: { step: number; prompt: number[]; maxTokens: number; abortAt: number }[] = [];
+      for (let round = 0; round < 150; round++) {
+        if (r() >= 0.3) continue;
+        const len = 1 + Math.floor(r() * 90);
+        // half the prompts start with a shared system prompt
+        const prompt = r() < 0.5 ? [...shared.slice(0, Math.min(len, shared.length)), ...Array.from({ length: Math.max(0, len - shared.length) }, () => Math.floor(r() * 50))] : Array.from({ length: len }, () => Math.floor(r() * 50));
+        const maxTokens = Math.floor(r() * 30);
+        const abortAt = r() < 0.1 ? round + 1 + Math.floor(r() * 20) : Infinity;
+        arrivals.push({ step: round, prompt, maxTokens, abortAt });
       }
-      while (sim.step()) {
-        /* drain */
+      const aborts: { at: number; ac: AbortController }[] = [];
+      exec.onFinish = (step) => {
+        for (const a of aborts) if (step >= a.at) a.ac.abort();
+      };
+      const runs: { o: GenerateOptions; prompt: number[]; done: Promise<GenerateResult> }[] = [];
+      for (const a of arrivals) {
+        await core.afterSteps(a.step);
+        const ac = new AbortController();
+        if (a.abortAt !== Infinity) aborts.push({ at: a.abortAt, ac });
+        const go: GenerateOptions = { maxTokens: a.maxTokens, signal: ac.signal };
+        runs.push({ o: go, prompt: a.prompt, done: core.generate(a.prompt, go) });
       }
-      expect(sim.s.hasWork(), `seed ${seed}: work left`).toBe(false);
-      for (const seq of all) expect(seq.request.done, `seed ${seed}: sequence ${seq.id} never ended`).toBeDefined();
-      for (const pool of [sim.s.fullPool, sim.s.slidingPool]) {
-        if (!pool) continue;
-        expect(pool.inUse, `seed ${seed}: pages of ${pool.name} still held`).toBe(0);
-        for (let p = 0; p < pool.size; p++) expect(pool.refs[p]).toBe(0);
+      for (const run of runs) {
+        const res = await run.done;
+        const all = exec.all.get(run.o) ?? [];
+        const P = run.prompt.length;
+        // the lifecycle handed out exactly the ids drawn for it, and stopped where it had to
+        expect(res.tokens, `seed ${seed}`).toEqual(all.slice(P, P + res.tokens.length));
+        if (res.finishReason === 'length') expect(res.tokens).toHaveLength(run.o.maxTokens);
+        else expect(res.finishReason).toBe('abort');
+        expect(res.promptTokens).toBe(P);
       }
-      expect(sim.readsChecked).toBeGreaterThan(1000);
-      if (seed === 2 || seed === 8) expect(sim.s.preemptions, 'preemptions').toBeGreaterThan(0);
-      if (seed === 1 || seed === 7) expect(sim.s.cacheHitTokens, 'prefix cache hits').toBeGreaterThan(0);
-      if (seed === 5) expect(sim.s.cacheHitTokens).toBe(0);
+      expect(core.isBusy, `seed ${seed}: work left`).toBe(false);
+      expectNoPagesHeld(core, `seed ${seed}`);
+      expect(exec.readsChecked).toBeGreaterThan(1000);
+      if (seed === 2 || seed === 8) expect(core.stats.preemptions, 'preemptions').toBeGreaterThan(0);
+      if (seed === 1 || seed === 7) expect(core.stats.prefixCacheHitTokens, 'prefix cache hits').toBeGreaterThan(0);
+      if (seed === 7 || seed === 8) expect(core.stats.aheadSteps).toBeGreaterThan(0);
+      if (seed === 5) expect(core.stats.prefixCacheHitTokens).toBe(0);
     }
   });
 
-  it('decode tokens come first; a long prompt gets the rest of the budget every step', () => {
-    const sim = new Sim(opts({ maxNumSeqs: 4, maxBatchTokens: 32, fullPages: 100, context: 1024 }), rng(7));
-    const decoders = [0, 1, 2].map((i) => new Seq<Req>(i, [1, 2, 3], 3, true, false, { maxTokens: 1000, abortAt: Infinity }));
-    for (const d of decoders) sim.s.add(d);
-    sim.step(); // their prompts
-    const long = new Seq<Req>(3, Array.from({ length: 300 }, (_, i) => i % 50), 300, true, false, { maxTokens: 1, abortAt: Infinity });
-    sim.s.add(long);
-    let steps = 0;
-    while (long.computed < 300 && steps < 100) {
-      const before = long.computed;
-      sim.step();
-      steps++;
-      expect(long.computed - before).toBe(Math.min(32 - 3, 300 - before)); // all but the three decode tokens
-      for (const d of decoders) expect(d.state).toBe('running');
+  it('decode tokens come first; a long prompt alone gets the rest of the budget every step', async () => {
+    const { exec, core } = setup(opts({ maxNumSeqs: 4, maxBatchTokens: 32, fullPages: 100, context: 1024 }), 7, false);
+    const acs = [0, 1, 2].map(() => new AbortController());
+    const decoders = acs.map((ac) => core.generate([1, 2, 3], { maxTokens: 1000, signal: ac.signal }));
+    await core.afterSteps(2); // their prompts (the first one's planned as it arrived, alone)
+    const longPrompt = Array.from({ length: 300 }, (_, i) => i % 50);
+    const long = core.generate(longPrompt, { maxTokens: 1 });
+    const longRes = await long;
+    for (const ac of acs) ac.abort();
+    for (const d of decoders) expect((await d).finishReason).toBe('abort');
+    const withLong = exec.plans.filter((p) => p.entries.some((e) => e.seq.promptLength === 300));
+    let done = 0;
+    for (const p of withLong) {
+      const e = p.entries.find((x) => x.seq.promptLength === 300)!;
+      expect(e.ntok).toBe(Math.min(32 - 3, 300 - done)); // all but the three decode tokens
+      expect(p.entries.filter((x) => x !== e).map((x) => x.ntok)).toEqual([1, 1, 1]);
+      done += e.ntok;
     }
-    expect(steps).toBe(Math.ceil(300 / 29));
+    expect(withLong).toHaveLength(Math.ceil(300 / 29));
+    expect(longRes.tokens).toHaveLength(1);
+    expectNoPagesHeld(core, 'end');
   });
 
-  it('a prompt that shares whole blocks with a finished one skips them; sliding pages must still cover the window', () => {
+  it('a short request arriving behind a long prompt gets its first token within a few steps; the long one still advances every step', async () => {
+    for (const runAhead of [false, true]) {
+      const { exec, core } = setup(opts({ maxNumSeqs: 4, maxBatchTokens: 32, fullPages: 200, context: 2048, slidingPages: 40 }), 11, runAhead);
+      const longPrompt = Array.from({ length: 600 }, (_, i) => (i * 7) % 50);
+      const long = core.generate(longPrompt, { maxTokens: 3 });
+      await core.afterSteps(3);
+      const arrivedAt = core.stats.steps;
+      let firstAt = -1;
+      const short = core.generate([5, 6], { maxTokens: 4, onToken: () => void (firstAt < 0 && (firstAt = core.stats.steps)) });
+      const [s, l] = await Promise.all([short, long]);
+      expect(s.tokens).toHaveLength(4);
+      expect(l.tokens).toHaveLength(3);
+      // admitted at the next step it can be planned in; its prompt is one chunk; the token is back a step later
+      expect(firstAt - arrivedAt, `runAhead ${runAhead}`).toBeLessThanOrEqual(3);
+      const prefill = exec.plans.filter((p) => p.entries.some((e) => e.seq.promptLength === 600 && e.pos0 < 600));
+      for (const p of prefill) {
+        const e = p.entries.find((x) => x.seq.promptLength === 600)!;
+        expect(e.ntok).toBeGreaterThanOrEqual(Math.min(16, 600 - e.pos0));
+      }
+      expect(prefill.length).toBeLessThanOrEqual(Math.ceil(600 / 16));
+      expectNoPagesHeld(core, `runAhead ${runAhead}`);
+    }
+  });
+
+  it('the prompt budget is water-filled: equal shares, what a short prompt leaves to the others', () => {
+    expect(waterFill(32, [300])).toEqual([32]);
+    expect(waterFill(32, [300, 2])).toEqual([30, 2]);
+    expect(waterFill(32, [300, 300])).toEqual([16, 16]);
+    expect(waterFill(31, [300, 300, 5])).toEqual([13, 13, 5]);
+    expect(waterFill(10, [3, 2])).toEqual([3, 2]);
+    expect(waterFill(2, [5, 5, 5])).toEqual([1, 1, 0]);
+    expect(waterFill(0, [5])).toEqual([0]);
+  });
+
+  it('a prompt that shares whole blocks with a finished one skips them; sliding pages must still cover the window', async () => {
     const P = 16;
-    const sim = new Sim(opts({ pageSize: P, window: 20, fullPages: 40, slidingPages: 40 }), rng(3));
+    const { core } = setup(opts({ pageSize: P, window: 20, fullPages: 40, slidingPages: 40 }), 3, false);
     const prompt = Array.from({ length: 70 }, (_, i) => (i * 7) % 50);
-    const a = new Seq<Req>(0, [...prompt], 70, true, false, { maxTokens: 1, abortAt: Infinity });
-    sim.s.add(a);
-    while (sim.step()) {
-      /* run a to the end */
-    }
-    const b = new Seq<Req>(1, [...prompt.slice(0, 66), 49, 48], 68, true, false, { maxTokens: 1, abortAt: Infinity });
-    sim.s.add(b);
-    sim.step();
+    const a = await core.generate([...prompt], { maxTokens: 1 });
+    expect(a.cachedTokens).toBe(0);
     // blocks 0..3 (64 tokens) are cached; b needs token 64 onwards
+    const b = await core.generate([...prompt.slice(0, 66), 49, 48], { maxTokens: 1 });
     expect(b.cachedTokens).toBe(64);
-    while (sim.step()) {
-      /* finish */
-    }
     // prefix caching off for a sequence that wants every prompt row's logits
-    const c = new Seq<Req>(2, [...prompt], 70, true, true, { maxTokens: 1, abortAt: Infinity });
-    sim.s.add(c);
-    sim.step();
+    let rows = 0;
+    const c = await core.generate([...prompt], { maxTokens: 1, onPrefillLogits: (l) => (rows = l.length) });
     expect(c.cachedTokens).toBe(0);
+    expect(rows).toBe(70 * 50);
+    expectNoPagesHeld(core, 'end');
   });
 
   it('prefix cache lookups: chained hashes, the window rule for sliding pages, eviction of least recently used', () => {
