@@ -38,6 +38,8 @@ export interface EngineOptions {
    * (test/engine/faults.test.ts injects faults with it). Leave unset outside tests.
    */
   faultHook?: (phase: StepPhase) => void;
+  /** Where the step loop reports an error it absorbed (the step's sequences end with it). Default console.error. */
+  log?: (message: string, error: unknown) => void;
 }
 
 /** The phases of a step, in order (vLLM's: schedule, prepare inputs, execute, update from output). */

@@ -47,6 +47,7 @@ export class EngineCore<F extends InFlight = InFlight> {
   onStep: ((s: StepSize) => void) | null = null;
   private readonly inputs: StepInputWriter;
   private loopRunning = false;
+  private closed = false;
   private stepWaiters: Array<{ n: number; resolve: () => void }> = [];
 
   constructor(
@@ -94,7 +95,14 @@ export class EngineCore<F extends InFlight = InFlight> {
     };
   }
 
+  /** Ends every sequence with `e`; the loop stops and takes no more work (the engine is going away). */
+  close(e: unknown): void {
+    this.closed = true;
+    this.sequences.failAll(e);
+  }
+
   generate(prompt: readonly number[], o: GenerateOptions): Promise<GenerateResult> {
+    if (this.closed) return Promise.reject(new Error('the engine was destroyed'));
     const done = this.sequences.add(prompt, o, !!o.onPrefillLogits);
     this.wake();
     return done;
@@ -114,11 +122,12 @@ export class EngineCore<F extends InFlight = InFlight> {
       .finally(() => {
         this.loopRunning = false;
         // a request that arrived as the loop was ending (in a callback it resolved) still runs
-        if (this.scheduler.hasWork()) this.wake();
+        if (this.scheduler.hasWork() && !this.closed) this.wake();
       });
   }
 
   private report(what: string, e: unknown): void {
+    if (this.closed) return; // a step still in flight as the engine was destroyed
     try {
       (this.o.log ?? ((m, err) => console.error(m, err)))(`engine: ${what} failed; its sequences end with the error`, e);
     } catch {
@@ -135,7 +144,7 @@ export class EngineCore<F extends InFlight = InFlight> {
    */
   private async loop(): Promise<void> {
     let inFlight: F | null = null;
-    while (inFlight || this.scheduler.hasWork()) {
+    while (!this.closed && (inFlight || this.scheduler.hasWork())) {
       this.guard('abort checks', null, () => this.sequences.dropAborted());
       inFlight ??= this.submitNext(false);
       if (!inFlight) {

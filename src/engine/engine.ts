@@ -70,6 +70,7 @@ export class Engine {
           allLogits: plan.allLogits,
           runAhead: plan.runAhead,
           faultHook: opts.faultHook,
+          log: opts.log,
         });
       });
     } catch (e) {
@@ -128,7 +129,6 @@ export class Engine {
    * (continuous batching) and each resolves when its sequence ends.
    */
   generate(prompt: readonly number[], o: GenerateOptions): Promise<GenerateResult> {
-    if (this.destroyed) return Promise.reject(new Error('the engine was destroyed'));
     return this.core.generate(prompt, o);
   }
 
@@ -178,7 +178,7 @@ export class Engine {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.core.sequences.failAll(new Error('the engine was destroyed'));
+    this.core.close(new Error('the engine was destroyed'));
     destroyResources(this.res);
   }
 }
