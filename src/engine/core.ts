@@ -118,7 +118,7 @@ export class EngineCore<F extends InFlight = InFlight> {
     if (this.loopRunning) return;
     this.loopRunning = true;
     this.loop()
-      .catch((e) => this.report('step loop', e))
+      .catch((e) => this.failStep('step loop', null, e))
       .finally(() => {
         this.loopRunning = false;
         // a request that arrived as the loop was ending (in a callback it resolved) still runs
@@ -224,7 +224,7 @@ export class EngineCore<F extends InFlight = InFlight> {
     }
     this.stats.lastStep = { ...f.stats, tokens: plan.tokens, sequences: plan.entries.length };
     if (plan.entries.every((e) => e.ntok === 1 && e.sample && e.pos0 >= e.seq.promptLength)) this.stats.decodeStep = f.stats;
-    this.guard('onStep', null, () => this.onStep?.({ tokens: plan.tokens, sequences: plan.entries.length }));
+    this.guard('onStep', plan, () => this.onStep?.({ tokens: plan.tokens, sequences: plan.entries.length }));
   }
 
   /** Readback → update from output. */
