@@ -4,7 +4,7 @@
 // tiles, experts with no token, one expert taking every token, experts split over shards.
 // Outputs start poisoned; guard words after them must stay untouched.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer, type Dispatch } from '../../src/gpu/buffers.js';
+import { encodeDispatches, groupsOf, uploadBuffer, type Dispatch } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
 import { allocateMoeGroup, GEMM_TILE, moeGroupedOps } from '../../src/engine/ops/moe.js';
 import { DENSE_TILE, denseOps } from '../../src/engine/ops/basic.js';
@@ -137,8 +137,8 @@ describe('grouped MoE (moe_route, moe_gemm, moe_gather)', () => {
       experts: [{ first: 0, count: 4, mlp1Blocks: dummy, mlp1Scales: dummy, mlp1Bias: dummy, mlp2Blocks: dummy, mlp2Scales: dummy, mlp2Bias: dummy }],
       hidden: 32, intermediate: 32, topK: 2, numExperts: 4, swigluLimit: LIMIT, minTokens: 8, label: 'idle',
     });
-    for (const op of ops) expect(typeof op.groups === 'function' ? op.groups({ tokens: 7, rows: 0, samples: 0 }) : op.groups).toBeNull();
-    for (const op of ops) expect(typeof op.groups === 'function' ? op.groups({ tokens: 8, rows: 0, samples: 0 }) : op.groups).not.toBeNull();
+    for (const op of ops) expect(groupsOf(op, { tokens: 7, rows: 0, samples: 0 })).toBeNull();
+    for (const op of ops) expect(groupsOf(op, { tokens: 8, rows: 0, samples: 0 })).not.toBeNull();
   });
 });
 
