@@ -26,6 +26,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 #endif
 
+fn gemm_a(row: u32, v: u32) -> vec4<f32> {
+  return x[row * (p.k / 4u) + v];
+}
+
 @compute @workgroup_size(GEMM_WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
 #if OUT_ROWS
@@ -40,22 +44,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
   let tr = lid % ROW_THREADS;
   let tc = lid / ROW_THREADS;
-  let kv4 = p.k / 4u;  // vec4s of x per row
   let kv8 = p.k / 8u;  // vec4<u32> (8 bf16) of W per row
   gemm_zero();
   for (var kb = 0u; kb < p.k / BK; kb++) {
-    for (var i = lid; i < BM * 8u; i += GEMM_WG) {
-      let r = i / 8u;
-      let q = i % 8u;
-      var v = vec4<f32>(0.0);
-      if (t0 + r < tokens) {
-        v = x[(t0 + r) * kv4 + kb * 8u + q];
-      }
-      As[r * KS + 4u * q] = v.x;
-      As[r * KS + 4u * q + 1u] = v.y;
-      As[r * KS + 4u * q + 2u] = v.z;
-      As[r * KS + 4u * q + 3u] = v.w;
-    }
+    gemm_load_a(lid, t0, tokens - t0, kb);
     for (var i = lid; i < BN * 4u; i += GEMM_WG) {
       let c = i / 4u;
       let q = i % 4u;
@@ -74,7 +66,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       Bs[o + 7u] = bf16_hi(wv.w);
     }
     workgroupBarrier();
-    gemm_step(tr, tc, select(BK, 0u, p.k == 0u));
+    gemm_step(tr, tc, opaque(BK, p.k));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {

@@ -1,6 +1,8 @@
 // A sampled row's settings and its logits as the samplers see them (sample_candidates.wgsl and
 // sample.wgsl). Needs the bindings `logits` and `mask`, `p.mask_words`, and the private `sr` set to
 // the row's settings.
+#include lib/order
+
 struct SampleRow {
   row: u32,          // logits row
   slot: u32,         // sequence slot
@@ -12,13 +14,8 @@ struct SampleRow {
   masked: u32,
 }
 
+// The value of a masked-out token: below every logit, above LOWEST.
 const NEG = -3.4e38;
-
-// Monotone map f32 -> u32: a < b  <=>  key(a) < key(b).
-fn key(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
 
 // The logit of token i in row `row` (its first element), or NEG when the mask rules it out.
 fn lg(row: u32, i: u32) -> f32 {
