@@ -1,30 +1,11 @@
-// y[t][n] = sum_k x[t][k] W[n][k] (+ bias[n]) (+ y[t][n] with ACCUMULATE), as a tiled GEMM for steps
-// of many tokens (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each
-// K slice of 32 is loaded once into workgroup memory (bf16 widened exactly to f32) for all BM tokens,
-// so W is read once per BM tokens rather than once per few tokens as in matmul_bf16.
-// W is bf16 row-major [N][K] (K a multiple of 32), possibly rows [n0, n0 + N) of a matrix of ny rows.
-// defines: BM, BN, BK (32), TM, TN; flags: BIAS, ACCUMULATE, OUT_ROWS (x holds the logits rows).
-#include lib/step
+// y = x W^T (lib/dense_io: bias, residual add, shards) as a tiled GEMM for steps of many tokens
+// (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each K slice of 32
+// is loaded once into workgroup memory (bf16 widened exactly to f32) for all BM tokens, so W is
+// read once per BM tokens rather than once per few tokens as in matmul_bf16.
+// K a multiple of 32. defines: BM, BN, BK (32), TM, TN; flags of lib/dense_io.
+#include lib/dense_io
 #include lib/bf16
 #include lib/gemm
-
-struct Params {
-  k: u32,
-  n: u32,
-  n0: u32,
-  ny: u32,
-}
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> p: Params;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
-#if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-#endif
 
 fn gemm_a(row: u32, v: u32) -> vec4<f32> {
   return x[row * (p.k / 4u) + v];
@@ -32,11 +13,7 @@ fn gemm_a(row: u32, v: u32) -> vec4<f32> {
 
 @compute @workgroup_size(GEMM_WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-#if OUT_ROWS
-  let tokens = step.rows;
-#else
-  let tokens = step.tokens;
-#endif
+  let tokens = dense_rows();
   let t0 = wid.x * BM;
   let c0 = wid.y * BN;
   if (t0 >= tokens) {
@@ -77,15 +54,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var j = 0u; j < TN; j++) {
       let n = c0 + tc * TN + j;
       if (n < p.n) {
-        let o = t * p.ny + p.n0 + n;
-        var v = acc[i][j];
-#if BIAS
-        v += bias[n];
-#endif
-#if ACCUMULATE
-        v += y[o];
-#endif
-        y[o] = v;
+        dense_out(t, n, acc[i][j]);
       }
     }
   }

@@ -59,11 +59,7 @@ fn main(
   }
   let nt = min(TT, step.tokens - t0);
   // RMSNorm factors of the workgroup's tokens
-  var xr: array<u32, TT>;
-  for (var tt = 0u; tt < TT; tt++) {
-    xr[tt] = t0 + tt;
-  }
-  let inv = rms_inv(xr, nt, lid, p.eps);
+  let inv = rms_inv_from(t0, nt, lid, p.eps);
 
   let team = lid / TEAM;
   let lane = lid % TEAM;

@@ -46,11 +46,7 @@ fn main(
     return;
   }
   let nt = min(TT, step.tokens - t0);
-  var xr: array<u32, TT>;
-  for (var tt = 0u; tt < TT; tt++) {
-    xr[tt] = t0 + tt;
-  }
-  let inv = rms_inv(xr, nt, lid, p.eps);
+  let inv = rms_inv_from(t0, nt, lid, p.eps);
   // this workgroup's slice of xn
   let per = (H / 4u + nwg.x - 1u) / nwg.x;
   for (var i = wid.x * per + lid; i < min((wid.x + 1u) * per, H / 4u); i += WG) {

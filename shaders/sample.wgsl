@@ -44,10 +44,6 @@ const REDUCE_N: u32 = 1u;
 
 var<workgroup> chosen: u32;
 var<workgroup> wg_best: Pick;
-// This row's settings, read once and made workgroup-uniform (the bisection loops hold barriers).
-var<workgroup> wg_row: SampleRow;
-// The same settings for lg() (private variables are never uniform, so control flow uses a local).
-var<private> sr: SampleRow;
 // The row's index among the step's sample rows (its candidates).
 var<private> sr_idx: u32;
 #include lib/sample_row
@@ -242,12 +238,7 @@ fn main(
   if (r_idx >= step.samples) {
     return;
   }
-  if (lid == 0u) {
-    wg_row = samples[r_idx];
-  }
-  // rc: uniform copy for control flow; sr: the same values for lg()
-  let rc = workgroupUniformLoad(&wg_row);
-  sr = rc;
+  let rc = load_sample_row(r_idx, lid);
   sr_idx = r_idx;
 #if ARGMAX
   // greedy and unmasked: the unembedding already picked it

@@ -25,12 +25,9 @@ struct Params {
 const REDUCE_N: u32 = 1u;
 #include lib/reduce
 
-var<private> sr: SampleRow;
 #include lib/sample_row
 
 const PER: u32 = SLICE / WG;
-
-var<workgroup> wg_row: SampleRow;
 
 @compute @workgroup_size(WG)
 @diagnostic(off, subgroup_uniformity)
@@ -50,11 +47,7 @@ fn main(
   if (r_idx >= step.samples) {
     return;
   }
-  if (lid == 0u) {
-    wg_row = samples[r_idx];
-  }
-  let rc = workgroupUniformLoad(&wg_row);
-  sr = rc;
+  let rc = load_sample_row(r_idx, lid);
 #if ARGMAX
   if (rc.temperature <= 0.0 && rc.masked == 0u) {
     return;

@@ -23,3 +23,12 @@ fn rms_inv(rows: array<u32, REDUCE_N>, n: u32, lid: u32, eps: f32) -> array<f32,
   }
   return inv;
 }
+
+// rms_inv of the n consecutive rows from t0.
+fn rms_inv_from(t0: u32, n: u32, lid: u32, eps: f32) -> array<f32, REDUCE_N> {
+  var rows: array<u32, REDUCE_N>;
+  for (var r = 0u; r < REDUCE_N; r++) {
+    rows[r] = t0 + r;
+  }
+  return rms_inv(rows, n, lid, eps);
+}

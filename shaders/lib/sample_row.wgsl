@@ -1,6 +1,5 @@
 // A sampled row's settings and its logits as the samplers see them (sample_candidates.wgsl and
-// sample.wgsl). Needs the bindings `logits` and `mask`, `p.mask_words`, and the private `sr` set to
-// the row's settings.
+// sample.wgsl). Needs the bindings `samples`, `logits` and `mask`, and `p.mask_words`.
 #include lib/order
 
 struct SampleRow {
@@ -12,6 +11,21 @@ struct SampleRow {
   top_p: f32,
   top_k: u32,        // 0: off
   masked: u32,
+}
+
+// This row's settings, read once and made workgroup-uniform (the samplers' loops hold barriers).
+var<workgroup> wg_row: SampleRow;
+// The same settings for lg() (private variables are never uniform, so control flow uses a local).
+var<private> sr: SampleRow;
+
+// Sample row r_idx's settings, as a uniform value; also sets sr.
+fn load_sample_row(r_idx: u32, lid: u32) -> SampleRow {
+  if (lid == 0u) {
+    wg_row = samples[r_idx];
+  }
+  let rc = workgroupUniformLoad(&wg_row);
+  sr = rc;
+  return rc;
 }
 
 // The value of a masked-out token: below every logit, above LOWEST.
