@@ -1,7 +1,8 @@
-// Workgroup reductions. One contract for all: every invocation of the 1D workgroup calls them in
-// uniform control flow, and every invocation gets the result. The trees run the same additions
-// in the same order on every adapter; with SUBGROUPS, subgroupAdd / subgroupMax do the first level
-// (lib/subgroup's layout; the entry point sets sg_lane and sg_size).
+// Workgroup reductions under one contract: every invocation of the 1D workgroup calls them in
+// uniform control flow and gets the result (wg_sum as a uniform value, so it may bound loops that
+// hold barriers). Without SUBGROUPS each is a tree in workgroup memory; with SUBGROUPS
+// subgroupAdd / subgroupMax reduce each subgroup first (lib/subgroup; the entry point sets sg_lane
+// and sg_size), except wg_tree_sum, the tree on both paths.
 // Needs consts WG (a power of two) and REDUCE_N (values per wg_sum_n call; 1 where unused).
 // `nonzero` arguments: a uniform the host never sets to 0, which keeps the trees loops (opaque()).
 #include lib/subgroup
