@@ -181,7 +181,8 @@ fn draw(src: u32, rc: SampleRow, lo: u32, m: f32, inv_t: f32, best: u32, lid: u3
 // Sampling from source src: the top-k then the top-p threshold by bisection, the total mass the
 // top-p cut is a share of (the top-k set's, or the whole row's from the slices' masses), and the
 // draw. The candidates give NO_PICK when top_k exceeds C or a slice's C-th candidate is still
-// kept (the kept set may reach past it): the whole row decides then.
+// kept (the kept set may reach past it): the whole row decides then. m and best are the row's
+// largest logit and its lowest id, which the slices' first candidates give for either source.
 fn sample_from(src: u32, rc: SampleRow, m: f32, best: u32, lid: u32) -> u32 {
   if (src == CANDS && rc.top_k > C) {
     return NO_PICK;
