@@ -8,6 +8,7 @@
 // to the sink and l = 1 (OpenAI's Metal sdpa) in the item that carries the sink; a split item
 // writes (o, m, l) partials that attention_combine merges.
 // defines: D (head dim, multiple of 4·LANES), G, BQ, LANES, TK (divides PAGE), PAGE; flag KV_F32.
+#include lib/step
 #include lib/kv_pages
 #include lib/attention_plan
 
@@ -111,8 +112,8 @@ fn main(
   for (var e = 0u; e < LV; e++) {
     o[e] = vec4<f32>(0.0);
   }
-  let kpl = select(KPL, 0u, p.nq == 0u);
-  let tk = select(TK, 0u, p.nq == 0u);
+  let kpl = opaque(KPL, p.nq);
+  let tk = opaque(TK, p.nq);
 
   for (var j0 = (key0 / TK) * TK; j0 < key1; j0 += TK) {
     // K and V tiles: TK consecutive positions of one page, TK * D contiguous values each
@@ -122,8 +123,7 @@ fn main(
       vt[v] = load4(false, w0, v);
     }
     workgroupBarrier();
-    // scores of this lane's keys, straight into probs. The key loops' trip counts come from a
-    // uniform (the same constants): fully unrolled, they cost lavapipe's LLVM minutes to compile.
+    // scores of this lane's keys, straight into probs (the key loops bounded through opaque())
     var mx = NEG_BIG;
     for (var k = 0u; k < kpl; k++) {
       let kk = lane + k * LANES;

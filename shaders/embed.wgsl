@@ -6,12 +6,18 @@
 #include lib/bf16
 #include lib/step
 
+// this table's rows of the embedding
+struct Shard {
+  first: u32,
+  count: u32,
+}
+
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> toks: array<TokInfo>;
 @group(0) @binding(2) var<storage, read> last_ids: array<u32>;
 @group(0) @binding(3) var<storage, read> table: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
-@group(0) @binding(5) var<uniform> shard: vec2<u32>;  // first row, rows
+@group(0) @binding(5) var<uniform> shard: Shard;
 #if ARGMAX
 // the unembedding's greedy picks of this step start from nothing (zero loses to every value)
 @group(0) @binding(6) var<storage, read_write> argmax: array<vec2<u32>>;
@@ -34,10 +40,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   if ((id & SAMPLED_ID) != 0u) {
     id = last_ids[id & ~SAMPLED_ID];
   }
-  if (id < shard.x || id >= shard.x + shard.y) {
+  if (id < shard.first || id >= shard.first + shard.count) {
     return;
   }
-  let row = (id - shard.x) * (H / 2u);
+  let row = (id - shard.first) * (H / 2u);
   for (var i = lid; i < H / 2u; i += WG) {
     let w = table[row + i];
     x[t * H + 2u * i] = bf16_lo(w);

@@ -1,30 +1,11 @@
-// y[t][n] = sum_k x[t][k] * W[n][k] (+ bias[n]) (+ y[t][n] when ACCUMULATE: residual add in place).
-// W is bf16 row-major [N][K], read 8 values (16 bytes) at a time. Each output row belongs to a team
-// of TEAM lanes striding over K (so short rows still keep every lane busy); a workgroup holds
-// WG/TEAM rows and computes them for TT tokens, so each weight load serves TT tokens.
-// defines: WG, TEAM, TT; flags: BIAS, ACCUMULATE, OUT_ROWS (x holds the step's logits rows
-// instead of all its tokens). Grid: x/y = row group linearised, z = token tile.
+// y = x W^T for steps of a few tokens (lib/dense_io: bias, residual add, shards). W is read 8
+// values (16 bytes) at a time, K a multiple of 8. Each output row belongs to a team of TEAM lanes
+// striding over K (so short rows still keep every lane busy); a workgroup holds WG/TEAM rows and
+// computes them for TT tokens, so each weight load serves TT tokens.
+// defines: WG, TEAM, TT; flags of lib/dense_io. Grid: x/y = row group linearised, z = token tile.
 #include lib/team_sum
 #include lib/bf16
-#include lib/step
-
-struct Params {
-  k: u32,   // input size, a multiple of 8
-  n: u32,   // output rows (of this weight buffer)
-  n0: u32,  // column of y where they go (a shard of a larger matrix: the unembedding)
-  ny: u32,  // y's row length
-}
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> p: Params;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
-#if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-#endif
+#include lib/dense_io
 
 @compute @workgroup_size(WG)
 fn main(
@@ -40,11 +21,7 @@ fn main(
   sg_lane = sgl;
   sg_size = sgs;
 #endif
-#if OUT_ROWS
-  let tokens = step.rows;
-#else
-  let tokens = step.tokens;
-#endif
+  let tokens = dense_rows();
   let n0 = (wid.x + wid.y * nwg.x) * NTEAMS;
   let t0 = wid.z * TT;
   if (n0 >= p.n || t0 >= tokens) {
@@ -71,15 +48,7 @@ fn main(
   for (var tt = 0u; tt < TT; tt++) {
     team_sum(acc[tt], lid);
     if (lane == 0u && n < p.n && tt < nt) {
-      let o = (t0 + tt) * p.ny + p.n0 + n;
-      var v = team_result[team];
-#if BIAS
-      v += bias[n];
-#endif
-#if ACCUMULATE
-      v += y[o];
-#endif
-      y[o] = v;
+      dense_out(t0 + tt, n, team_result[team]);
     }
   }
 }

@@ -1,38 +1,19 @@
-// y[t][n] = sum_k x[t][k] W[n][k] (+ bias[n]) (+ y[t][n] with ACCUMULATE), as a tiled GEMM for steps
-// of many tokens (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each
-// K slice of 32 is loaded once into workgroup memory (bf16 widened exactly to f32) for all BM tokens,
-// so W is read once per BM tokens rather than once per few tokens as in matmul_bf16.
-// W is bf16 row-major [N][K] (K a multiple of 32), possibly rows [n0, n0 + N) of a matrix of ny rows.
-// defines: BM, BN, BK (32), TM, TN; flags: BIAS, ACCUMULATE, OUT_ROWS (x holds the logits rows).
-#include lib/step
+// y = x W^T (lib/dense_io: bias, residual add, shards) as a tiled GEMM for steps of many tokens
+// (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each K slice of 32
+// is loaded once into workgroup memory (bf16 widened exactly to f32) for all BM tokens, so W is
+// read once per BM tokens rather than once per few tokens as in matmul_bf16.
+// K a multiple of 32. defines: BM, BN, BK (32), TM, TN; flags of lib/dense_io.
+#include lib/dense_io
 #include lib/bf16
 #include lib/gemm
 
-struct Params {
-  k: u32,
-  n: u32,
-  n0: u32,
-  ny: u32,
+fn gemm_a(row: u32, v: u32) -> vec4<f32> {
+  return x[row * (p.k / 4u) + v];
 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> p: Params;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;
-#if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-#endif
 
 @compute @workgroup_size(GEMM_WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-#if OUT_ROWS
-  let tokens = step.rows;
-#else
-  let tokens = step.tokens;
-#endif
+  let tokens = dense_rows();
   let t0 = wid.x * BM;
   let c0 = wid.y * BN;
   if (t0 >= tokens) {
@@ -40,22 +21,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
   let tr = lid % ROW_THREADS;
   let tc = lid / ROW_THREADS;
-  let kv4 = p.k / 4u;  // vec4s of x per row
   let kv8 = p.k / 8u;  // vec4<u32> (8 bf16) of W per row
   gemm_zero();
   for (var kb = 0u; kb < p.k / BK; kb++) {
-    for (var i = lid; i < BM * 8u; i += GEMM_WG) {
-      let r = i / 8u;
-      let q = i % 8u;
-      var v = vec4<f32>(0.0);
-      if (t0 + r < tokens) {
-        v = x[(t0 + r) * kv4 + kb * 8u + q];
-      }
-      As[r * KS + 4u * q] = v.x;
-      As[r * KS + 4u * q + 1u] = v.y;
-      As[r * KS + 4u * q + 2u] = v.z;
-      As[r * KS + 4u * q + 3u] = v.w;
-    }
+    gemm_load_a(lid, t0, tokens - t0, kb);
     for (var i = lid; i < BN * 4u; i += GEMM_WG) {
       let c = i / 4u;
       let q = i % 4u;
@@ -74,7 +43,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       Bs[o + 7u] = bf16_hi(wv.w);
     }
     workgroupBarrier();
-    gemm_step(tr, tc, select(BK, 0u, p.k == 0u));
+    gemm_step(tr, tc, opaque(BK, p.k));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {
@@ -85,15 +54,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var j = 0u; j < TN; j++) {
       let n = c0 + tc * TN + j;
       if (n < p.n) {
-        let o = t * p.ny + p.n0 + n;
-        var v = acc[i][j];
-#if BIAS
-        v += bias[n];
-#endif
-#if ACCUMULATE
-        v += y[o];
-#endif
-        y[o] = v;
+        dense_out(t, n, acc[i][j]);
       }
     }
   }

@@ -6,8 +6,10 @@
 //   DOWN:  y[row][c] = W2[e][c] · h[row] + b2[e][c]
 // The grid's x covers an upper bound of this shard's tiles; surplus workgroups return at once.
 // defines: BM, BN, BK (32), TM, TN; flag UP.
+#include lib/step
 #include lib/mxfp4
 #include lib/gemm
+#include lib/swiglu
 
 struct Params {
   kdim: u32,       // K: H (UP) or I (DOWN), a multiple of 32
@@ -30,6 +32,15 @@ struct Params {
 #if UP
 @group(0) @binding(7) var<storage, read> order: array<u32>;
 #endif
+
+// Row `row` of A: the token of sorted row `row` (UP: x), or the sorted row itself (DOWN: h).
+fn gemm_a(row: u32, v: u32) -> vec4<f32> {
+#if UP
+  return a[(order[row] / p.k) * (p.kdim / 4u) + v];
+#else
+  return a[row * (p.kdim / 4u) + v];
+#endif
+}
 
 // (expert, first row, rows) of this workgroup's tile, or rows = 0; workgroup-uniform.
 var<workgroup> wg_tile: vec3<u32>;
@@ -57,26 +68,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let tr = lid % ROW_THREADS;
   let tc = lid / ROW_THREADS;
   let kb = p.kdim / 32u;
-  let kv = p.kdim / 4u;
   gemm_zero();
   for (var kbi = 0u; kbi < kb; kbi++) {
-    for (var i = lid; i < BM * 8u; i += GEMM_WG) {
-      let r = i / 8u;
-      let q = i % 8u;
-      var v = vec4<f32>(0.0);
-      if (r < rows) {
-#if UP
-        let src = order[row0 + r] / p.k;
-#else
-        let src = row0 + r;
-#endif
-        v = a[src * kv + kbi * 8u + q];
-      }
-      As[r * KS + 4u * q] = v.x;
-      As[r * KS + 4u * q + 1u] = v.y;
-      As[r * KS + 4u * q + 2u] = v.z;
-      As[r * KS + 4u * q + 3u] = v.w;
-    }
+    gemm_load_a(lid, row0, rows, kbi);
     for (var c = lid; c < BN; c += GEMM_WG) {
       let col = c0 + c;
       var vals: array<vec4<f32>, 8>;
@@ -92,7 +86,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
     }
     workgroupBarrier();
-    gemm_step(tr, tc, select(BK, 0u, p.kdim == 0u));
+    gemm_step(tr, tc, opaque(BK, p.kdim));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {
@@ -106,12 +100,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var m = 0u; m < TN / 2u; m++) {
       let col = c0 + tc * TN + 2u * m;
       if (col < p.n) {
-        let gate = min(acc[i][2u * m] + bias[le * p.n + col], p.limit);
-        let up = clamp(acc[i][2u * m + 1u] + bias[le * p.n + col + 1u], -p.limit, p.limit);
-        // sigmoid without overflow: z = exp(-|a|) <= 1.
-        let z = exp(-1.702 * abs(gate));
-        let sig = select(z / (1.0 + z), 1.0 / (1.0 + z), gate >= 0.0);
-        out[row * half + col / 2u] = gate * sig * (up + 1.0);
+        let gate = acc[i][2u * m] + bias[le * p.n + col];
+        let up = acc[i][2u * m + 1u] + bias[le * p.n + col + 1u];
+        out[row * half + col / 2u] = swiglu(gate, up, p.limit);
       }
     }
 #else

@@ -1,6 +1,6 @@
 // MoE mlp1 + SwiGLU: for token t, slot s (expert e = routing id) and i in [0, I):
 //   gate = W1[e][2i]·xn[t] + b1[e][2i], up = W1[e][2i+1]·xn[t] + b1[e][2i+1]
-//   h[t][s][i] = min(gate, limit)·sigmoid(1.702·min(gate, limit))·(clamp(up, -limit, limit) + 1)
+//   h[t][s][i] = swiglu(gate, up, limit)  (lib/swiglu)
 // W1 is MXFP4 [E][2I][H/32] blocks (16 B) + scale bytes; rows keep the checkpoint's gate/up
 // interleave so one workgroup's consecutive rows hold whole (gate, up) pairs.
 // A team of TEAM lanes computes one row, each lane reading whole 16-byte blocks (lane-strided, so a
@@ -12,6 +12,7 @@
 #include lib/step
 #include lib/mxfp4
 #include lib/team_sum
+#include lib/swiglu
 
 struct Params {
   h: u32,      // hidden size H (multiple of 32)
@@ -39,6 +40,7 @@ struct Params {
 
 const OUTS: u32 = NTEAMS / 2u;
 #if TOPK
+const REDUCE_N: u32 = 1u;
 #include lib/topk
 #endif
 
@@ -99,12 +101,7 @@ fn main(
     let i = i0 + lid;
     if (i < p.i) {
       let bb = e * 2u * p.i + 2u * i;
-      let gate = min(team_result[2u * lid] + bias[bb], p.limit);
-      let up = clamp(team_result[2u * lid + 1u] + bias[bb + 1u], -p.limit, p.limit);
-      // sigmoid without overflow: z = exp(-|a|) <= 1.
-      let z = exp(-1.702 * abs(gate));
-      let sig = select(z / (1.0 + z), 1.0 / (1.0 + z), gate >= 0.0);
-      h[ts * p.i + i] = gate * sig * (up + 1.0);
+      h[ts * p.i + i] = swiglu(team_result[2u * lid] + bias[bb], team_result[2u * lid + 1u] + bias[bb + 1u], p.limit);
     }
   }
 }

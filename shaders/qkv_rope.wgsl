@@ -1,21 +1,20 @@
 // The decode path's attention input in one dispatch: RMSNorm(x) (recomputed by every workgroup),
 // the bf16 QKV projection + bias, YaRN RoPE on q and k, and the write of k and v into the paged KV
-// cache (lib/kv_pages). A workgroup owns one head (D rows of W, so each RoPE pair j, j + D/2 is in
+// cache (lib/rope_kv). A workgroup owns one head (D rows of W, so each RoPE pair j, j + D/2 is in
 // it) for TT tokens: NTEAMS teams of TEAM lanes, each team RPT rows; a lane loads 8 values of the
 // normalised x once per token and uses them for all its team's rows. q heads go to `qkv` (rotated,
 // where attention reads them), k and v heads straight to the cache.
 // defines: TEAM, TT, D, PAGE, H; flags: SUBGROUPS, KV_F32. Grid: x = head, z = token group.
 #include lib/step
 #include lib/bf16
-#include lib/kv_pages
+#include lib/rope_kv
 
 const NTEAMS: u32 = 8u;
 const WG: u32 = NTEAMS * TEAM;
 const RPT: u32 = D / NTEAMS;  // rows per team
 const TR_N: u32 = RPT * TT;
 const REDUCE_N: u32 = TT;
-const HALF: u32 = D / 2u;
-#include lib/reduce
+#include lib/rms
 #include lib/team_reduce
 
 struct Params {
@@ -40,26 +39,6 @@ struct Params {
 
 var<workgroup> sums: array<f32, D * TT>;
 
-fn store(is_k: bool, w0: u32, dim: u32, a: f32, b: f32) {
-#if KV_F32
-  let i = w0 + dim;
-  if (is_k) {
-    kpool[i] = bitcast<u32>(a);
-    kpool[i + 1u] = bitcast<u32>(b);
-  } else {
-    vpool[i] = bitcast<u32>(a);
-    vpool[i + 1u] = bitcast<u32>(b);
-  }
-#else
-  let i = w0 + dim / 2u;
-  if (is_k) {
-    kpool[i] = pack2x16float(vec2<f32>(a, b));
-  } else {
-    vpool[i] = pack2x16float(vec2<f32>(a, b));
-  }
-#endif
-}
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_index) lid: u32,
@@ -80,21 +59,7 @@ fn main(
   }
   let nt = min(TT, step.tokens - t0);
   // RMSNorm factors of the workgroup's tokens
-  var ss: array<f32, REDUCE_N>;
-  for (var tt = 0u; tt < TT; tt++) {
-    ss[tt] = 0.0;
-    if (tt < nt) {
-      for (var i = lid; i < H / 4u; i += WG) {
-        let v = x[(t0 + tt) * (H / 4u) + i];
-        ss[tt] += dot(v, v);
-      }
-    }
-  }
-  wg_sum_n(&ss, lid);
-  var inv: array<f32, TT>;
-  for (var tt = 0u; tt < TT; tt++) {
-    inv[tt] = inverseSqrt(red_result[tt] / f32(H) + p.eps);
-  }
+  let inv = rms_inv_from(t0, nt, lid, p.eps);
 
   let team = lid / TEAM;
   let lane = lid % TEAM;
@@ -138,33 +103,10 @@ fn main(
       continue;
     }
     let j = 2u * (e % (D / 4u));
-    let tok = toks[t0 + tt];
     let a1 = sums[j * TT + tt];
     let a2 = sums[(j + 1u) * TT + tt];
     let b1 = sums[(j + HALF) * TT + tt];
     let b2 = sums[(j + HALF + 1u) * TT + tt];
-    if (head >= p.nq + p.nkv) {
-      let g = head - p.nq - p.nkv;
-      let w0 = kv_word(table[tok.seq * p.max_blocks + tok.pos / PAGE], g, p.nkv, tok.pos);
-      store(false, w0, j, a1, a2);
-      store(false, w0, j + HALF, b1, b2);
-      continue;
-    }
-    let c1 = rope[tok.pos * HALF + j];
-    let c2 = rope[tok.pos * HALF + j + 1u];
-    let y1 = vec2<f32>(a1 * c1.x - b1 * c1.y, a2 * c2.x - b2 * c2.y);
-    let y2 = vec2<f32>(b1 * c1.x + a1 * c1.y, b2 * c2.x + a2 * c2.y);
-    if (head < p.nq) {
-      let o = (t0 + tt) * (p.nq + 2u * p.nkv) * D + head * D;
-      qkv[o + j] = y1.x;
-      qkv[o + j + 1u] = y1.y;
-      qkv[o + j + HALF] = y2.x;
-      qkv[o + j + HALF + 1u] = y2.y;
-    } else {
-      let g = head - p.nq;
-      let w0 = kv_word(table[tok.seq * p.max_blocks + tok.pos / PAGE], g, p.nkv, tok.pos);
-      store(true, w0, j, y1.x, y1.y);
-      store(true, w0, j + HALF, y2.x, y2.y);
-    }
+    rope_kv_store(t0 + tt, toks[t0 + tt], head, j, a1, a2, b1, b2);
   }
 }

@@ -10,7 +10,7 @@ const NTEAMS: u32 = 8u;
 const WG: u32 = NTEAMS * TEAM;
 const TR_N: u32 = TT;
 const REDUCE_N: u32 = TT;
-#include lib/reduce
+#include lib/rms
 #include lib/team_reduce
 
 struct Params {
@@ -46,21 +46,7 @@ fn main(
     return;
   }
   let nt = min(TT, step.tokens - t0);
-  var ss: array<f32, REDUCE_N>;
-  for (var tt = 0u; tt < TT; tt++) {
-    ss[tt] = 0.0;
-    if (tt < nt) {
-      for (var i = lid; i < H / 4u; i += WG) {
-        let v = x[(t0 + tt) * (H / 4u) + i];
-        ss[tt] += dot(v, v);
-      }
-    }
-  }
-  wg_sum_n(&ss, lid);
-  var inv: array<f32, TT>;
-  for (var tt = 0u; tt < TT; tt++) {
-    inv[tt] = inverseSqrt(red_result[tt] / f32(H) + p.eps);
-  }
+  let inv = rms_inv_from(t0, nt, lid, p.eps);
   // this workgroup's slice of xn
   let per = (H / 4u + nwg.x - 1u) / nwg.x;
   for (var i = wid.x * per + lid; i < min((wid.x + 1u) * per, H / 4u); i += WG) {

@@ -10,9 +10,10 @@
 // The id goes to sampled[r] (read back) and last_ids[slot] (the next step's embedding reads it).
 // Second pass of two: sample_candidates has spread the row over many workgroups, leaving per
 // slice its max, its mass and its C best; this pass decides from those W·C candidates and reads
-// the whole row only when they cannot decide (a slice's C-th candidate still kept, top_k > C).
-// The draw walks the kept tokens in id order either way. With ARGMAX an unmasked greedy row takes
-// the unembedding's pick (unembed.wgsl) without a pass.
+// the whole row (lib/sample_full_row) only when they cannot decide (a slice's C-th candidate
+// still kept, top_k > C). Both run one algorithm (sample_from) over an element source. The draw
+// walks the kept tokens in id order either way. With ARGMAX an unmasked greedy row takes the
+// unembedding's pick (unembed.wgsl) without a pass.
 // defines: WG (power of two), C (candidates per slice).
 #include lib/step
 #include lib/hash
@@ -38,228 +39,17 @@ struct Params {
 @group(0) @binding(9) var<storage, read> argmax: array<vec2<u32>>;
 #endif
 
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
+const REDUCE_N: u32 = 1u;
+#include lib/reduce
+
 var<workgroup> chosen: u32;
-// This row's settings, read once and made workgroup-uniform (the bisection loops hold barriers).
-var<workgroup> wg_row: SampleRow;
-// The same settings for lg() (private variables are never uniform, so control flow uses a local).
-var<private> sr: SampleRow;
+var<workgroup> wg_best: Pick;
+// The row's index among the step's sample rows (its candidates).
+var<private> sr_idx: u32;
 #include lib/sample_row
+#include lib/sample_full_row
 
-// WG / 2 through a uniform: the barrier trees and scans below would otherwise be unrolled, and
-// every barrier is a suspension point of lavapipe's coroutines: minutes of LLVM compile time.
-fn wg_half() -> u32 {
-  return select(WG / 2u, 0u, p.vocab == 0u);
-}
-
-#if SUBGROUPS
-var<private> sg_lane: u32 = 0u;
-var<private> sg_size: u32 = 1u;
-#endif
-
-// Workgroup sums, every thread getting the (uniform) result. With subgroups: one subgroupAdd and
-// the partials of the subgroups, three barriers instead of a tree's nine.
-@diagnostic(off, subgroup_uniformity)
-fn sum_all(v: f32, lid: u32) -> f32 {
-#if SUBGROUPS
-  let part = subgroupAdd(v);
-  workgroupBarrier();
-  if (sg_lane == 0u) {
-    red_f[lid / sg_size] = part;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var t = 0.0;
-    for (var i = 0u; i < (WG + sg_size - 1u) / sg_size; i++) {
-      t += red_f[i];
-    }
-    red_f[WG - 1u] = t;
-  }
-  return workgroupUniformLoad(&red_f[WG - 1u]);
-#else
-  workgroupBarrier();
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_f[lid] += red_f[lid + s];
-    }
-    workgroupBarrier();
-  }
-  return workgroupUniformLoad(&red_f[0]);
-#endif
-}
-
-@diagnostic(off, subgroup_uniformity)
-fn count_all(v: u32, lid: u32) -> u32 {
-#if SUBGROUPS
-  let part = subgroupAdd(v);
-  workgroupBarrier();
-  if (sg_lane == 0u) {
-    red_u[lid / sg_size] = part;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var t = 0u;
-    for (var i = 0u; i < (WG + sg_size - 1u) / sg_size; i++) {
-      t += red_u[i];
-    }
-    red_u[WG - 1u] = t;
-  }
-  return workgroupUniformLoad(&red_u[WG - 1u]);
-#else
-  workgroupBarrier();
-  red_u[lid] = v;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_u[lid] += red_u[lid + s];
-    }
-    workgroupBarrier();
-  }
-  return workgroupUniformLoad(&red_u[0]);
-#endif
-}
-
-
-// The whole row: argmax, then for sampling the top-k and top-p thresholds by bisection over the
-// row and the draw. Used when the candidates cannot decide (the kept set may reach past them).
-fn full_row(rc: SampleRow, lid: u32) -> u32 {
-  let V = p.vocab;
-  let row = rc.row * V;
-  // argmax with the lowest index on ties
-  var best = -3.4e38;
-  var best_i = 0xffffffffu;
-  for (var i = lid; i < V; i += WG) {
-    let v = lg(row, i);
-    if (v > best) {
-      best = v;
-      best_i = i;
-    }
-  }
-  workgroupBarrier();
-  red_f[lid] = best;
-  red_u[lid] = best_i;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let o = red_f[lid + s];
-      let oi = red_u[lid + s];
-      if (o > red_f[lid] || (o == red_f[lid] && oi < red_u[lid])) {
-        red_f[lid] = o;
-        red_u[lid] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
-  let m = workgroupUniformLoad(&red_f[0]);
-  let argmax = workgroupUniformLoad(&red_u[0]);
-  if (rc.temperature <= 0.0) {
-    return argmax;
-  }
-  let inv_t = 1.0 / rc.temperature;
-
-  // top-k: the largest threshold key with at least top_k logits at or above it
-  // masked-out tokens (NEG) sit below every threshold
-  var lo_key = select(0u, key(NEG) + 1u, rc.masked != 0u);
-  if (rc.top_k > 0u && rc.top_k < V) {
-    var lo = lo_key;
-    var hi = key(m);
-    while (lo < hi) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      var c = 0u;
-      for (var i = lid; i < V; i += WG) {
-        c += select(0u, 1u, key(lg(row, i)) >= mid);
-      }
-      if (count_all(c, lid) >= rc.top_k) {
-        lo = mid;
-      } else {
-        hi = mid - 1u;
-      }
-    }
-    lo_key = lo;
-  }
-
-  // mass of the top-k set
-  var z = 0.0;
-  for (var i = lid; i < V; i += WG) {
-    let v = lg(row, i);
-    if (key(v) >= lo_key) {
-      z += exp((v - m) * inv_t);
-    }
-  }
-  let total = sum_all(z, lid);
-
-  // top-p: the largest threshold whose set still holds top_p of the mass
-  if (rc.top_p < 1.0) {
-    var lo = lo_key;
-    var hi = key(m);
-    let need = rc.top_p * total;
-    while (lo < hi) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      var s = 0.0;
-      for (var i = lid; i < V; i += WG) {
-        let v = lg(row, i);
-        if (key(v) >= mid) {
-          s += exp((v - m) * inv_t);
-        }
-      }
-      if (sum_all(s, lid) >= need) {
-        lo = mid;
-      } else {
-        hi = mid - 1u;
-      }
-    }
-    lo_key = lo;
-  }
-
-  // draw: each thread owns a contiguous slice; the slice holding the goal finds the token
-  let per = (V + WG - 1u) / WG;
-  let b0 = min(lid * per, V);
-  let b1 = min(b0 + per, V);
-  var mine = 0.0;
-  for (var i = b0; i < b1; i++) {
-    let v = lg(row, i);
-    if (key(v) >= lo_key) {
-      mine += exp((v - m) * inv_t);
-    }
-  }
-  workgroupBarrier();
-  red_f[lid] = mine;
-  workgroupBarrier();
-  // inclusive scan (Hillis-Steele)
-  for (var s = 1u; s < wg_half() * 2u; s <<= 1u) {
-    let add = select(0.0, red_f[lid - s], lid >= s);
-    workgroupBarrier();
-    red_f[lid] += add;
-    workgroupBarrier();
-  }
-  let kept = red_f[WG - 1u];
-  let r = f32(hash(hash(rc.seed) ^ (rc.counter * 0x9e3779b9u + 0x632be5abu)) >> 8u) * (1.0 / 16777216.0);
-  let goal = r * kept;
-  let start = select(0.0, red_f[max(lid, 1u) - 1u], lid > 0u);
-  if (lid == 0u) {
-    chosen = argmax;  // fallback when rounding puts the goal past every slice
-  }
-  workgroupBarrier();
-  if (goal >= start && goal < red_f[lid] && mine > 0.0) {
-    var acc = start;
-    var pick = b1 - 1u;
-    for (var i = b0; i < b1; i++) {
-      let v = lg(row, i);
-      if (key(v) >= lo_key) {
-        acc += exp((v - m) * inv_t);
-        pick = i;
-        if (acc > goal) {
-          break;
-        }
-      }
-    }
-    chosen = pick;
-  }
-  return workgroupUniformLoad(&chosen);
-}
+const NO_PICK: u32 = 0xFFFFFFFEu;
 
 // The random number of this draw in [0, 1).
 fn uniform01(rc: SampleRow) -> f32 {
@@ -267,158 +57,116 @@ fn uniform01(rc: SampleRow) -> f32 {
 }
 
 // Candidate j of this row: (value, id); id NONE for an empty one.
-fn candidate(r_idx: u32, j: u32) -> vec2<u32> {
-  return cand[r_idx * p.slices * C + j];
+fn candidate(j: u32) -> vec2<u32> {
+  return cand[sr_idx * p.slices * C + j];
 }
 
 fn cand_value(c: vec2<u32>) -> f32 {
   return select(NEG, bitcast<f32>(c.x), c.y != NONE);
 }
 
-// C, through a uniform: loops over the candidates with a constant trip count get fully unrolled
-// (nested ones squared), which costs lavapipe's LLVM minutes to compile.
-fn c_dyn() -> u32 {
-  return select(C, 0u, p.vocab == 0u);
+// The element sources of sample_from: the candidates (segment w: slice w), or the whole row.
+const CANDS: u32 = 0u;
+const FULL: u32 = 1u;
+
+fn elems(src: u32) -> u32 {
+  return select(p.slices * C, p.vocab, src == FULL);
 }
 
-// The kept mass of slice w at threshold lo (its candidates at or above it).
-fn slice_mass(r_idx: u32, w: u32, lo: u32, m: f32, inv_t: f32) -> f32 {
+fn elem(src: u32, j: u32) -> f32 {
+  if (src == FULL) {
+    return lg(full_row_base(), j);
+  }
+  return cand_value(candidate(j));
+}
+
+// The kept mass of segment seg at threshold lo (slices: in candidate order).
+fn seg_mass(src: u32, seg: u32, lo: u32, m: f32, inv_t: f32) -> f32 {
+  if (src == FULL) {
+    return full_seg_mass(seg, lo, m, inv_t);
+  }
   var s = 0.0;
-  for (var j = 0u; j < c_dyn(); j++) {
-    let v = cand_value(candidate(r_idx, w * C + j));
-    if (v > NEG && key(v) >= lo) {
-      s += exp((v - m) * inv_t);
+  if (seg < p.slices) {
+    for (var j = 0u; j < opaque(C, p.vocab); j++) {
+      let v = cand_value(candidate(seg * C + j));
+      if (key(v) >= lo) {
+        s += exp((v - m) * inv_t);
+      }
     }
   }
   return s;
 }
 
-const NONE: u32 = 0xFFFFFFFFu;
-const NO_PICK: u32 = 0xFFFFFFFEu;
+// The kept element of segment seg with the smallest id above `after` (NONE: the smallest), as
+// (id, value bits); id NONE when there is none.
+fn seg_next(src: u32, seg: u32, lo: u32, after: u32) -> vec2<u32> {
+  if (src == FULL) {
+    return full_seg_next(seg, lo, after);
+  }
+  var next = vec2<u32>(NONE, 0u);
+  for (var j = 0u; j < opaque(C, p.vocab); j++) {
+    let c = candidate(seg * C + j);
+    let v = cand_value(c);
+    if (key(v) >= lo && (after == NONE || c.y > after) && c.y < next.x) {
+      next = vec2<u32>(c.y, bitcast<u32>(v));
+    }
+  }
+  return next;
+}
 
-// Sampling from the candidates alone: top-k and top-p thresholds by bisection over the slices'
-// C best, the total mass from the slices' sums, the draw in id order over the kept candidates.
-// NO_PICK when a slice's C-th candidate is still kept (the kept set may reach past it) or top_k
-// exceeds C: the whole row decides then.
-fn from_candidates(rc: SampleRow, r_idx: u32, lid: u32, m: f32, argmax: u32) -> u32 {
-  let n = p.slices * C;
-  if (rc.top_k > C) {
-    return NO_PICK;
-  }
-  let inv_t = 1.0 / rc.temperature;
-  var lo_key = select(0u, key(NEG) + 1u, rc.masked != 0u);
-  if (rc.top_k > 0u) {
-    var lo = lo_key;
-    var hi = key(m);
-    while (lo < hi) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      var c = 0u;
-      for (var j = lid; j < n; j += WG) {
-        let v = cand_value(candidate(r_idx, j));
-        c += select(0u, 1u, v > NEG && key(v) >= mid);
-      }
-      if (count_all(c, lid) >= rc.top_k) {
-        lo = mid;
+// Over the elements at or above threshold key lo: their count (by_count), or their mass.
+fn kept_sum(src: u32, lo: u32, by_count: bool, m: f32, inv_t: f32, lid: u32) -> f32 {
+  var s = 0.0;
+  for (var j = lid; j < elems(src); j += WG) {
+    let v = elem(src, j);
+    if (key(v) >= lo) {
+      if (by_count) {
+        s += 1.0;
       } else {
-        hi = mid - 1u;
-      }
-    }
-    lo_key = lo;
-  }
-  // the mass the top-p cut is a share of: the top-k set's, or the whole row's
-  var z = 0.0;
-  if (rc.top_k > 0u) {
-    for (var j = lid; j < n; j += WG) {
-      let v = cand_value(candidate(r_idx, j));
-      if (v > NEG && key(v) >= lo_key) {
-        z += exp((v - m) * inv_t);
-      }
-    }
-  } else {
-    for (var w = lid; w < p.slices; w += WG) {
-      let st = stats[r_idx * p.slices + w];
-      if (st.x > NEG) {
-        z += st.y * exp((st.x - m) * inv_t);
+        s += exp((v - m) * inv_t);
       }
     }
   }
-  let total = sum_all(z, lid);
-  if (rc.top_p < 1.0) {
-    var lo = lo_key;
-    var hi = key(m);
-    let need = rc.top_p * total;
-    while (lo < hi) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      var s = 0.0;
-      for (var j = lid; j < n; j += WG) {
-        let v = cand_value(candidate(r_idx, j));
-        if (v > NEG && key(v) >= mid) {
-          s += exp((v - m) * inv_t);
-        }
-      }
-      if (sum_all(s, lid) >= need) {
-        lo = mid;
-      } else {
-        hi = mid - 1u;
-      }
+  return wg_sum(s, lid, p.vocab);
+}
+
+// The largest threshold key in [lo, hi] whose kept count (by_count) or mass is at least `need`;
+// lo when none is.
+fn bisect(src: u32, lo0: u32, hi0: u32, need: f32, by_count: bool, m: f32, inv_t: f32, lid: u32) -> u32 {
+  var lo = lo0;
+  var hi = hi0;
+  while (lo < hi) {
+    let mid = lo + (hi - lo + 1u) / 2u;
+    if (kept_sum(src, mid, by_count, m, inv_t, lid) >= need) {
+      lo = mid;
+    } else {
+      hi = mid - 1u;
     }
-    lo_key = lo;
   }
-  // every kept token must be a candidate: no slice's last candidate may still be kept
-  var missing = 0u;
-  for (var w = lid; w < p.slices; w += WG) {
-    let v = cand_value(candidate(r_idx, w * C + C - 1u));
-    missing += select(0u, 1u, v > NEG && key(v) >= lo_key);
-  }
-  if (count_all(missing, lid) > 0u) {
-    return NO_PICK;
-  }
-  // the draw, in id order: slices (threads, contiguous id ranges) then ids within the slice
-  var mine = 0.0;
-  if (lid < p.slices) {
-    mine = slice_mass(r_idx, lid, lo_key, m, inv_t);
-  }
-  workgroupBarrier();
-  red_f[lid] = mine;
-  workgroupBarrier();
-  for (var s = 1u; s < wg_half() * 2u; s <<= 1u) {
-    let add = select(0.0, red_f[lid - s], lid >= s);
-    workgroupBarrier();
-    red_f[lid] += add;
-    workgroupBarrier();
-  }
-  let kept = red_f[WG - 1u];
-  let goal = uniform01(rc) * kept;
-  let start = select(0.0, red_f[max(lid, 1u) - 1u], lid > 0u);
+  return lo;
+}
+
+// The draw over the kept elements in id order: segments (threads, ascending id ranges) by a scan
+// of their masses, then ids within the segment holding the goal. `best` when rounding puts the
+// goal past every segment.
+fn draw(src: u32, rc: SampleRow, lo: u32, m: f32, inv_t: f32, best: u32, lid: u32) -> u32 {
+  let mine = seg_mass(src, lid, lo, m, inv_t);
+  let sc = wg_scan(mine, lid, p.vocab);
+  let goal = uniform01(rc) * sc.total;
   if (lid == 0u) {
-    chosen = argmax;  // when rounding puts the goal past every slice
+    chosen = best;
   }
   workgroupBarrier();
-  if (lid < p.slices && goal >= start && goal < red_f[lid] && mine > 0.0) {
-    var acc = start;
+  if (goal >= sc.start && goal < sc.end && mine > 0.0) {
+    var acc = sc.start;
     var pick = NONE;
-    var last = 0u;
-    var first = true;
-    // kept candidates by ascending id: the smallest id above the last one each time
-    let cn = c_dyn();
-    for (var t = 0u; t < cn; t++) {
-      var next = NONE;
-      var nv = 0.0;
-      for (var j = 0u; j < cn; j++) {
-        let c = candidate(r_idx, lid * C + j);
-        let v = cand_value(c);
-        if (v > NEG && key(v) >= lo_key && (first || c.y > last) && c.y < next) {
-          next = c.y;
-          nv = v;
-        }
-      }
-      if (next == NONE) {
+    loop {
+      let next = seg_next(src, lid, lo, pick);
+      if (next.x == NONE) {
         break;
       }
-      first = false;
-      last = next;
-      acc += exp((nv - m) * inv_t);
-      pick = next;
+      pick = next.x;
+      acc += exp((bitcast<f32>(next.y) - m) * inv_t);
       if (acc > goal) {
         break;
       }
@@ -428,6 +176,49 @@ fn from_candidates(rc: SampleRow, r_idx: u32, lid: u32, m: f32, argmax: u32) -> 
     }
   }
   return workgroupUniformLoad(&chosen);
+}
+
+// Sampling from source src: the top-k then the top-p threshold by bisection, the total mass the
+// top-p cut is a share of (the top-k set's, or the whole row's from the slices' masses), and the
+// draw. The candidates give NO_PICK when top_k exceeds C or a slice's C-th candidate is still
+// kept (the kept set may reach past it): the whole row decides then. m and best are the row's
+// largest logit and its lowest id, which the slices' first candidates give for either source.
+fn sample_from(src: u32, rc: SampleRow, m: f32, best: u32, lid: u32) -> u32 {
+  if (src == CANDS && rc.top_k > C) {
+    return NO_PICK;
+  }
+  let inv_t = 1.0 / rc.temperature;
+  // masked-out tokens and empty candidates (NEG) sit below every threshold
+  var lo = select(0u, key(NEG) + 1u, rc.masked != 0u || src == CANDS);
+  if (rc.top_k > 0u && (src == CANDS || rc.top_k < p.vocab)) {
+    lo = bisect(src, lo, key(m), f32(rc.top_k), true, m, inv_t, lid);
+  }
+  var total = 0.0;
+  if (src == CANDS && rc.top_k == 0u) {
+    var z = 0.0;
+    for (var w = lid; w < p.slices; w += WG) {
+      let st = stats[sr_idx * p.slices + w];
+      if (st.x > NEG) {
+        z += st.y * exp((st.x - m) * inv_t);
+      }
+    }
+    total = wg_sum(z, lid, p.vocab);
+  } else {
+    total = kept_sum(src, lo, false, m, inv_t, lid);
+  }
+  if (rc.top_p < 1.0) {
+    lo = bisect(src, lo, key(m), rc.top_p * total, false, m, inv_t, lid);
+  }
+  if (src == CANDS) {
+    var missing = 0.0;
+    for (var w = lid; w < p.slices; w += WG) {
+      missing += select(0.0, 1.0, key(cand_value(candidate(w * C + C - 1u))) >= lo);
+    }
+    if (wg_sum(missing, lid, p.vocab) > 0.0) {
+      return NO_PICK;
+    }
+  }
+  return draw(src, rc, lo, m, inv_t, best, lid);
 }
 
 @compute @workgroup_size(WG)
@@ -448,12 +239,8 @@ fn main(
   if (r_idx >= step.samples) {
     return;
   }
-  if (lid == 0u) {
-    wg_row = samples[r_idx];
-  }
-  // rc: uniform copy for control flow; sr: the same values for lg()
-  let rc = workgroupUniformLoad(&wg_row);
-  sr = rc;
+  let rc = load_sample_row(r_idx, lid);
+  sr_idx = r_idx;
 #if ARGMAX
   // greedy and unmasked: the unembedding already picked it
   if (rc.temperature <= 0.0 && rc.masked == 0u) {
@@ -469,35 +256,23 @@ fn main(
   var bv = NEG;
   var bi = NONE;
   for (var w = lid; w < p.slices; w += WG) {
-    let c = candidate(r_idx, w * C);
+    let c = candidate(w * C);
     let v = cand_value(c);
-    if (c.y != NONE && (bi == NONE || v > bv || (v == bv && c.y < bi))) {
+    if (better(v, c.y, bv, bi)) {
       bv = v;
       bi = c.y;
     }
   }
-  workgroupBarrier();
-  red_f[lid] = bv;
-  red_u[lid] = bi;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let o = red_f[lid + s];
-      let oi = red_u[lid + s];
-      if (oi != NONE && (red_u[lid] == NONE || o > red_f[lid] || (o == red_f[lid] && oi < red_u[lid]))) {
-        red_f[lid] = o;
-        red_u[lid] = oi;
-      }
-    }
-    workgroupBarrier();
+  let top = wg_argmax(bv, bi, lid, p.vocab);
+  if (lid == 0u) {
+    wg_best = top;
   }
-  let m = workgroupUniformLoad(&red_f[0]);
-  let best = workgroupUniformLoad(&red_u[0]);
-  var id = best;
+  let best = workgroupUniformLoad(&wg_best);
+  var id = best.i;
   if (rc.temperature > 0.0) {
-    id = from_candidates(rc, r_idx, lid, m, best);
+    id = sample_from(CANDS, rc, best.v, best.i, lid);
     if (id == NO_PICK) {
-      id = full_row(rc, lid);
+      id = sample_from(FULL, rc, best.v, best.i, lid);
     }
   }
   if (lid == 0u) {

@@ -22,30 +22,12 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> cand: array<vec2<u32>>;
 @group(0) @binding(6) var<storage, read_write> stats: array<vec2<f32>>;
 
-var<private> sr: SampleRow;
+const REDUCE_N: u32 = 1u;
+#include lib/reduce
+
 #include lib/sample_row
 
 const PER: u32 = SLICE / WG;
-const NONE: u32 = 0xFFFFFFFFu;
-
-var<workgroup> wg_row: SampleRow;
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
-#if SUBGROUPS
-var<private> sg_lane: u32 = 0u;
-var<private> sg_size: u32 = 1u;
-#endif
-
-// WG / 2 through a uniform: the barrier trees and scans below would otherwise be unrolled, and
-// every barrier is a suspension point of lavapipe's coroutines: minutes of LLVM compile time.
-fn wg_half() -> u32 {
-  return select(WG / 2u, 0u, p.vocab == 0u);
-}
-
-// (va, ia) ranks before (vb, ib): larger value, then lower index.
-fn better(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
-  return va > vb || (va == vb && ia < ib);
-}
 
 @compute @workgroup_size(WG)
 @diagnostic(off, subgroup_uniformity)
@@ -65,11 +47,7 @@ fn main(
   if (r_idx >= step.samples) {
     return;
   }
-  if (lid == 0u) {
-    wg_row = samples[r_idx];
-  }
-  let rc = workgroupUniformLoad(&wg_row);
-  sr = rc;
+  let rc = load_sample_row(r_idx, lid);
 #if ARGMAX
   if (rc.temperature <= 0.0 && rc.masked == 0u) {
     return;
@@ -99,15 +77,7 @@ fn main(
     mx = max(mx, x);
   }
   // the slice's mass relative to its maximum
-  red_f[lid] = mx;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_f[lid] = max(red_f[lid], red_f[lid + s]);
-    }
-    workgroupBarrier();
-  }
-  let m = workgroupUniformLoad(&red_f[0]);
+  let m = wg_argmax(mx, lid, lid, p.vocab).v;
   var z = 0.0;
   if (rc.temperature > 0.0) {
     let inv_t = 1.0 / rc.temperature;
@@ -117,67 +87,27 @@ fn main(
       }
     }
   }
-  red_f[lid] = z;
-  workgroupBarrier();
-  for (var s = wg_half(); s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_f[lid] += red_f[lid + s];
-    }
-    workgroupBarrier();
-  }
+  // the tree on both paths, so the masses sample.wgsl draws by have the same bits on every adapter
+  let mass = wg_tree_sum(z, lid, p.vocab);
   let base = (r_idx * p.slices + wid.x) * C;
   if (lid == 0u) {
-    stats[r_idx * p.slices + wid.x] = vec2<f32>(m, red_f[0]);
+    stats[r_idx * p.slices + wid.x] = vec2<f32>(m, mass);
   }
-  workgroupBarrier();
-  // the C best: C rounds of a workgroup argmax over the threads' heads (C through a uniform: a
-  // constant trip count gets unrolled, barriers and all, and lavapipe's LLVM takes minutes)
+  // the C best: C rounds of a workgroup argmax over the threads' heads
   var h = 0u;
-  let rounds = select(C, 0u, p.vocab == 0u);
-  for (var c = 0u; c < rounds; c++) {
+  for (var c = 0u; c < opaque(C, p.vocab); c++) {
     var hv = NEG;
     var hi = NONE;
     if (h < PER) {
       hv = v[min(h, PER - 1u)];
       hi = ix[min(h, PER - 1u)];
     }
-#if SUBGROUPS
-    // the subgroup's best (largest value, then lowest id), then the best of the subgroups'
-    let sv = subgroupMax(hv);
-    let si = subgroupMin(select(NONE, hi, hv == sv));
-    if (sg_lane == 0u) {
-      red_f[lid / sg_size] = sv;
-      red_u[lid / sg_size] = si;
-    }
-    workgroupBarrier();
+    let win = wg_argmax(hv, hi, lid, p.vocab);
     if (lid == 0u) {
-      for (var i = 1u; i < (WG + sg_size - 1u) / sg_size; i++) {
-        if (better(red_f[i], red_u[i], red_f[0], red_u[0])) {
-          red_f[0] = red_f[i];
-          red_u[0] = red_u[i];
-        }
-      }
+      cand[base + c] = vec2<u32>(bitcast<u32>(win.v), win.i);
     }
-    workgroupBarrier();
-#else
-    red_f[lid] = hv;
-    red_u[lid] = hi;
-    workgroupBarrier();
-    for (var s = wg_half(); s > 0u; s >>= 1u) {
-      if (lid < s && better(red_f[lid + s], red_u[lid + s], red_f[lid], red_u[lid])) {
-        red_f[lid] = red_f[lid + s];
-        red_u[lid] = red_u[lid + s];
-      }
-      workgroupBarrier();
-    }
-#endif
-    let win = red_u[0];
-    if (lid == 0u) {
-      cand[base + c] = vec2<u32>(bitcast<u32>(red_f[0]), win);
-    }
-    if (win != NONE && h < PER && ix[min(h, PER - 1u)] == win) {
+    if (win.i != NONE && h < PER && ix[min(h, PER - 1u)] == win.i) {
       h++;
     }
-    workgroupBarrier();
   }
 }

@@ -13,10 +13,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> logits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> routing: array<u32>;
 
-#if SUBGROUPS
-var<private> sg_lane: u32 = 0u;
-var<private> sg_size: u32 = 1u;
-#endif
+const REDUCE_N: u32 = 1u;
 #include lib/topk
 
 @compute @workgroup_size(WG)

@@ -7,13 +7,14 @@
 // defines: TEAM, RPT, RT, H; flags: SUBGROUPS, ARGMAX. Grid: x = row group (linearised with y), z = logits-row group.
 #include lib/step
 #include lib/bf16
+#include lib/order
 
 const NTEAMS: u32 = 8u;
 const WG: u32 = NTEAMS * TEAM;
 const NROWS: u32 = NTEAMS * RPT;
 const TR_N: u32 = RPT * RT;
 const REDUCE_N: u32 = RT;
-#include lib/reduce
+#include lib/rms
 #include lib/team_reduce
 
 struct Params {
@@ -35,12 +36,6 @@ struct Params {
 #endif
 var<workgroup> outs: array<f32, NROWS * RT>;
 
-// Monotone map f32 -> u32 (a < b <=> key(a) < key(b)).
-fn key(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(local_invocation_index) lid: u32,
@@ -61,24 +56,11 @@ fn main(
     return;
   }
   let nr = min(RT, step.rows - r0);
-  var ss: array<f32, REDUCE_N>;
-  for (var rr = 0u; rr < RT; rr++) {
-    ss[rr] = 0.0;
-    if (rr < nr) {
-      let t = rows[r0 + rr];
-      for (var i = lid; i < H / 4u; i += WG) {
-        let v = x[t * (H / 4u) + i];
-        ss[rr] += dot(v, v);
-      }
-    }
-  }
-  wg_sum_n(&ss, lid);
-  var inv: array<f32, RT>;
   var tok: array<u32, RT>;
   for (var rr = 0u; rr < RT; rr++) {
-    inv[rr] = inverseSqrt(red_result[rr] / f32(H) + p.eps);
     tok[rr] = rows[r0 + min(rr, nr - 1u)];
   }
+  let inv = rms_inv(tok, nr, lid, p.eps);
 
   let team = lid / TEAM;
   let lane = lid % TEAM;

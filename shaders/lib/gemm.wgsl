@@ -3,7 +3,9 @@
 // output columns), each loaded once per slice and read by every thread that needs it. Each of the
 // (BM/TM)·(BN/TN) threads keeps a TM x TN block of f32 accumulators: rows tr + i·(BM/TM), columns
 // tc·TN + j (a thread's columns are consecutive, so gate/up pairs stay together).
-// The including kernel fills the tiles, barriers, calls gemm_step, barriers.
+// The including kernel fills the tiles (A with gemm_load_a, B itself: its weight format),
+// barriers, calls gemm_step, barriers. It defines `fn gemm_a(row: u32, v: u32) -> vec4<f32>`, vec4
+// v of row `row` of A.
 // defines: BM, BN, BK, TM, TN.
 const GEMM_WG: u32 = (BM / TM) * (BN / TN);
 const ROW_THREADS: u32 = BM / TM;
@@ -21,9 +23,24 @@ fn gemm_zero() {
   }
 }
 
+// Loads As for the K slice kb: tile row r < rows is A's row row0 + r, rows past `rows` are zero.
+fn gemm_load_a(lid: u32, row0: u32, rows: u32, kb: u32) {
+  for (var i = lid; i < BM * (BK / 4u); i += GEMM_WG) {
+    let r = i / (BK / 4u);
+    let q = i % (BK / 4u);
+    var v = vec4<f32>(0.0);
+    if (r < rows) {
+      v = gemm_a(row0 + r, kb * (BK / 4u) + q);
+    }
+    As[r * KS + 4u * q] = v.x;
+    As[r * KS + 4u * q + 1u] = v.y;
+    As[r * KS + 4u * q + 2u] = v.z;
+    As[r * KS + 4u * q + 3u] = v.w;
+  }
+}
+
 // Accumulates one K slice for the thread's block: tr in [0, BM/TM), tc in [0, BN/TN). `bk` is BK
-// passed through a uniform by the caller: with a constant trip count LLVM (lavapipe) unrolls the
-// slice fully and spends seconds compiling it; the inner TM x TN block stays unrolled (registers).
+// through opaque() (lib/step): the inner TM x TN block stays unrolled (registers).
 fn gemm_step(tr: u32, tc: u32, bk: u32) {
   for (var kk = 0u; kk < bk; kk++) {
     var a: array<f32, TM>;

@@ -1,6 +1,7 @@
 // A sampled row's settings and its logits as the samplers see them (sample_candidates.wgsl and
-// sample.wgsl). Needs the bindings `logits` and `mask`, `p.mask_words`, and the private `sr` set to
-// the row's settings.
+// sample.wgsl). Needs the bindings `samples`, `logits` and `mask`, and `p.mask_words`.
+#include lib/order
+
 struct SampleRow {
   row: u32,          // logits row
   slot: u32,         // sequence slot
@@ -12,13 +13,23 @@ struct SampleRow {
   masked: u32,
 }
 
-const NEG = -3.4e38;
+// This row's settings, read once and made workgroup-uniform (the samplers' loops hold barriers).
+var<workgroup> wg_row: SampleRow;
+// The same settings for lg() (private variables are never uniform, so control flow uses a local).
+var<private> sr: SampleRow;
 
-// Monotone map f32 -> u32: a < b  <=>  key(a) < key(b).
-fn key(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+// Sample row r_idx's settings, as a uniform value; also sets sr.
+fn load_sample_row(r_idx: u32, lid: u32) -> SampleRow {
+  if (lid == 0u) {
+    wg_row = samples[r_idx];
+  }
+  let rc = workgroupUniformLoad(&wg_row);
+  sr = rc;
+  return rc;
 }
+
+// The value of a masked-out token: below every logit, above LOWEST.
+const NEG = -3.4e38;
 
 // The logit of token i in row `row` (its first element), or NEG when the mask rules it out.
 fn lg(row: u32, i: u32) -> f32 {

@@ -19,3 +19,11 @@ struct TokInfo {
   seq: u32,  // sequence slot: row of the KV page tables
   _pad: u32,
 }
+
+// x, hidden from the compiler: `nonzero` is a uniform the host never sets to 0. Loops whose trip
+// count is a constant get unrolled by lavapipe's LLVM, and when they hold barriers (each one a
+// suspension point of its coroutines) or nest, compiling takes minutes; bounding them by
+// opaque(CONST, p.some_field) keeps them loops, with the same trip count.
+fn opaque(x: u32, nonzero: u32) -> u32 {
+  return select(x, 0u, nonzero == 0u);
+}

@@ -2,7 +2,8 @@
 // two dividing WG); afterwards every lane of a team holds its team's sums. With SUBGROUPS the host
 // keeps TEAM within the smallest subgroup, so a butterfly of subgroupShuffleXor does it without a
 // barrier (teams never straddle subgroups: the start-up layout check). Without subgroups, a tree in
-// workgroup memory per value. Needs consts WG, TEAM, TR_N.
+// workgroup memory per value. Needs consts WG, TEAM, TR_N. (lib/team_sum is the variant for teams
+// wider than a subgroup whose sums other teams read.)
 #if !SUBGROUPS
 var<workgroup> tr_scratch: array<f32, WG>;
 #endif

@@ -2,16 +2,11 @@
 // divides WG): the matvec kernels give each output row a team of lanes. Needs consts WG and TEAM.
 // Works for any subgroup size: with SUBGROUPS a butterfly of subgroupShuffleXor over
 // g = min(TEAM, subgroup size) lanes, then the TEAM/g partials of a team are added from workgroup
-// memory; without, a shared-memory tree. Like lib/reduce, subgroup i is taken to hold invocations
-// [i*sg_size, (i+1)*sg_size) with sg_lane = local index % sg_size (checked by the engine at start-up).
-// The caller's entry point sets sg_size (and sg_lane) under #if SUBGROUPS; lib/reduce declares them
-// too, so a kernel includes one or the other.
+// memory; without, a shared-memory tree. With SUBGROUPS the entry point sets lib/subgroup's
+// sg_size and sg_lane. Unlike team_reduce (lib/team_reduce) a team may span subgroups, and every
+// thread reads every team's sum (team_result), at the price of two barriers per call.
+#include lib/subgroup
 const NTEAMS: u32 = WG / TEAM;
-
-#if SUBGROUPS
-var<private> sg_size: u32 = 1u;
-var<private> sg_lane: u32 = 0u;
-#endif
 var<workgroup> team_partial: array<f32, WG>;
 // After team_sum returns, every thread can read team_result[team] for every team.
 var<workgroup> team_result: array<f32, NTEAMS>;

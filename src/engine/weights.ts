@@ -3,7 +3,9 @@
 // are widened to f32. Big tensors stream from disk in bounded chunks, so peak host memory is a
 // constant plus one chunk, never the whole checkpoint.
 import type { Gpu } from '../gpu/device.js';
-import { bindGroup, grid, storageBuffer, uniformBuffer, writeBuffer, Params } from '../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, uniformBuffer, writeBuffer } from '../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../gpu/kernel-params.js';
+import { packParams } from '../gpu/params.js';
 import type { ShaderCache } from '../gpu/shaders.js';
 import type { TensorStats } from '../model/synthetic.js';
 import type { CanonicalTensor, Checkpoint } from '../model/checkpoint.js';
@@ -210,15 +212,16 @@ async function uploadTensor(gpu: Gpu, src: StreamSource, t: CanonicalTensor, buf
 function fillTensor(gpu: Gpu, shaders: ShaderCache, src: FillSource, t: CanonicalTensor, buf: GPUBuffer, firstWord: number, words: number): void {
   const f = src.fill(t.name);
   const kind = f.kind === 'codes' ? 1 : f.kind === 'scales' ? 2 : isVector(t.name) ? 3 : 0;
-  const params = new Params()
-    .u32(Math.ceil(words))
-    .u32(f.seed)
-    .u32(kind)
-    .u32(f.kind === 'scales' ? f.lo : 0)
-    .u32(f.kind === 'scales' ? f.span : 1)
-    .f32(f.kind === 'normal' ? f.mean : 0)
-    .f32(f.kind === 'normal' ? f.std : 0)
-    .u32(firstWord);
+  const params = packParams(KERNEL_PARAMS.fill_random, {
+    words: Math.ceil(words),
+    seed: f.seed,
+    kind,
+    lo: f.kind === 'scales' ? f.lo : 0,
+    span: f.kind === 'scales' ? f.span : 1,
+    mean: f.kind === 'normal' ? f.mean : 0,
+    sigma: f.kind === 'normal' ? f.std : 0,
+    first: firstWord,
+  });
   const pipeline = shaders.pipeline({ shader: 'fill_random' });
   const enc = gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();

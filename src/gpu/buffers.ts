@@ -1,5 +1,5 @@
-// Buffer helpers, kernel parameter packing and dispatch recording. Everything here is created
-// once at load; the per-step path only encodes prebuilt (pipeline, bind group, grid) triples.
+// Buffer helpers and dispatch recording. Everything here is created once at load; the per-step
+// path only encodes prebuilt (pipeline, bind group, grid) triples.
 import type { Gpu } from './device.js';
 
 export const STORAGE_USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -51,34 +51,8 @@ export async function readBuffer(gpu: Gpu, src: GPUBuffer, offset = 0, size = sr
   return out;
 }
 
-/** Packs a kernel's uniform parameter struct: every field is 4 bytes, in declaration order. */
-export class Params {
-  private readonly words: number[] = [];
-  private readonly view = new DataView(new ArrayBuffer(4));
-  u32(v: number): this {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`u32 parameter out of range: ${v}`);
-    this.words.push(v >>> 0);
-    return this;
-  }
-  i32(v: number): this {
-    this.view.setInt32(0, v, true);
-    this.words.push(this.view.getUint32(0, true));
-    return this;
-  }
-  f32(v: number): this {
-    this.view.setFloat32(0, v, true);
-    this.words.push(this.view.getUint32(0, true));
-    return this;
-  }
-  bytes(): Uint32Array {
-    const out = new Uint32Array(align(Math.max(this.words.length, 1), 4));
-    out.set(this.words);
-    return out;
-  }
-}
-
-export function uniformBuffer(gpu: Gpu, params: Params | Uint32Array, label: string): GPUBuffer {
-  const data = params instanceof Params ? params.bytes() : params;
+/** A uniform buffer of the given words (a kernel's parameters: gpu/params.ts packParams). */
+export function uniformBuffer(gpu: Gpu, data: Uint32Array, label: string): GPUBuffer {
   return uploadBuffer(gpu, data, label, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
 }
 

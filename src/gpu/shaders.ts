@@ -1,11 +1,14 @@
 // Loads one-kernel-per-file WGSL from shaders/, resolves `#if FLAG / #else / #endif` blocks (the
-// only preprocessing: subgroup and portable reductions live side by side in one file), and caches
-// compute pipelines so each (kernel, flags, constants) is compiled once per device.
+// only preprocessing: subgroup and portable reductions live side by side in one file), checks each
+// kernel's uniform struct against its host declaration (kernel-params.ts), and caches compute
+// pipelines so each (kernel, flags, constants) is compiled once per device.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gpu } from './device.js';
 import { bindGroup, readBuffer, storageBuffer } from './buffers.js';
+import { KERNEL_PARAMS } from './kernel-params.js';
+import { checkParams, wgslUniformStructs, type ParamsDecl } from './params.js';
 
 function shaderDir(): string {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -85,6 +88,26 @@ export interface PipelineSpec {
   defines?: Record<string, number>;
   /** Extra preprocessor flags (SUBGROUPS is added when the device path uses subgroups). */
   flags?: string[];
+  /** The kernel's uniform parameters (default: its entry in KERNEL_PARAMS). */
+  params?: ParamsDecl;
+}
+
+/** The uniform structs the host writes as plain words rather than through a declaration. */
+const RAW_UNIFORMS = new Set(['Step']);
+
+/**
+ * Throws, naming the kernel and the field, when the kernel's uniform parameter struct and its
+ * host declaration differ, or when a uniform struct of the kernel has no declaration.
+ */
+export function checkKernelParams(spec: PipelineSpec, source: string): void {
+  const decl = spec.params ?? (KERNEL_PARAMS as Record<string, ParamsDecl | undefined>)[spec.shader];
+  const structs = wgslUniformStructs(source).filter((s) => !RAW_UNIFORMS.has(s));
+  for (const s of structs) {
+    if (s !== decl?.struct) throw new Error(`kernel ${spec.shader}: uniform struct ${s} has no host declaration (src/gpu/kernel-params.ts)`);
+  }
+  if (!decl) return;
+  if (!structs.includes(decl.struct)) throw new Error(`kernel ${spec.shader}: no var<uniform> of the declared struct ${decl.struct}`);
+  checkParams(spec.shader, source, decl);
 }
 
 export class ShaderCache {
@@ -128,9 +151,11 @@ export class ShaderCache {
     const key = `${spec.shader}|${flags}|${consts}`;
     let p = this.pipelines.get(key);
     if (p) return p;
+    const code = this.source(spec);
+    checkKernelParams(spec, code);
     const device = this.gpu.device;
     device.pushErrorScope('validation');
-    const module = device.createShaderModule({ label: spec.shader, code: this.source(spec) });
+    const module = device.createShaderModule({ label: spec.shader, code });
     p = device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
     const built = device.popErrorScope().then(async (err) => {
         if (!err) return;

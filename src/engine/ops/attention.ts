@@ -8,7 +8,9 @@
 // Per layer, after the QKV matmul:
 //   ropeKvWriteOp   rotates q in place in `qkv`, writes rotated k and v into the layer's pages
 //   attentionOps    [decode items, prefill items, combine]; each is skipped when the step has none
-import { bindGroup, grid, storageBuffer, uniformBuffer, writeBuffer, Params, type AttentionGroup, type AttentionWork, type Dispatch } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, writeBuffer, type AttentionGroup, type AttentionWork, type Dispatch } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { OpContext } from './context.js';
@@ -93,7 +95,7 @@ export function ropeKvWriteOp(ctx: OpContext, a: RopeKvWriteArgs): Dispatch {
     defines: { WG: ROPE_WG, D: d, PAGE: a.kv.pageSize },
     flags: a.kv.f32 ? ['KV_F32'] : [],
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(nq).u32(nkv).u32(a.kv.maxBlocks), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.rope_kv_write, { nq, nkv, max_blocks: a.kv.maxBlocks }, `${a.label}.params`);
   const perToken = (nq + 2 * nkv) * (d / 4);
   return {
     label: a.label,
@@ -309,17 +311,10 @@ export function attentionOps(ctx: OpContext, a: AttentionArgs): Dispatch[] {
   const { numHeads: nq, numKvHeads: nkv, headDim: d, slidingWindow: window } = plan.cfg;
   const v = attentionVariants(plan.cfg, a.kv);
   const params = (section: number, countIdx: number, label: string) =>
-    uniformBuffer(
+    paramsBuffer(
       ctx.gpu,
-      new Params()
-        .u32(nq)
-        .u32(nkv)
-        .u32(plan.sliding ? 1 : 0)
-        .u32(window)
-        .u32(a.kv.maxBlocks)
-        .u32(section)
-        .u32(countIdx)
-        .f32(1 / Math.sqrt(d)),
+      KERNEL_PARAMS.attention,
+      { nq, nkv, sliding: plan.sliding ? 1 : 0, window, max_blocks: a.kv.maxBlocks, section, count_idx: countIdx, scale: 1 / Math.sqrt(d) },
       label,
     );
   const flags = a.kv.f32 ? ['KV_F32'] : [];

@@ -1,5 +1,7 @@
 // Factories for the dense kernels: embedding gather, RMSNorm and the bf16 matmul.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext } from './context.js';
 import type { Shard } from '../weights.js';
 import { denseTiled } from '../dispatch-policy.js';
@@ -17,7 +19,7 @@ export function embedOps(
     const reset = i === 0 && a.argmax;
     const pipeline = ctx.shaders.pipeline({ shader: 'embed', defines: { WG: 64, H: a.hidden }, flags: reset ? ['ARGMAX'] : [] });
     const label = a.table.length > 1 ? `embed.${i}` : 'embed';
-    const range = uniformBuffer(ctx.gpu, new Params().u32(sh.first).u32(sh.count), `${label}.shard`);
+    const range = paramsBuffer(ctx.gpu, KERNEL_PARAMS.embed, { first: sh.first, count: sh.count }, `${label}.shard`);
     return {
       label,
       pipeline,
@@ -39,7 +41,7 @@ export function rmsnormOp(
     defines: { WG: Math.min(ctx.wg, 128), REDUCE_N: 1, H: a.hidden },
     flags: a.rows ? ['OUT_ROWS'] : [],
   });
-  const params = uniformBuffer(ctx.gpu, new Params().f32(a.eps), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.rmsnorm, { eps: a.eps }, `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.scale, a.y, ...(a.rows ? [a.rows] : [])];
   return {
     label: a.label,
@@ -89,7 +91,7 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
     defines: { WG: Math.min(ctx.wg, 128), TEAM: teamSize(a.k / 8), TT },
     flags,
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_bf16, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, `${a.label}.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   const rowGroups = Math.ceil(a.n / (Math.min(ctx.wg, 128) / teamSize(a.k / 8)));
   const bytes = 2 * a.k * a.n + (a.bias ? 4 * a.n : 0);
@@ -121,7 +123,7 @@ export function denseOps(ctx: OpContext, a: MatmulArgs & { minRows?: number }): 
   if (a.k % DENSE_TILE.BK !== 0) return [small];
   const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
   const pipeline = ctx.shaders.pipeline({ shader: 'matmul_tiled', defines: { ...DENSE_TILE }, flags });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.tiled.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_tiled, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, `${a.label}.tiled.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   return [
     { ...small, when: (s) => !tiled(rowsOf(s)) },

@@ -3,8 +3,10 @@
 // in the QKV epilogue, the router's top-k in mlp1 (moeUpOp's topk option), the final norm and the
 // greedy argmax in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
 // KB from cache) instead of a separate dispatch writing them.
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import { UNEMBED_ROW_VARIANTS, unembedRowsPerGroup } from '../dispatch-policy.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { KvLayout } from './attention.js';
 import type { OpContext } from './context.js';
@@ -52,7 +54,7 @@ export function qkvRopeOp(ctx: OpContext, a: QkvRopeArgs): Dispatch {
     defines: { TEAM: fusedTeam(ctx), TT: FUSED_TOKENS, D: d, PAGE: a.kv.pageSize, H },
     flags: a.kv.f32 ? ['KV_F32'] : [],
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(nq).u32(nkv).u32(a.kv.maxBlocks).f32(a.cfg.rmsNormEps), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.qkv_rope, { nq, nkv, max_blocks: a.kv.maxBlocks, eps: a.cfg.rmsNormEps }, `${a.label}.params`);
   const bufs = [ctx.step, params, a.toks, a.x, a.normScale, a.w, a.bias, a.rope, a.table, a.kpool, a.vpool, a.qkv];
   return {
     label: a.label,
@@ -81,7 +83,7 @@ export interface RouterNormArgs {
 export function routerNormOp(ctx: OpContext, a: RouterNormArgs): Dispatch {
   const { numExperts: E, hiddenSize: H } = a.cfg;
   const pipeline = ctx.shaders.pipeline({ shader: 'router_norm', defines: { TEAM: fusedTeam(ctx), TT: FUSED_TOKENS, H } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(E).f32(a.cfg.rmsNormEps), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.router_norm, { e: E, eps: a.cfg.rmsNormEps }, `${a.label}.params`);
   return {
     label: a.label,
     pipeline,
@@ -122,7 +124,7 @@ export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
     });
     return a.shards.map((sh, i): Dispatch => {
       const label = a.shards.length > 1 ? `${a.label}.${i}` : a.label;
-      const params = uniformBuffer(ctx.gpu, new Params().u32(sh.count).u32(sh.first).u32(V).f32(a.cfg.rmsNormEps), `${label}.params`);
+      const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.unembed, { n: sh.count, n0: sh.first, ny: V, eps: a.cfg.rmsNormEps }, `${label}.params`);
       const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax] : [])];
       const g = grid(Math.ceil(sh.count / perGroup));
       return {

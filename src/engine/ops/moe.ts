@@ -11,7 +11,9 @@
 //   blocks2  u8  [E][H][I/32][16], scales2 u8 [E][H][I/32], bias2 f32 [E][H]
 //   x        f32 [T][H]                 residual stream, updated in place by moeDownOp
 // Every kernel reads the Step buffer (binding 0) for T; grids are functions of the StepShape.
-import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
 import { moeGrouped } from '../dispatch-policy.js';
@@ -39,7 +41,7 @@ export function topkOp(ctx: OpContext, a: TopkArgs): Dispatch {
   const ept = Math.max(4, Math.ceil(E / TOPK_WG));
   if (ept > 32) throw new Error(`${a.label}: ${E} experts exceed the top-k kernel's ${32 * TOPK_WG}`);
   const pipeline = ctx.shaders.pipeline({ shader: 'topk_softmax', defines: { WG: TOPK_WG, EPT: ept, KMAX: MAX_TOP_K } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(E).u32(a.topK), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.topk_softmax, { e: E, k: a.topK }, `${a.label}.params`);
   return {
     label: a.label,
     pipeline,
@@ -102,7 +104,7 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
   if (a.topkLogits && E > 32 * wg) throw new Error(`${a.label}: ${E} experts exceed the top-k of ${32 * wg}`);
   const flags = a.topkLogits ? ['TOPK', ...(inSubgroups ? ['TOPK_SG'] : [])] : [];
   const pipeline = ctx.shaders.pipeline({ shader: 'moe_up_swiglu', defines: { WG: wg, TEAM: team, ...topk }, flags });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).f32(a.swigluLimit).u32(e0).u32(ec), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_up_swiglu, { h: H, i: I, k, e: E, limit: a.swigluLimit, e0, ec }, `${a.label}.params`);
   const bufs = a.topkLogits
     ? [ctx.step, params, a.xn, a.topkLogits, a.blocks, a.scales, a.bias, a.h, a.routing]
     : [ctx.step, params, a.xn, a.routing, a.blocks, a.scales, a.bias, a.h];
@@ -154,7 +156,7 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   const { wg, team } = tuning(ctx, a, split);
   const rows = wg / team / split;
   const pipeline = ctx.shaders.pipeline({ shader: 'moe_down_acc', defines: { WG: wg, TEAM: team, SPLIT: split } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(H).u32(I).u32(k).u32(E).u32(e0).u32(ec), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_down_acc, { h: H, i: I, k, e: E, e0, ec }, `${a.label}.params`);
   const bufs = [ctx.step, params, a.h, a.routing, a.blocks, a.scales, a.bias, a.x];
   const rowGroups = Math.ceil(H / rows);
   const perExpert = (H * I) / 2 + (H * I) / 32 + H * 4;
@@ -234,7 +236,7 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   const T = GEMM_TILE;
   const g = a.group;
   const route = ctx.shaders.pipeline({ shader: 'moe_route', defines: { WG: 256, BM: T.BM } });
-  const routeParams = uniformBuffer(ctx.gpu, new Params().u32(k).u32(E).u32(g.tilesOffset), `${a.label}.route.params`);
+  const routeParams = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_route, { k, e: E, tiles_off: g.tilesOffset }, `${a.label}.route.params`);
   const ops: Dispatch[] = [
     {
       label: `${a.label}.route`,
@@ -247,9 +249,10 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   const gemm = (up: boolean, e: MoeGroupedArgs['experts'][number]): Dispatch => {
     const n = up ? 2 * I : H;
     const pipeline = ctx.shaders.pipeline({ shader: 'moe_gemm', defines: { ...T }, flags: up ? ['UP'] : [] });
-    const params = uniformBuffer(
+    const params = paramsBuffer(
       ctx.gpu,
-      new Params().u32(up ? H : I).u32(n).u32(k).u32(E).u32(e.first).u32(e.count).u32(g.tilesOffset).f32(a.swigluLimit),
+      KERNEL_PARAMS.moe_gemm,
+      { kdim: up ? H : I, n, k, e: E, e0: e.first, ec: e.count, tiles_off: g.tilesOffset, limit: a.swigluLimit },
       `${a.label}.gemm.params`,
     );
     const bufs = up
@@ -276,7 +279,7 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   };
   ops.push(...a.experts.map((e) => gemm(true, e)), ...a.experts.map((e) => gemm(false, e)));
   const gather = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
-  const gatherParams = uniformBuffer(ctx.gpu, new Params().u32(H).u32(k), `${a.label}.gather.params`);
+  const gatherParams = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: H, k }, `${a.label}.gather.params`);
   ops.push({
     label: `${a.label}.gather`,
     pipeline: gather,
@@ -301,7 +304,7 @@ export interface Mxfp4DecodeArgs {
 export function mxfp4DecodeOp(ctx: OpContext, a: Mxfp4DecodeArgs): Dispatch {
   const WG = 64;
   const pipeline = ctx.shaders.pipeline({ shader: 'mxfp4_decode_check', defines: { WG } });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.count), 'mxfp4_decode.params');
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.mxfp4_decode_check, { blocks: a.count }, 'mxfp4_decode.params');
   const groups = grid(Math.ceil((a.count * 4) / WG));
   return {
     label: 'mxfp4_decode',

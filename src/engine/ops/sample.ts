@@ -4,7 +4,9 @@
 // reading the whole row only when they cannot decide. Each row has its own settings and optional
 // allowed-token mask (constrained decoding). The ids go to `sampled` (the step's one readback) and
 // to each row's slot in `lastIds`, where the next step's embedding reads them without the host.
-import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, type Dispatch } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext, StepInputs } from './context.js';
 
 /** Candidates per slice: top_k up to this is decided from the candidates. */
@@ -31,7 +33,7 @@ export function sampleOps(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepIn
   const rows = Math.max(1, i.cap.samples);
   const cand = storageBuffer(ctx.gpu, rows * slices * SAMPLE_CANDIDATES * 8, 'sample.candidates');
   const stats = storageBuffer(ctx.gpu, rows * slices * 8, 'sample.stats');
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.vocab).u32(i.maskWords).u32(slices), 'sample.params');
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.sample, { vocab: a.vocab, mask_words: i.maskWords, slices }, 'sample.params');
   const flags = a.argmax ? ['ARGMAX'] : [];
   const first = ctx.shaders.pipeline({ shader: 'sample_candidates', defines: { WG: CAND_WG, SLICE: slice, C: SAMPLE_CANDIDATES }, flags });
   const second = ctx.shaders.pipeline({ shader: 'sample', defines: { WG: wg, C: SAMPLE_CANDIDATES }, flags });
