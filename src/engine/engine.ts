@@ -182,6 +182,8 @@ export interface BatchingState {
   waiting: number;
   kvPagesUsed: number;
   kvPagesFree: number;
+  /** Positions per KV page: pages used × this is the positions the sequences hold. */
+  kvPageSize: number;
   prefixCacheHitTokens: number;
   preemptions: number;
 }
@@ -279,6 +281,7 @@ export class Engine {
       waiting: this.scheduler.numWaiting,
       kvPagesUsed: pool.inUse,
       kvPagesFree: pool.available,
+      kvPageSize: this.kvPlan.pageSize,
       prefixCacheHitTokens: this.scheduler.cacheHitTokens,
       preemptions: this.scheduler.preemptions,
     };

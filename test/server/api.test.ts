@@ -15,7 +15,7 @@ beforeAll(async () => {
   // Forced output (a named tool_choice below) reasons at most 8 tokens: random weights never end
   // their reasoning themselves, so this keeps the forced call short.
   s = await startServer({ constrainedReasoningTokens: 8 });
-  tokenizer = s.app.gptOss.host.ready().tokenizer;
+  tokenizer = s.model.host.ready().tokenizer;
 });
 afterAll(async () => {
   await s?.close();
@@ -96,7 +96,7 @@ describe('chat completions', () => {
   it('streaming is token by token: one delta per token that adds text, each sent as it is generated', async () => {
     const request = { ...chatRequest, max_tokens: 24, seed: 11 };
     // The tokens the server will sample (same prompt, same seed), and the deltas they make.
-    const { engine } = s.app.gptOss.host.ready();
+    const { engine } = s.model.host.ready();
     const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
     const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: stopTokens(engine) });
     const output = new AssistantOutput({ tokenizer, tools: null });
@@ -340,7 +340,7 @@ describe('metrics', () => {
     expect(inUse).toBeGreaterThanOrEqual(promptLength(chatRequest));
     expect(inUse).toBeLessThanOrEqual(2048);
     expect(during).toMatch(/^gpt_oss_requests_running\{model="synthetic:tiny"\} 1$/m);
-    for (let t0 = Date.now(); s.app.gptOss.scheduler.busy; ) {
+    for (let t0 = Date.now(); s.model.queue.busy; ) {
       if (Date.now() - t0 > 30_000) throw new Error('the aborted generation did not stop');
       await new Promise((r) => setTimeout(r, 10));
     }

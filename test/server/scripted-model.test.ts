@@ -389,10 +389,10 @@ describe('model host', () => {
     const loading = new ModelHost(new Promise(() => {}));
     expect(loading.status).toBe('loading');
     expect(() => loading.ready()).toThrow(expect.objectContaining({ status: 503, code: 'model_loading' }));
-    const app = createServer({ modelSpec: 'synthetic:nonexistent', logger: false });
+    const app = createServer({ models: [{ spec: 'synthetic:nonexistent' }], logger: false });
     try {
       const url = await app.listen({ host: '127.0.0.1', port: 0 });
-      await app.gptOss.host.loaded;
+      await app.gptOss.models.all[0]!.host.loaded;
       const health = await fetch(`${url}/health`);
       expect(health.status).toBe(503);
       expect(await health.json()).toMatchObject({ status: 'failed', error: { code: 'model_load_failed', message: expect.stringContaining('unknown synthetic model') } });
