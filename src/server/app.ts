@@ -262,14 +262,16 @@ function drainOversizedBody(request: FastifyRequest, reply: FastifyReply): void 
  * Stops the server the way SIGTERM asks to: at once /health and new requests answer 503
  * (shutting_down); requests in flight, running or queued, may finish for up to `graceMs`; then
  * what still runs is stopped (within one prefill chunk or decode step: streams end with the
- * shutting_down error event, waiting requests get the 503) and the server closes.
+ * shutting_down error event, waiting requests get the 503) and the server closes. `onClosing`
+ * is told when the grace period is over.
  */
-export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+export async function closeGracefully(app: FastifyInstance, graceMs: number, onClosing?: () => void): Promise<void> {
   const ctx = app.gptOss;
   ctx.draining = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const idle = Promise.all(ctx.models.all.map((m) => m.queue.whenIdle()));
   await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
   clearTimeout(timer);
+  onClosing?.();
   await app.close();
 }

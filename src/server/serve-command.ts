@@ -162,9 +162,8 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   try {
-    const closing = closeGracefully(app, graceMs);
-    void closing.then(() => (stage = 'exit after close'), () => {});
-    await closing;
+    await closeGracefully(app, graceMs, () => (stage = 'closing: requests stopped, waiting for the engines to finish their step'));
+    stage = 'exiting after the close';
   } finally {
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
