@@ -1,8 +1,9 @@
 // The onRequest hooks of the three route scopes (routes/index.ts). Each scope is an encapsulated
 // fastify context, so its hook runs for its own routes only: no hook matches path strings.
 //   public: no hook (/health answers a shutdown itself).
-//   api:    503 while shutting down; with API keys, a matching bearer key (counted under its
-//           name), or the admin key on routes that allow it (/metrics, so Prometheus may scrape).
+//   api:    503 while shutting down; with API keys, a matching key (counted under its name) as
+//           `Authorization: Bearer KEY` or, as Anthropic's clients send it, `x-api-key: KEY`; or
+//           the admin key on routes that allow it (/metrics, so Prometheus may scrape).
 //   admin:  503 while shutting down; the admin key, and 403 when the server has none.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
@@ -21,6 +22,12 @@ function bearer(request: FastifyRequest): string | null {
   return auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
 }
 
+/** The API key a request presents: its bearer token, else its x-api-key header. */
+function presentedKey(request: FastifyRequest): string | null {
+  const header = request.headers['x-api-key'];
+  return bearer(request) ?? (typeof header === 'string' && header.trim() !== '' ? header.trim() : null);
+}
+
 function refuseWhileDraining(ctx: ServerContext): void {
   if (ctx.draining || ctx.shutdownSignal.aborted) throw shuttingDown();
 }
@@ -29,12 +36,12 @@ export function apiKeyHook(ctx: ServerContext, keys: readonly ApiKey[], adminKey
   return async (request: FastifyRequest, _reply: FastifyReply) => {
     refuseWhileDraining(ctx);
     if (keys.length === 0) return;
-    if (!request.headers.authorization) {
+    if (!request.headers.authorization && request.headers['x-api-key'] === undefined) {
       throw unauthorized(
         "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
       );
     }
-    const presented = bearer(request);
+    const presented = presentedKey(request);
     const key = presented === null ? null : matchApiKey(keys, presented);
     if (key) {
       request.gptOssKey = key.name;

@@ -1,5 +1,7 @@
 // One turn on the engine for one request: sampling settings from the request, the context check,
-// the wait in the admission queue, and the per-token bookkeeping (metrics, usage, cancellation). The routes decide what the tokens mean.
+// the wait in the admission queue, and the per-token bookkeeping (metrics, usage, cancellation).
+// The routes decide what the tokens mean. A generation the engine rejects (a failed step) fails
+// only its request: a 500 through the error handler, or an error event that ends its stream.
 import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateResult, SamplingOptions } from '../engine/engine.js';

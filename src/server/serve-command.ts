@@ -13,7 +13,7 @@ import { detectGpuMemory } from './gpu-memory.js';
 import { exitSafeDestination } from './log-destination.js';
 import { defaultModelName } from './models.js';
 import { parseRoutingConfig } from './routing.js';
-import { DEFAULT_SHUTDOWN_GRACE_SECONDS, parseServeArgs, SERVE_USAGE, ServeUsageError, type ServeConfig } from './serve-flags.js';
+import { parseServeArgs, SERVE_USAGE, ServeUsageError, type ServeConfig } from './serve-flags.js';
 import { apiKeyList, parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
 export { createServer, type ServerOptions } from './app.js';

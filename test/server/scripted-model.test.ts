@@ -480,6 +480,27 @@ describe('SSE and Connection: close', () => {
   });
 });
 
+describe('scopes', () => {
+  it('the API scope takes the key as a bearer token or as x-api-key; /health stays open; /admin is off without an admin key', async () => {
+    const locked = await startServer({ engine, tokenizer, apiKey: 'sk-scoped-123' });
+    try {
+      engine.next = () => harmony(ANSWER);
+      const root = locked.baseURL.replace('/v1', '');
+      expect((await fetch(`${root}/health`)).status).toBe(200);
+      expect((await post(locked.baseURL, '/chat/completions', ask)).status).toBe(401);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { 'x-api-key': 'sk-wrong-000' })).status).toBe(401);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { 'x-api-key': 'sk-scoped-123' })).status).toBe(200);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { authorization: 'Bearer sk-scoped-123' })).status).toBe(200);
+      expect((await fetch(`${root}/metrics`, { headers: { 'x-api-key': 'sk-scoped-123' } })).status).toBe(200);
+      const admin = await fetch(`${root}/admin/usage`, { headers: { authorization: 'Bearer sk-scoped-123' } });
+      expect(admin.status).toBe(403);
+      expect(await admin.json()).toMatchObject({ error: { code: 'admin_disabled' } });
+    } finally {
+      await locked.close();
+    }
+  });
+});
+
 describe('model host', () => {
   it('answers 503 while loading and after a failed load', async () => {
     const loading = new ModelHost(new Promise(() => {}));
