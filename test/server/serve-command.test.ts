@@ -132,8 +132,9 @@ describe('serve as a process', () => {
     const bin = path.join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
     const p = await startProcess(process.execPath, [
       bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '4096', '--shutdown-grace-seconds', '0.2', '--log-level', 'info',
-      // steps of 512 tokens: the prompt below takes eight
-      '--max-batch-tokens', '512',
+      // steps of 256 tokens: the prompt below takes sixteen, and the stop (within two of them)
+      // stays well inside the shutdown deadline (grace + 5 s) even on a loaded CPU
+      '--max-batch-tokens', '256',
     ]);
     try {
       const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 0 });
