@@ -17,10 +17,10 @@ import type { ServerContext } from './context.js';
 import { ApiError, routeNotFound, toApiError, validationError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { hostModels, type ModelOptions } from './model-loader.js';
-import { modelGauges, ModelRegistry } from './models.js';
+import { defaultModelName, modelGauges, ModelRegistry } from './models.js';
 import { checkDepth } from './request-checks.js';
 import { ResponseStore } from './response-store.js';
-import { defaultRouting, type RoutingConfig } from './routing.js';
+import type { RoutingConfig } from './routing.js';
 import { ANONYMOUS, apiKeyList, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
 import { ROUTE_PLUGINS, type RouteScope } from './routes/index.js';
 
@@ -138,6 +138,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   const usage = new UsageLedger(opts.prices ?? new Map());
   // The gauges read live state at scrape time.
   const metrics: ServerMetrics = new ServerMetrics(() => models.all.map(modelGauges), usage.metrics);
+  const routing = ModelRegistry.routingFor(
+    opts.models.map((e) => e.name ?? defaultModelName(e.spec)),
+    opts.routing,
+  );
   const served = hostModels(
     opts.models,
     {
@@ -154,8 +158,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       if ('onStep' in engine) engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
     },
   );
-  if (opts.routing && served.length < 2) throw new Error('routing needs at least two models');
-  const models: ModelRegistry = new ModelRegistry(served, served.length > 1 ? (opts.routing ?? defaultRouting(served[0]!.name, served[1]!.name)) : null, metrics.routed);
+  const models: ModelRegistry = new ModelRegistry(served, routing, metrics.routed);
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown: more than Node's default of 10 is expected.

@@ -10,7 +10,7 @@ import type { AdmissionQueue } from './admission-queue.js';
 import { modelNotFound } from './errors.js';
 import type { Counter, ModelGauges } from './metrics.js';
 import type { ModelHost, ServingEngine } from './model-host.js';
-import { route, type RouteReason, type RoutingConfig } from './routing.js';
+import { defaultRouting, route, type RouteReason, type RoutingConfig } from './routing.js';
 
 export interface ServedModel {
   /** The id clients use and responses carry. */
@@ -72,11 +72,21 @@ export class ModelRegistry {
     readonly routing: RoutingConfig | null,
     /** Counts each choice by model and reason. */
     private readonly routed: Counter,
-  ) {
-    if (all.length === 0) throw new Error('a server needs at least one model');
-    const dup = duplicateName(all.map((m) => m.name));
+  ) {}
+
+  /**
+   * Checks the names of the models to serve (before any loads): at least one, each once. Returns
+   * the routing rule: the one given (checked against the names), else the default with two or
+   * more models, else null.
+   */
+  static routingFor(names: readonly string[], given: RoutingConfig | undefined): RoutingConfig | null {
+    if (names.length === 0) throw new Error('a server needs at least one model');
+    const dup = duplicateName(names);
     if (dup) throw new Error(`two models are named "${dup}"; give them names (NAME=SOURCE)`);
-    if (routing) checkRouting(routing, all.map((m) => m.name));
+    if (given && names.length < 2) throw new Error('routing needs at least two models');
+    const routing = names.length > 1 ? (given ?? defaultRouting(names[0]!, names[1]!)) : null;
+    if (routing) checkRouting(routing, names);
+    return routing;
   }
 
   /** The model a request `model` names: its name, the spec it came from, or null. */

@@ -13,6 +13,8 @@ import type { ServingEngine } from '../../src/server/model-host.js';
 import { ModelHost } from '../../src/server/model-host.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { createServer } from '../../src/server/app.js';
+import { ModelRegistry } from '../../src/server/models.js';
+import { defaultRouting } from '../../src/server/routing.js';
 import { MODEL, post, startServer, type TestServer } from './helpers.js';
 
 /** Plays back `next()`'s tokens as if sampled, honouring maxTokens, stop tokens, onToken and the signal. */
@@ -498,6 +500,18 @@ describe('scopes', () => {
     } finally {
       await locked.close();
     }
+  });
+});
+
+describe('model registry', () => {
+  it('refuses a name given twice and a routing rule that names no served model, before anything loads', () => {
+    expect(() => ModelRegistry.routingFor([], undefined)).toThrow(/at least one model/);
+    expect(() => ModelRegistry.routingFor(['a', 'a'], undefined)).toThrow(/named "a"/);
+    expect(ModelRegistry.routingFor(['a'], undefined)).toBeNull();
+    expect(ModelRegistry.routingFor(['a', 'b'], undefined)).toMatchObject({ name: 'auto', small: 'a', large: 'b' });
+    expect(() => ModelRegistry.routingFor(['a'], defaultRouting('a', 'b'))).toThrow(/at least two models/);
+    expect(() => ModelRegistry.routingFor(['a', 'b'], defaultRouting('a', 'c'))).toThrow(/must be served models/);
+    expect(() => createServer({ models: [{ spec: 'synthetic:tiny' }, { spec: 'synthetic:tiny' }] })).toThrow(/named "synthetic:tiny"/);
   });
 });
 
