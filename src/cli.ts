@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'serve': {
       const { serveCommand } = await import('./server/serve-command.js');
-      return serveCommand(rest);
+      return serveCommand(rest, { exitAtDeadline: true });
     }
     case 'bench': {
       const { benchCommand } = await import('./bench/bench-command.js');
@@ -53,12 +53,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** How long exiting waits for stdout and stderr to drain. */
+const DRAIN_MS = 2000;
+
 /**
  * Exits once stdout and stderr have drained: on a pipe, writes are asynchronous, and exiting
- * right after printing a large JSON object (a 131072-token prompt) would cut it short.
+ * right after printing a large JSON object (a 131072-token prompt) would cut it short. Bounded:
+ * a pipe nobody reads never drains, and exiting must not wait on it.
  */
 async function exit(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise((done) => s.write('', done))));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drained = Promise.all([process.stdout, process.stderr].map((s) => new Promise((done) => s.write('', done))));
+  await Promise.race([drained, new Promise((done) => (timer = setTimeout(done, DRAIN_MS)))]);
+  clearTimeout(timer);
   process.exit(code);
 }
 

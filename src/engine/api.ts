@@ -142,6 +142,8 @@ export interface BatchingState {
   waiting: number;
   kvPagesUsed: number;
   kvPagesFree: number;
+  /** Positions per KV page. */
+  kvPageSize: number;
   prefixCacheHitTokens: number;
   preemptions: number;
 }

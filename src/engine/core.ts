@@ -90,6 +90,7 @@ export class EngineCore<F extends InFlight = InFlight> {
       waiting: this.scheduler.numWaiting,
       kvPagesUsed: pool.inUse,
       kvPagesFree: pool.available,
+      kvPageSize: this.scheduler.o.pageSize,
       prefixCacheHitTokens: this.scheduler.cacheHitTokens,
       preemptions: this.scheduler.preemptions,
     };

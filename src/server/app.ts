@@ -1,79 +1,57 @@
-// The OpenAI-compatible HTTP server: a fastify instance with the routes, auth (named API keys,
-// an admin key), request ids, OpenAI-shaped errors, metrics, usage accounting, and one queue in
-// front of each model's engine. A model either comes ready-made (tests, embedding) or is loaded
-// in the background from a spec while the server already answers (/health says 503 until every
-// model is ready). With several models, `model: "auto"` picks one per request (routing.ts).
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+// The OpenAI-compatible HTTP server: a fastify instance whose routes are plugins in three
+// encapsulated scopes (routes/index.ts: public, API key, admin; each scope's hook in auth.ts),
+// reading the shared state decorated as `app.gptOss` (context.ts). Around them: request ids,
+// OpenAI-shaped errors, metrics, and the close that stops generations. A model either comes
+// ready-made (tests, embedding) or is loaded in the background from a spec while the server
+// already answers (/health says 503 until every model is ready). With several models,
+// `model: "auto"` picks one per request (routing.ts).
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { basename } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
-import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
 import type { ConstraintBounds } from '../constrain/index.js';
-import { constrainedReasoningTokens, maskVocabSize, warmConstraintIndex, type ConstraintSettings } from './constraints.js';
+import { adminKeyHook, apiKeyHook } from './auth.js';
+import { constrainedReasoningTokens } from './constraints.js';
 import type { ServerContext } from './context.js';
-import { ApiError, routeNotFound, shuttingDown, toApiError, unauthorized, validationError } from './errors.js';
-import { checkPlansFit, formatBytes } from './gpu-memory.js';
+import { ApiError, routeNotFound, toApiError, validationError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
-import { loadModel, planModel } from './model-loader.js';
-import { ModelHost, type ReadyModel, type ServingEngine } from './model-host.js';
-import type { ServedModel } from './models.js';
+import { hostModels, type ModelOptions } from './model-loader.js';
+import { defaultModelName, modelGauges, ModelRegistry } from './models.js';
 import { checkDepth } from './request-checks.js';
 import { ResponseStore } from './response-store.js';
-import { defaultRouting, type RoutingConfig } from './routing.js';
-import { GenerationScheduler } from './scheduler.js';
-import { ANONYMOUS, matchApiKey, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
-import { adminRoutes } from './routes/admin.js';
-import { chatRoutes } from './routes/chat.js';
-import { completionsRoutes } from './routes/completions.js';
-import { healthRoutes } from './routes/health.js';
-import { metricsRoutes } from './routes/metrics.js';
-import { modelsRoutes } from './routes/models.js';
-import { responsesRoutes } from './routes/responses.js';
+import type { RoutingConfig } from './routing.js';
+import { ANONYMOUS, apiKeyList, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
+import { ROUTE_PLUGINS, type RouteScope } from './routes/index.js';
+
+export type { ModelOptions } from './model-loader.js';
+export { defaultModelName } from './models.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The server's shared state (model, queue, metrics): tests and embedders look at it. */
+    /** The server's shared state (models, metrics, usage, store): routes, tests and embedders read it. */
     gptOss: ServerContext;
   }
   interface FastifyRequest {
     /** The name of the API key the request came with (usage is counted under it). */
     gptOssKey: string;
+    /** Counted in the request metrics already (streams and abandoned requests count themselves). */
+    sseCounted: boolean;
+  }
+  interface FastifyContextConfig {
+    /** API scope: the admin key is accepted too (/metrics, for Prometheus). */
+    adminKeyToo?: boolean;
   }
 }
 
-/** One model of a server: a spec to load, or a loaded engine. */
-export interface ModelOptions {
-  /** The id clients use. Default: the spec (a folder's base name), else "gpt-oss". */
-  name?: string;
-  /** A folder, a hub id or synthetic:NAME, loaded in the background. */
-  spec?: string;
-  /** Or a loaded engine to serve (with `tokenizer`; the generated o200k_harmony one by default). */
-  engine?: ServingEngine;
-  tokenizer?: HarmonyTokenizer;
-  /** Destroy `engine` when the server closes. Default false (the caller owns what it passes). */
-  ownsEngine?: boolean;
-  /** KV-cache positions when loading from spec (default: ServerOptions.context, else the model's maximum). */
-  context?: number;
-}
-
-
 export interface ServerOptions {
-  /** Several models (the first serves requests that name none). Else the one described by the fields below. */
-  models?: ModelOptions[];
+  /** The models to serve (the first serves requests that name none). */
+  models: ModelOptions[];
   /** With several models: the `auto` rule. Default: defaultRouting(first model, second model). */
   routing?: RoutingConfig;
   /** GPU memory in bytes: every model to load is planned against it before any loads. */
   gpuMemory?: number;
-  /** A loaded engine to serve (with `tokenizer`; the generated o200k_harmony one by default). */
-  engine?: ServingEngine;
-  tokenizer?: HarmonyTokenizer;
-  /** Destroy `engine` when the server closes. Default false (the caller owns what it passes). */
-  ownsEngine?: boolean;
-  /** Else: a folder, a hub id or synthetic:NAME, loaded in the background. */
-  modelSpec?: string;
-  /** KV-cache positions when loading from modelSpec (default: the model's maximum). */
+  /** KV-cache positions of models loaded from a spec that set none (default: the model's maximum). */
   context?: number;
   /** Sequences each loaded engine runs at once (continuous batching). Default 16. */
   maxNumSeqs?: number;
@@ -95,8 +73,6 @@ export interface ServerOptions {
   maxTokensDefault?: number;
   /** Largest prompt in tokens a request may send; more is a 400. Default: only the context bounds it. */
   maxPromptTokens?: number;
-  /** The model id clients see. Default: the spec (a folder's base name), else "gpt-oss". */
-  servedModelName?: string;
   /** A pino logger, fastify logger options, or false (default). */
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
   /** Largest accepted request body in bytes. Default 4 MiB. */
@@ -123,41 +99,13 @@ export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 /** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
-/** The id of a model given without a name: the hub id or synthetic name, a folder's base name. */
-export function defaultModelName(spec: string | undefined): string {
-  if (!spec) return 'gpt-oss';
-  if (spec.startsWith('synthetic:') || /^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return spec.replace(/@.*$/, '');
-  return basename(spec.replace(/[\\/]+$/, '')) || spec;
-}
-
 function isLoggerInstance(l: unknown): l is FastifyBaseLogger {
   return typeof l === 'object' && l !== null && typeof (l as { child?: unknown }).child === 'function' && typeof (l as { info?: unknown }).info === 'function';
 }
 
-/** Compares secrets in constant time (hashing first makes the lengths equal). */
-function sameSecret(a: string, b: string): boolean {
-  const h = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(h(a), h(b));
-}
-
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-export function createServer(opts: ServerOptions): FastifyInstance {
-  const entries: ModelOptions[] = opts.models ?? [
-    { name: opts.servedModelName, spec: opts.modelSpec, engine: opts.engine, tokenizer: opts.tokenizer, ownsEngine: opts.ownsEngine },
-  ];
-  if (entries.length === 0) throw new Error('createServer needs at least one model');
-  for (const e of entries) if (!e.engine === !e.spec) throw new Error('each model needs either an engine or a spec');
-  const names = entries.map((e) => e.name ?? defaultModelName(e.spec));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new Error(`two models are named "${dup}"; give them names (NAME=SOURCE)`);
-  const routing = entries.length > 1 ? (opts.routing ?? defaultRouting(names[0]!, names[1]!)) : null;
-  if (opts.routing && !routing) throw new Error('routing needs at least two models');
-  if (routing && (!names.includes(routing.small) || !names.includes(routing.large) || names.includes(routing.name))) {
-    throw new Error(`routing: small "${routing.small}" and large "${routing.large}" must be served models, and "${routing.name}" none of them`);
-  }
-  const keys: ApiKey[] = [...(opts.apiKey !== undefined ? [{ name: 'default', key: opts.apiKey }] : []), ...(opts.apiKeys ?? [])];
-  if (new Set(keys.map((k) => k.name)).size !== keys.length) throw new Error('two API keys have the same name');
+function fastifyInstance(opts: ServerOptions): FastifyInstance {
   const base: FastifyServerOptions = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // A client's X-Request-Id is kept (when sane) so logs line up across services.
@@ -171,7 +119,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // Closing destroys every connection, idle keep-alive ones included, once preClose has let the
     // requests in flight finish (below): a shutdown never waits on a client's keep-alive.
     forceCloseConnections: true,
-    // fastify's own 503 while closing is not OpenAI-shaped; the onRequest hook answers instead.
+    // fastify's own 503 while closing is not OpenAI-shaped; the scopes' hooks answer instead.
     return503OnClosing: false,
     // Errors fastify raises before routing (a URL with a broken %-escape): OpenAI-shaped too.
     frameworkErrors: (error, _request, reply) => {
@@ -179,103 +127,50 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       void (reply as unknown as FastifyReply).code(err.status).send(err.toJSON());
     },
   };
-  const app = (
+  return (
     isLoggerInstance(opts.logger) ? Fastify({ ...base, loggerInstance: opts.logger }) : Fastify({ ...base, logger: opts.logger ?? false })
   ) as unknown as FastifyInstance;
+}
 
-  const constraints: ConstraintSettings = {
-    maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens),
-    bounds: { ...opts.constraintBounds },
-  };
-  // The vocabulary index structured output needs (1-2 s) is built while loading, before /health
-  // says ready, so the first constrained request does not pay for it.
-  const warm = <M extends { engine: ServingEngine; tokenizer: HarmonyTokenizer }>(m: M): M => {
-    const t0 = performance.now();
-    try {
-      warmConstraintIndex(m.tokenizer, maskVocabSize(m.engine, m.tokenizer));
-      app.log.debug({ ms: Math.round(performance.now() - t0) }, 'constraint vocabulary index built');
-    } catch (e) {
-      app.log.warn({ err: e }, 'could not build the constraint vocabulary index; structured output will build it on first use');
-    }
-    return m;
-  };
-  // Models loaded from specs are planned first, all of them, when the GPU's size is known: what
-  // does not fit is refused before anything loads. Then they load one at a time, in order.
-  const batching = { maxNumSeqs: opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS, maxBatchTokens: opts.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS, kvMemory: opts.kvMemory };
-  const toLoad = entries.flatMap((e, i) => (e.spec && !e.engine ? [{ name: names[i]!, spec: e.spec, context: e.context ?? opts.context }] : []));
-  const budget = opts.gpuMemory;
-  const planned: Promise<void> =
-    budget === undefined || toLoad.length === 0
-      ? Promise.resolve()
-      : (async () => {
-          const plans = [];
-          for (const m of toLoad) plans.push({ ...m, plan: await planModel(m.spec, { context: m.context, ...batching, onDownloadProgress: opts.onDownloadProgress }) });
-          checkPlansFit(plans, budget);
-          const total = plans.reduce((n, p) => n + p.plan.total, 0);
-          app.log.info({ models: plans.map((p) => ({ name: p.name, bytes: p.plan.total })) }, `memory plan: ${formatBytes(total)} of ${formatBytes(budget)}`);
-        })();
-  let previous: Promise<unknown> = Promise.resolve();
-  const models: ServedModel[] = entries.map((e, i) => {
-    let load: Promise<ReadyModel & { dispose?: () => void }>;
-    if (e.engine) {
-      const engine = e.engine;
-      load = Promise.resolve(e.tokenizer ?? loadModelTokenizer()).then((tokenizer) =>
-        warm({ engine, tokenizer, dispose: e.ownsEngine ? () => engine.destroy() : undefined }),
-      );
-    } else {
-      const spec = e.spec!;
-      load = Promise.all([planned, previous]).then(() =>
-        loadModel(spec, { context: e.context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
-      );
-      previous = load.catch(() => {});
-    }
-    const host = new ModelHost(load);
-    host.loaded.then(() => {
-      if (host.status === 'ready') app.log.info({ model: names[i], context: host.engine?.contextLength }, 'model ready');
-      else app.log.error({ model: names[i], err: host.error }, 'model failed to load');
-    }, () => {});
-    // as many on the engine at once as it batches; an engine handed in brings its own number
-    const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE, e.engine ? (e.engine.maxNumSeqs ?? 1) : batching.maxNumSeqs);
-    host.loaded.then(() => {
-      if (host.engine && 'onStep' in host.engine) host.engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
-    }, () => {});
-    return { name: names[i]!, spec: e.spec ?? null, host, scheduler, kvInUse: 0 };
-  });
+export function createServer(opts: ServerOptions): FastifyInstance {
+  const keys = apiKeyList(opts.apiKey, opts.apiKeys ?? []);
+  const app = fastifyInstance(opts);
+  const usage = new UsageLedger(opts.prices ?? new Map());
+  // The gauges read live state at scrape time.
+  const metrics: ServerMetrics = new ServerMetrics(() => models.all.map(modelGauges), usage.metrics);
+  const routing = ModelRegistry.routingFor(
+    opts.models.map((e) => e.name ?? defaultModelName(e.spec)),
+    opts.routing,
+  );
+  const served = hostModels(
+    opts.models,
+    {
+      context: opts.context,
+      gpuMemory: opts.gpuMemory,
+      maxQueue: opts.maxQueue ?? DEFAULT_MAX_QUEUE,
+      maxNumSeqs: opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
+      maxBatchTokens: opts.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS,
+      kvMemory: opts.kvMemory,
+      onDownloadProgress: opts.onDownloadProgress,
+    },
+    app.log,
+    (engine) => {
+      if ('onStep' in engine) engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
+    },
+  );
+  const models: ModelRegistry = new ModelRegistry(served, routing, metrics.routed);
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
   const shutdown = new AbortController();
   // Every in-flight request listens for shutdown: more than Node's default of 10 is expected.
   setMaxListeners(0, shutdown.signal);
-  const usage = new UsageLedger(opts.prices ?? new Map());
-  // The gauges read live state at scrape time.
-  const metrics = new ServerMetrics(
-    () =>
-      models.map((m) => ({
-        name: m.name,
-        queueDepth: m.scheduler.queueDepth,
-        running: m.scheduler.running,
-        kvInUse: m.kvInUse,
-        batching: m.host.engine?.batching?.() ?? null,
-        context: m.host.engine?.contextLength ?? 0,
-        ready: m.host.status === 'ready',
-      })),
-    usage.metrics,
-  );
-  const first = models[0]!;
   const ctx: ServerContext = {
     models,
-    routing,
     metrics,
     usage,
     store: new ResponseStore(opts.responseStoreSize ?? 1000),
-    host: first.host,
-    scheduler: first.scheduler,
-    servedModelName: first.name,
-    get kvInUse() {
-      return first.kvInUse;
-    },
     created: Math.floor(Date.now() / 1000),
     promptOptions,
-    constraints,
+    constraints: { maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens), bounds: { ...opts.constraintBounds } },
     limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
     draining: false,
     lastGeneration: null,
@@ -283,46 +178,23 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   };
   app.decorate('gptOss', ctx);
   app.decorateRequest('gptOssKey', ANONYMOUS);
+  app.decorateRequest('sseCounted', false);
 
+  // What every request gets, whatever its scope (and unmatched ones): its id back, the count of
+  // requests in flight that a close waits for, a bound on how deep its JSON nests, its metric.
   let inFlight = 0;
   app.addHook('onRequest', async (request, reply) => {
     inFlight++;
     reply.raw.once('close', () => inFlight--);
     reply.header('x-request-id', request.id);
-    const path = request.url.split('?')[0];
-    // /health answers the shutdown itself (503 with its status field).
-    const health = path === '/health';
-    if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
-    if (health) return;
-    const auth = request.headers.authorization;
-    const bearer = auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
-    const isAdmin = opts.adminKey !== undefined && bearer !== null && sameSecret(bearer, opts.adminKey);
-    if (path?.startsWith('/admin/')) {
-      if (opts.adminKey === undefined) throw new ApiError(403, 'The admin endpoints are off: start the server with --admin-key.', 'invalid_request_error', null, 'admin_disabled');
-      if (!isAdmin) throw unauthorized('Incorrect admin key provided.');
-      return;
-    }
-    if (keys.length === 0) return;
-    if (!auth) {
-      throw unauthorized(
-        "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).",
-      );
-    }
-    const key = bearer === null ? null : matchApiKey(keys, bearer);
-    if (key) request.gptOssKey = key.name;
-    // Prometheus may scrape with the admin key.
-    else if (!(isAdmin && path === '/metrics')) throw unauthorized('Incorrect API key provided.');
   });
-
   app.addHook('preValidation', async (request) => {
     if (request.body !== undefined) checkDepth(request.body);
   });
-
   app.addHook('onResponse', async (request, reply) => {
-    if ((request as { sseCounted?: boolean }).sseCounted) return;
+    if (request.sseCounted) return;
     ctx.metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) });
   });
-
   app.setErrorHandler((error, request, reply) => {
     if ((error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') drainOversizedBody(request, reply);
     const err = (error as { validation?: unknown }).validation
@@ -332,34 +204,38 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     else request.log.info({ status: err.status, code: err.code, param: err.param, message: err.message }, 'request refused');
     return reply.code(err.status).headers(err.headers).send(err.toJSON());
   });
-
   app.setNotFoundHandler((request, reply) => {
     const err = routeNotFound(request.method, request.url);
     return reply.code(err.status).send(err.toJSON());
   });
 
-  healthRoutes(app, ctx);
-  metricsRoutes(app, ctx);
-  modelsRoutes(app, ctx);
-  chatRoutes(app, ctx);
-  completionsRoutes(app, ctx);
-  responsesRoutes(app, ctx);
-  adminRoutes(app, ctx);
+  const hooks: Record<RouteScope, ReturnType<typeof apiKeyHook> | null> = {
+    public: null,
+    api: apiKeyHook(ctx, keys, opts.adminKey),
+    admin: adminKeyHook(ctx, opts.adminKey),
+  };
+  for (const scope of ['public', 'api', 'admin'] as const) {
+    void app.register(async (scoped) => {
+      const hook = hooks[scope];
+      if (hook) scoped.addHook('onRequest', hook);
+      for (const [s, plugin] of ROUTE_PLUGINS) if (s === scope) await scoped.register(plugin);
+    });
+  }
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
   // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)
   // gives requests in flight their grace period first.
   app.addHook('preClose', async () => {
-    for (const m of models) m.scheduler.close();
+    for (const m of models.all) m.queue.close();
     shutdown.abort(new DOMException('the server is shutting down', 'AbortError'));
     // Let the cancelled requests write their last bytes before the connections are destroyed.
-    await Promise.all(models.map((m) => m.scheduler.whenIdle()));
+    await Promise.all(models.all.map((m) => m.queue.whenIdle()));
     for (let waited = 0; inFlight > 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
   });
   app.addHook('onClose', async () => {
-    await Promise.all(models.map((m) => m.scheduler.whenIdle()));
+    await Promise.all(models.all.map((m) => m.queue.whenIdle()));
     // A load still running is not waited for: the host frees the model when it arrives.
-    for (const m of models) m.host.close();
+    for (const m of models.all) m.host.close();
   });
   return app;
 }
@@ -389,14 +265,16 @@ function drainOversizedBody(request: FastifyRequest, reply: FastifyReply): void 
  * Stops the server the way SIGTERM asks to: at once /health and new requests answer 503
  * (shutting_down); requests in flight, running or queued, may finish for up to `graceMs`; then
  * what still runs is stopped (within one prefill chunk or decode step: streams end with the
- * shutting_down error event, waiting requests get the 503) and the server closes.
+ * shutting_down error event, waiting requests get the 503) and the server closes. `onClosing`
+ * is told when the grace period is over.
  */
-export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+export async function closeGracefully(app: FastifyInstance, graceMs: number, onClosing?: () => void): Promise<void> {
   const ctx = app.gptOss;
   ctx.draining = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const idle = Promise.all(ctx.models.map((m) => m.scheduler.whenIdle()));
+  const idle = Promise.all(ctx.models.all.map((m) => m.queue.whenIdle()));
   await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
   clearTimeout(timer);
+  onClosing?.();
   await app.close();
 }

@@ -1,6 +1,7 @@
 // One turn on the engine for one request: sampling settings from the request, the context check,
-// the wait in the queue, and the per-token bookkeeping (metrics, KV positions in use,
-// cancellation). The routes decide what the tokens mean.
+// the wait in the admission queue, and the per-token bookkeeping (metrics, usage, cancellation).
+// The routes decide what the tokens mean. A generation the engine rejects (a failed step) fails
+// only its request: a 500 through the error handler, or an error event that ends its stream.
 import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateResult, SamplingOptions } from '../engine/engine.js';
@@ -10,7 +11,7 @@ import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } fr
 import type { ServingEngine } from './model-host.js';
 import type { ServedModel } from './models.js';
 import type { TimedConstraint } from './constraints.js';
-import { QueueFullError, SchedulerClosedError } from './scheduler.js';
+import { QueueClosedError, QueueFullError } from './admission-queue.js';
 import { SseStream, streamFailed } from './sse.js';
 
 export interface SamplingFields {
@@ -95,8 +96,8 @@ export function clientGone(ctx: ServerContext, reply: FastifyReply): AbortSignal
 
 /** Throws the 429 (or 503 when closing) that runTurn would, before a stream's 200 goes out. */
 function admitOrReject(model: ServedModel): void {
-  if (model.scheduler.hasRoom()) return;
-  throw model.scheduler.isClosed ? shuttingDown() : queueFull(model.scheduler.retryAfterSeconds());
+  if (model.queue.hasRoom()) return;
+  throw model.queue.isClosed ? shuttingDown() : queueFull(model.queue.retryAfterSeconds());
 }
 
 /**
@@ -108,7 +109,7 @@ function abandon(ctx: ServerContext, request: FastifyRequest, reply: FastifyRepl
   // Still connected: the server is closing, and the client hears so.
   if (!reply.raw.destroyed && ctx.shutdownSignal.aborted) throw shuttingDown();
   ctx.metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: '499' });
-  (request as { sseCounted?: boolean }).sseCounted = true;
+  request.sseCounted = true;
   request.log.info('client closed the connection; generation cancelled');
   reply.hijack();
   if (!reply.raw.destroyed) reply.raw.destroy();
@@ -144,12 +145,10 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
   const queuedAt = performance.now();
   let result: GenerateResult;
   try {
-    result = await model.scheduler.run(turn.signal, async () => {
+    result = await model.queue.run(turn.signal, async () => {
       const { metrics } = ctx;
       metrics.queueTime.observe((performance.now() - queuedAt) / 1000);
       metrics.promptTokens.inc({}, turn.promptIds.length);
-      // positions held by the turns on the engine, together
-      model.kvInUse += turn.promptIds.length;
       turn.onStart?.();
       const t0 = performance.now();
       let last = 0;
@@ -169,7 +168,6 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
             last = now;
             count++;
             metrics.generationTokens.inc();
-            model.kvInUse++;
             if (turn.signal.aborted) return false;
             return turn.onToken(id);
           },
@@ -186,14 +184,13 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         metrics.finished.inc({ reason: 'error' });
         throw e;
       } finally {
-        model.kvInUse -= turn.promptIds.length + count;
         // What the engine did, finished or not: the prompt and every sampled token (as `usage` says).
         ctx.usage.record(request.gptOssKey, model.name, { promptTokens: turn.promptIds.length, cachedTokens: cached, completionTokens: count });
       }
     });
   } catch (e) {
-    if (e instanceof QueueFullError) throw queueFull(model.scheduler.retryAfterSeconds());
-    if (e instanceof SchedulerClosedError) throw shuttingDown();
+    if (e instanceof QueueFullError) throw queueFull(model.queue.retryAfterSeconds());
+    if (e instanceof QueueClosedError) throw shuttingDown();
     throw e;
   }
   return result;

@@ -108,11 +108,18 @@ export interface ModelGauges {
   name: string;
   queueDepth: number;
   running: number;
+  /** KV-cache positions the sequences hold: the engine's pages in use × its page size. */
   kvInUse: number;
   context: number;
   ready: boolean;
   /** The engine's continuous-batching state (null until it is loaded). */
   batching: BatchingState | null;
+}
+
+function kvUsageRatio(m: ModelGauges): number {
+  const b = m.batching;
+  const pages = b ? b.kvPagesUsed + b.kvPagesFree : 0;
+  return pages > 0 ? b!.kvPagesUsed / pages : 0;
 }
 
 /** Everything the server measures. Gauges read live state, per model, through `models`. */
@@ -148,7 +155,7 @@ export class ServerMetrics {
       new Gauge('gpt_oss_preemptions', 'Sequences preempted (pages freed, recomputed later) since start, by model.', per((m) => m.batching?.preemptions ?? 0)),
       new Gauge('gpt_oss_kv_cache_positions_in_use', 'KV-cache positions holding the running sequences, by model.', per((m) => m.kvInUse)),
       new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length), by model.', per((m) => m.context)),
-      new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache positions in use / context length, by model.', per((m) => (m.context > 0 ? m.kvInUse / m.context : 0))),
+      new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache pages held by sequences / all pages, by model.', per(kvUsageRatio)),
       new Gauge('gpt_oss_model_ready', '1 once the model is loaded, by model.', per((m) => (m.ready ? 1 : 0))),
     ];
   }

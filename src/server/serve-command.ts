@@ -1,218 +1,26 @@
 // `gpt-oss-webgpu serve`: the OpenAI-compatible server. It listens at once and loads the model in
 // the background (GET /health answers 503 until it is ready), then runs until SIGINT or SIGTERM
 // and closes gracefully: new requests get 503 at once, those in flight have a grace period to
-// finish, then what still runs is stopped and the models freed. Several models may be served
+// finish, then what still runs is stopped and the models freed. Run as the CLI, the process exits
+// at the latest 5 s after the grace period, whatever still hangs. Several models may be served
 // (--model NAME=SPEC, repeated). A bad keys, prices or routing file stops it before it listens,
-// with the file and line named.
-import { parseArgs } from 'node:util';
+// with the file and line named. The flags are in serve-flags.ts.
+import type { FastifyInstance } from 'fastify';
 import { stderrProgressBar } from '../model/hub.js';
-import { closeGracefully, createServer, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, defaultModelName, type ServerOptions } from './app.js';
+import { closeGracefully, createServer, type ServerOptions } from './app.js';
 import { ConfigFileError, readConfigFile } from './config-files.js';
-import { detectGpuMemory, parseByteSize } from './gpu-memory.js';
+import { detectGpuMemory } from './gpu-memory.js';
+import { exitSafeDestination } from './log-destination.js';
+import { defaultModelName } from './models.js';
 import { parseRoutingConfig } from './routing.js';
-import { parseApiKeys, parsePrices, type ApiKey } from './usage.js';
+import { parseServeArgs, SERVE_USAGE, ServeUsageError, type ServeConfig } from './serve-flags.js';
+import { apiKeyList, parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
 export { createServer, type ServerOptions } from './app.js';
+export { DEFAULT_SHUTDOWN_GRACE_SECONDS, FLAGS, parseServeArgs, SERVE_FLAGS, SERVE_USAGE, ServeUsageError, type ModelArg, type ServeConfig } from './serve-flags.js';
 
-export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
-
-export const SERVE_USAGE = `Usage: gpt-oss-webgpu serve [flags]
-
-Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/responses,
-/v1/models, /health, /metrics). Every flag can also be set with the environment variable shown.
-
-  --model [NAME=]SPEC       model folder, Hugging Face id, or synthetic:tiny    GPT_OSS_MODEL
-                            (default openai/gpt-oss-20b, downloaded to the HF cache); repeat it
-                            to serve several (env: comma-separated); NAME is the id clients use
-  --routing FILE            JSON rule of model "auto" (default: first model is  GPT_OSS_ROUTING
-                            small, second large; see README)
-  --gpu-memory SIZE         GPU memory to plan all models against, e.g. 80GB    GPT_OSS_GPU_MEMORY
-                            (default: nvidia-smi's; unknown: not checked)
-  --host HOST               address to listen on (default 127.0.0.1)            GPT_OSS_HOST
-  --port N                  port (default 8000; 0 picks a free one)             GPT_OSS_PORT
-  --api-key KEY             require "Authorization: Bearer KEY"                 GPT_OSS_API_KEY
-  --api-keys NAME:KEY,...   named API keys; usage is counted per name           GPT_OSS_API_KEYS
-  --api-keys-file FILE      named API keys, one NAME:KEY per line               GPT_OSS_API_KEYS_FILE
-  --admin-key KEY           opens GET /admin/usage (JSON usage and cost)        GPT_OSS_ADMIN_KEY
-  --prices FILE             MODEL INPUT OUTPUT [CACHED] per line, $ per 1M      GPT_OSS_PRICES
-                            tokens, for the cost counters
-  --context N               positions a sequence may reach (default: the model's GPT_OSS_CONTEXT
-                            maximum)
-  --max-num-seqs N          sequences each engine runs at once, batched         GPT_OSS_MAX_NUM_SEQS
-                            (default ${DEFAULT_MAX_NUM_SEQS})
-  --max-batch-tokens N      tokens per engine step: decode tokens plus prompt   GPT_OSS_MAX_BATCH_TOKENS
-                            chunks (default ${DEFAULT_MAX_BATCH_TOKENS})
-  --kv-memory SIZE          KV cache of each model, e.g. 16GB (default: two     GPT_OSS_KV_MEMORY
-                            full contexts, or 4096 positions per sequence when
-                            that is more); the memory plan shows the pages
-  --max-queue N             requests that may wait when the engines are full    GPT_OSS_MAX_QUEUE
-                            (default ${DEFAULT_MAX_QUEUE})
-  --max-tokens-default N    output tokens when a request sets no max_tokens     GPT_OSS_MAX_TOKENS_DEFAULT
-                            (default ${DEFAULT_MAX_TOKENS}; never more than the context left)
-  --max-prompt-tokens N     largest prompt a request may send (default: the     GPT_OSS_MAX_PROMPT_TOKENS
-                            context)
-  --shutdown-grace-seconds S  on SIGTERM/SIGINT, the time requests in flight    GPT_OSS_SHUTDOWN_GRACE_SECONDS
-                            have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
-  --served-model-name NAME  id of a single model (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
-  --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
-`;
-
-/** One --model: `SPEC` or `NAME=SPEC`. */
-export interface ModelArg {
-  name?: string;
-  spec: string;
-}
-
-export interface ServeConfig {
-  models: ModelArg[];
-  routingFile?: string;
-  gpuMemory?: number;
-  host: string;
-  port: number;
-  apiKey?: string;
-  apiKeys?: string;
-  apiKeysFile?: string;
-  adminKey?: string;
-  pricesFile?: string;
-  context?: number;
-  maxNumSeqs?: number;
-  maxBatchTokens?: number;
-  kvMemory?: number;
-  maxQueue: number;
-  maxTokensDefault: number;
-  maxPromptTokens?: number;
-  shutdownGraceSeconds: number;
-  servedModelName?: string;
-  logLevel: string;
-}
-
-export class ServeUsageError extends Error {
-  override name = 'ServeUsageError';
-}
-
-export const FLAGS = {
-  model: 'GPT_OSS_MODEL',
-  routing: 'GPT_OSS_ROUTING',
-  'gpu-memory': 'GPT_OSS_GPU_MEMORY',
-  host: 'GPT_OSS_HOST',
-  port: 'GPT_OSS_PORT',
-  'api-key': 'GPT_OSS_API_KEY',
-  'api-keys': 'GPT_OSS_API_KEYS',
-  'api-keys-file': 'GPT_OSS_API_KEYS_FILE',
-  'admin-key': 'GPT_OSS_ADMIN_KEY',
-  prices: 'GPT_OSS_PRICES',
-  context: 'GPT_OSS_CONTEXT',
-  'max-num-seqs': 'GPT_OSS_MAX_NUM_SEQS',
-  'max-batch-tokens': 'GPT_OSS_MAX_BATCH_TOKENS',
-  'kv-memory': 'GPT_OSS_KV_MEMORY',
-  'max-queue': 'GPT_OSS_MAX_QUEUE',
-  'max-tokens-default': 'GPT_OSS_MAX_TOKENS_DEFAULT',
-  'max-prompt-tokens': 'GPT_OSS_MAX_PROMPT_TOKENS',
-  'shutdown-grace-seconds': 'GPT_OSS_SHUTDOWN_GRACE_SECONDS',
-  'served-model-name': 'GPT_OSS_SERVED_MODEL_NAME',
-  'log-level': 'GPT_OSS_LOG_LEVEL',
-} as const;
-
-const MODEL_NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
-
-/** `NAME=SPEC` when the part before the first `=` is a name (paths and hub ids have none). */
-function modelArg(text: string): ModelArg {
-  const eq = text.indexOf('=');
-  const name = eq > 0 ? text.slice(0, eq) : '';
-  if (eq > 0 && MODEL_NAME.test(name) && !name.includes('/')) {
-    const spec = text.slice(eq + 1).trim();
-    if (spec === '') throw new ServeUsageError(`--model: "${text}" names no model after "="`);
-    return { name, spec };
-  }
-  if (text.trim() === '') throw new ServeUsageError('--model: empty');
-  return { spec: text.trim() };
-}
-
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
-function integer(text: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(text.trim())) throw new ServeUsageError(`--${flag}: "${text}" is not a whole number`);
-  const n = Number(text);
-  if (n < min || n > max) throw new ServeUsageError(`--${flag}: ${n} is outside [${min}, ${max}]`);
-  return n;
-}
-
-function seconds(text: string, flag: string): number {
-  const n = Number(text.trim());
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new ServeUsageError(`--${flag}: "${text}" is not a number of seconds >= 0`);
-  return n;
-}
-
-/** Flags over environment variables over defaults. Throws ServeUsageError on bad input. */
-export function parseServeArgs(argv: string[], env: Record<string, string | undefined> = process.env): ServeConfig & { help: boolean } {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const, multiple: k === 'model' }]));
-    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
-  } catch (e) {
-    throw new ServeUsageError((e as Error).message);
-  }
-  const get = (flag: Exclude<keyof typeof FLAGS, 'model'>): string | undefined => {
-    const v = values[flag];
-    if (typeof v === 'string') return v;
-    const e = env[FLAGS[flag]];
-    return e === undefined || e === '' ? undefined : e;
-  };
-  const port = get('port');
-  const context = get('context');
-  const maxQueue = get('max-queue');
-  const maxNumSeqs = get('max-num-seqs');
-  const maxBatchTokens = get('max-batch-tokens');
-  const kvMemory = get('kv-memory');
-  const kvBytes = kvMemory === undefined ? undefined : parseByteSize(kvMemory);
-  if (kvBytes === null) throw new ServeUsageError(`--kv-memory: "${kvMemory}" is not a size (e.g. 16GB, 12GiB, or bytes)`);
-  const maxTokensDefault = get('max-tokens-default');
-  const maxPromptTokens = get('max-prompt-tokens');
-  const grace = get('shutdown-grace-seconds');
-  const logLevel = get('log-level') ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) throw new ServeUsageError(`--log-level: "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
-  const apiKey = get('api-key');
-  const given = values['model'] as unknown as string[] | undefined;
-  const envModels = env[FLAGS.model];
-  const models = (given?.length ? given : envModels ? envModels.split(',') : ['openai/gpt-oss-20b']).map(modelArg);
-  const names = models.map((m) => m.name ?? defaultModelName(m.spec));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new ServeUsageError(`--model: "${dup}" is given twice; name them (NAME=SPEC)`);
-  const served = get('served-model-name');
-  if (served !== undefined && (models.length > 1 || models[0]!.name)) {
-    throw new ServeUsageError('--served-model-name names a single model given without a name; use --model NAME=SPEC');
-  }
-  const gpuMemory = get('gpu-memory');
-  const gpuBytes = gpuMemory === undefined ? undefined : parseByteSize(gpuMemory);
-  if (gpuBytes === null) throw new ServeUsageError(`--gpu-memory: "${gpuMemory}" is not a size (e.g. 80GB, 79.6GiB, or bytes)`);
-  const optional = (key: keyof ServeConfig, flag: Exclude<keyof typeof FLAGS, 'model'>) => {
-    const v = get(flag);
-    return v === undefined ? {} : { [key]: v };
-  };
-  return {
-    help: values['help'] === true,
-    models,
-    ...optional('routingFile', 'routing'),
-    ...(gpuBytes !== undefined ? { gpuMemory: gpuBytes } : {}),
-    host: get('host') ?? '127.0.0.1',
-    port: port === undefined ? 8000 : integer(port, 'port', 0, 65535),
-    ...(apiKey !== undefined ? { apiKey } : {}),
-    ...optional('apiKeys', 'api-keys'),
-    ...optional('apiKeysFile', 'api-keys-file'),
-    ...optional('adminKey', 'admin-key'),
-    ...optional('pricesFile', 'prices'),
-    ...(context !== undefined ? { context: integer(context, 'context', 1) } : {}),
-    ...(maxNumSeqs !== undefined ? { maxNumSeqs: integer(maxNumSeqs, 'max-num-seqs', 1) } : {}),
-    ...(maxBatchTokens !== undefined ? { maxBatchTokens: integer(maxBatchTokens, 'max-batch-tokens', 1) } : {}),
-    ...(kvBytes !== undefined ? { kvMemory: kvBytes } : {}),
-    maxQueue: maxQueue === undefined ? DEFAULT_MAX_QUEUE : integer(maxQueue, 'max-queue', 0),
-    maxTokensDefault: maxTokensDefault === undefined ? DEFAULT_MAX_TOKENS : integer(maxTokensDefault, 'max-tokens-default', 1),
-    ...(maxPromptTokens !== undefined ? { maxPromptTokens: integer(maxPromptTokens, 'max-prompt-tokens', 1) } : {}),
-    shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
-    ...(served !== undefined ? { servedModelName: served } : {}),
-    logLevel,
-  };
-}
+/** Seconds past the grace period after which a stopping server process exits whatever still runs. */
+export const SHUTDOWN_DEADLINE_EXTRA_SECONDS = 5;
 
 export interface ServeIo {
   env?: Record<string, string | undefined>;
@@ -222,6 +30,29 @@ export interface ServeIo {
   signal?: AbortSignal;
   /** Told the address once the server listens. */
   onListening?: (url: string) => void;
+  /**
+   * Exit the process (code 1) at the latest SHUTDOWN_DEADLINE_EXTRA_SECONDS after the grace
+   * period that the first stop signal starts, logging what was still pending. The timer stays
+   * armed after serveCommand returns, so it also bounds the CLI's own exit. The CLI sets it;
+   * embedders and in-process tests do not (it would end their process).
+   */
+  exitAtDeadline?: boolean;
+}
+
+/** What a shutdown may still wait for, for the log line of a missed deadline. */
+function pending(app: FastifyInstance, stage: string): Record<string, unknown> {
+  return {
+    stage,
+    models: app.gptOss.models.all.map((m) => ({
+      name: m.name,
+      status: m.host.status,
+      requestsRunning: m.queue.running,
+      requestsWaiting: m.queue.queueDepth,
+      engineBusy: m.host.engine?.isBusy ?? false,
+    })),
+    // Node's own list of what keeps the event loop alive (sockets, timers, file system calls).
+    resources: process.getActiveResourcesInfo(),
+  };
 }
 
 /** Runs the server until SIGINT/SIGTERM (or io.signal); resolves with the exit code. */
@@ -248,6 +79,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     stderr.write(`error: ${e.message}\n`);
     return 2;
   }
+  const log = exitSafeDestination(1);
   const app = createServer({
     models: config.models.map((m) => ({ name: m.name ?? config.servedModelName, spec: m.spec })),
     ...files,
@@ -256,12 +88,11 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxNumSeqs: config.maxNumSeqs,
     maxBatchTokens: config.maxBatchTokens,
     kvMemory: config.kvMemory,
-    apiKey: config.apiKey,
     adminKey: config.adminKey,
     maxQueue: config.maxQueue,
     maxTokensDefault: config.maxTokensDefault,
     maxPromptTokens: config.maxPromptTokens,
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, stream: log.stream },
     onDownloadProgress: stderrProgressBar(stderr),
   });
 
@@ -287,10 +118,11 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     const onAbort = () => resolve({ code: 0, why: 'stop requested' });
     io.signal?.addEventListener('abort', onAbort, { once: true });
     if (io.signal?.aborted) onAbort();
-    for (const m of app.gptOss.models) {
+    const all = app.gptOss.models.all;
+    for (const m of all) {
       m.host.loaded.then(() => {
         const err = m.host.error;
-        const which = app.gptOss.models.length > 1 ? `the model ${m.name}` : 'the model';
+        const which = all.length > 1 ? `the model ${m.name}` : 'the model';
         if (err) resolve({ code: 1, why: `${which} could not be loaded: ${err.message}` });
       }, () => {});
     }
@@ -316,12 +148,22 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   if (stop.code !== 0) stderr.write(`error: ${stop.why}\n`);
   const graceMs = stop.code === 0 ? config.shutdownGraceSeconds * 1000 : 0;
   app.log.info(`shutting down (${stop.why}); requests in flight have ${graceMs / 1000} s to finish`);
+  let stage = 'grace period';
+  if (io.exitAtDeadline) {
+    const deadlineMs = graceMs + SHUTDOWN_DEADLINE_EXTRA_SECONDS * 1000;
+    // Unref'd: a shutdown that finishes sooner exits on its own; this fires only if one hangs.
+    setTimeout(() => {
+      app.log.error({ pending: pending(app, stage), droppedLogLines: log.dropped }, `shutdown did not finish within ${deadlineMs / 1000} s; exiting`);
+      process.exit(1);
+    }, deadlineMs).unref();
+  }
   // A second signal while closing exits at once.
   const force = (signal: NodeJS.Signals) => process.exit(signal === 'SIGINT' ? 130 : 143);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   try {
-    await closeGracefully(app, graceMs);
+    await closeGracefully(app, graceMs, () => (stage = 'closing: requests stopped, waiting for the engines to finish their step'));
+    stage = 'exiting after the close';
   } finally {
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
@@ -335,11 +177,9 @@ export function readServeFiles(config: ServeConfig): Pick<ServerOptions, 'apiKey
   if (config.apiKeysFile !== undefined) apiKeys.push(...parseApiKeys(readConfigFile(config.apiKeysFile, 'API keys'), config.apiKeysFile));
   if (config.apiKeys !== undefined) apiKeys.push(...parseApiKeys(config.apiKeys.split(',').join('\n'), '--api-keys', 'entry'));
   // --api-key is the key named "default".
-  const named = [...(config.apiKey !== undefined ? ['default'] : []), ...apiKeys.map((k) => k.name)];
-  const dup = named.find((n, i) => named.indexOf(n) !== i);
-  if (dup) throw new ConfigFileError(`the API key name "${dup}" is given twice (--api-key is "default", --api-keys, --api-keys-file)`);
+  const keys = apiKeyList(config.apiKey, apiKeys);
   return {
-    ...(apiKeys.length ? { apiKeys } : {}),
+    ...(keys.length ? { apiKeys: keys } : {}),
     ...(config.pricesFile !== undefined ? { prices: parsePrices(readConfigFile(config.pricesFile, 'prices'), config.pricesFile, names) } : {}),
     ...(config.routingFile !== undefined
       ? (() => {

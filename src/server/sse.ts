@@ -18,7 +18,8 @@ export class SseStream {
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // No `connection` header: Node's own (keep-alive, or close when the request asked for it
+      // with `Connection: close`) decides whether the socket stays open after the stream.
       'x-accel-buffering': 'no',
       'x-request-id': String(request.id),
     });
@@ -56,7 +57,7 @@ export class SseStream {
     // 499: nginx's "client closed request", so aborted streams show apart from completed ones.
     const status = clientLeft ? '499' : '200';
     this.ctx.metrics.requests.inc({ route, method: this.request.method, status });
-    (this.request as { sseCounted?: boolean }).sseCounted = true;
+    this.request.sseCounted = true;
     this.request.log.info({ statusCode: Number(status), responseTime: Math.round(this.reply.elapsedTime) }, 'stream completed');
   }
 }

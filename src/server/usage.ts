@@ -4,6 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigFileError, contentLines } from './config-files.js';
 import { Counter } from './metrics.js';
+import { duplicateName } from './models.js';
 
 export interface ApiKey {
   name: string;
@@ -34,6 +35,14 @@ export function parseApiKeys(text: string, source: string, unit = 'line'): ApiKe
     keys.push({ name, key });
   }
   if (keys.length === 0) throw new ConfigFileError(`${source}: no keys (expected NAME:KEY lines)`);
+  return keys;
+}
+
+/** --api-key's key (named "default") and the named keys: the one check that every name is used once. */
+export function apiKeyList(apiKey: string | undefined, named: readonly ApiKey[]): ApiKey[] {
+  const keys = [...(apiKey !== undefined ? [{ name: 'default', key: apiKey }] : []), ...named];
+  const dup = duplicateName(keys.map((k) => k.name));
+  if (dup) throw new ConfigFileError(`the API key name "${dup}" is given twice (--api-key is "default", --api-keys, --api-keys-file)`);
   return keys;
 }
 

@@ -1,5 +1,6 @@
-// Access to ../shared/oracle: manifests and reference outputs of the public tiny models.
-import { readFileSync } from 'node:fs';
+// The repository's and ../shared's paths, and access to ../shared/oracle: manifests and
+// reference outputs of the public tiny models. Every test takes these paths from here.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/model/safetensors.js';
@@ -7,7 +8,16 @@ import { SafetensorsFile } from '../../src/model/safetensors.js';
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 export const SHARED = resolve(REPO_ROOT, '..', 'shared');
 export const ORACLE = join(SHARED, 'oracle');
-export const ORACLE_MODELS = ['tiny-e32k4', 'tiny-e64k2', 'tiny-e128k4'] as const;
+/** The oracle models: every folder of ../shared/oracle with a manifest.json, sorted. */
+export const ORACLE_MODELS: readonly string[] = readdirSync(ORACLE)
+  .filter((m) => {
+    try {
+      return statSync(join(ORACLE, m, 'manifest.json')).isFile();
+    } catch {
+      return false;
+    }
+  })
+  .sort();
 
 export interface Manifest {
   prompt_ids: number[];
@@ -16,6 +26,7 @@ export interface Manifest {
   tolerances: { f32: Record<string, number | string>; f16: Record<string, number | string> };
   mxfp4_check?: { layer: number; expert: number };
   rope?: { official_f32_abs_err_at_listed_positions: number[] };
+  [field: string]: unknown;
 }
 
 export function manifest(model: string): Manifest {

@@ -5,7 +5,8 @@ import {
   configFromPreset, detectConfigDialect, loadModelConfig, parseModelConfig, type ModelConfig,
 } from '../../src/model/config.js';
 import { CheckpointError } from '../../src/model/safetensors.js';
-import { ORACLE, ORACLE_MODELS, readManifest, removeTempDirs, tempDir } from './fixtures.js';
+import { manifest } from '../helpers/oracle.js';
+import { ORACLE, ORACLE_MODELS, removeTempDirs, tempDir } from './fixtures.js';
 
 afterAll(removeTempDirs);
 
@@ -34,7 +35,7 @@ describe.each(ORACLE_MODELS)('%s config', (model) => {
     const orig = await loadModelConfig(join(ORACLE, model, 'original'));
     expect(hf.dialect).toBe('hf');
     expect(orig.dialect).toBe('original');
-    const m = await readManifest(model);
+    const m = manifest(model);
     const s = m['shapes'] as Record<string, unknown>;
     // The original dialect has no eos ids; everything else must agree.
     expect(hf.config.eosTokenIds).toEqual([m['eos_token_id']]);

@@ -1,26 +1,13 @@
-// Shared helpers for the model-loading tests: oracle paths, temp folders, and rewriting an oracle
-// checkpoint (renamed/dropped/reshaped tensors, sharding) with our own writer.
-import { readdirSync, statSync } from 'node:fs';
+// Shared helpers for the model-loading tests: temp folders, and rewriting an oracle checkpoint
+// (renamed/dropped/reshaped tensors, sharding) with our own writer. Paths and manifests come from
+// test/helpers/oracle.ts.
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.js';
+import { ORACLE } from '../helpers/oracle.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const SHARED = resolve(REPO_ROOT, '..', 'shared');
-export const ORACLE = join(SHARED, 'oracle');
-
-/** Oracle model names (folders with a manifest.json). */
-export const ORACLE_MODELS: string[] = readdirSync(ORACLE)
-  .filter((m) => {
-    try {
-      return statSync(join(ORACLE, m, 'manifest.json')).isFile();
-    } catch {
-      return false;
-    }
-  })
-  .sort();
+export { ORACLE, ORACLE_MODELS } from '../helpers/oracle.js';
 
 const temps: string[] = [];
 
@@ -102,8 +89,4 @@ export async function writeRawSafetensors(path: string, headerText: string, data
   out.set(json, 8);
   out.set(data, 8 + json.byteLength);
   await writeFile(path, out);
-}
-
-export async function readManifest(model: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await readFile(join(ORACLE, model, 'manifest.json'), 'utf8')) as Record<string, unknown>;
 }

@@ -5,7 +5,8 @@ import {
   FP4_VALUES, bf16ToF32, bf16ToF32Array, dequantMxfp4, f32ToBf16, f32ToBf16Array,
 } from '../../src/model/mxfp4.js';
 import { SafetensorsFile } from '../../src/model/safetensors.js';
-import { ORACLE, readManifest } from './fixtures.js';
+import { manifest } from '../helpers/oracle.js';
+import { ORACLE } from './fixtures.js';
 
 /** Bit patterns, so −0 vs +0 and every last bit count. */
 function bits(a: Float32Array): Uint32Array {
@@ -39,7 +40,7 @@ describe('MXFP4 dequantization', () => {
 
   test.each(['hf', 'original'] as const)('equals the official dequantization of tiny-e128k4 layer 0 (%s layout)', async (layout) => {
     const model = 'tiny-e128k4';
-    const check = (await readManifest(model))['mxfp4_check'] as { layer: number; expert: number };
+    const check = manifest(model)['mxfp4_check'] as { layer: number; expert: number };
     expect(check.layer).toBe(0);
     const e = check.expert;
     const ref = await SafetensorsFile.open(join(ORACLE, model, 'reference.safetensors'));

@@ -59,8 +59,8 @@ describe('AI SDK (ai 6)', () => {
     // A server on the same engine whose forced output starts with 4 reasoning tokens, so the
     // response has a reasoning item, which the AI SDK sends back as an item_reference.
     const reasoning = await startServer({
-      engine: s.app.gptOss.host.engine!,
-      tokenizer: s.app.gptOss.host.ready().tokenizer,
+      engine: s.model.host.engine!,
+      tokenizer: s.model.host.ready().tokenizer,
       constrainedReasoningTokens: 4,
       constraintBounds: { maxWhitespace: 0 },
     });

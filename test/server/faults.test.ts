@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { ServingEngine } from '../../src/server/model-host.js';
 import { closeGracefully } from '../../src/server/app.js';
-import { MODEL, post, startServer, type TestServer } from './helpers.js';
+import { MODEL, post, startServer, until, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let engine: ServingEngine;
@@ -16,7 +16,7 @@ beforeAll(async () => {
   // One sequence at a time, so requests wait in the server's queue (test/server/batching.test.ts
   // runs many at once), and steps of 256 tokens, so a long prompt takes several.
   s = await startServer({ maxNumSeqs: 1, maxBatchTokens: 256 });
-  engine = s.app.gptOss.host.engine!;
+  engine = s.model.host.engine!;
 });
 afterAll(async () => {
   await s?.close();
@@ -24,13 +24,6 @@ afterAll(async () => {
 
 const user = (content: string) => ({ model: MODEL, messages: [{ role: 'user' as const, content }] });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Opens a long stream and waits for its first chunk (sent when its turn on the engine starts). */
 async function longStream(client: OpenAI, maxTokens = 400, content = 'Tell a long story.') {
@@ -46,14 +39,14 @@ describe('cancellation', () => {
     const { ac, first } = await longStream(s.client);
     const chunk = await first;
     expect(chunk.value?.choices[0]?.delta.role).toBe('assistant');
-    expect(ctx.scheduler.busy).toBe(true);
+    expect(s.model.queue.busy).toBe(true);
     ac.abort();
-    await until('the engine is idle', () => !ctx.scheduler.busy && !engine.isBusy, 30_000);
+    await until('the engine is idle', () => !s.model.queue.busy && !engine.isBusy, { timeoutMs: 30_000 });
     // Stopped right away, nowhere near its 400 tokens: the abort lands between decode steps.
     expect(ctx.lastGeneration).toMatchObject({ finishReason: 'abort', maxTokens: 400 });
     expect(ctx.lastGeneration!.tokens).toBeLessThanOrEqual(3);
-    expect(ctx.kvInUse).toBe(0);
-    expect(ctx.scheduler.queueDepth).toBe(0);
+    expect(engine.batching!().kvPagesUsed).toBe(0);
+    expect(s.model.queue.queueDepth).toBe(0);
     const next = await s.client.chat.completions.create({ ...user('Hi'), max_tokens: 2 });
     expect(next.usage!.completion_tokens).toBe(2);
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
@@ -77,7 +70,7 @@ describe('cancellation', () => {
     await new Promise((r) => setTimeout(r, 0.5 * chunkMs));
     ac.abort();
     const t0 = performance.now();
-    await until('the engine is idle', () => !ctx.scheduler.busy && !engine.isBusy, 60_000);
+    await until('the engine is idle', () => !s.model.queue.busy && !engine.isBusy, { timeoutMs: 60_000 });
     const stoppedMs = performance.now() - t0;
     const what = `stopped ${stoppedMs.toFixed(0)} ms after the abort; ${chunks} chunks of ${chunk} tokens, ${chunkMs.toFixed(0)} ms each`;
     expect(ctx.lastGeneration, what).toMatchObject({ finishReason: 'abort', tokens: 0 });
@@ -93,13 +86,13 @@ describe('cancellation', () => {
     const ac = new AbortController();
     const queued = s.client.chat.completions.create({ ...user('Queued'), max_tokens: 2 }, { signal: ac.signal }).catch((e: unknown) => e);
     const queuedStream = await longStream(s.client, 3);
-    await until('two requests wait', () => ctx.scheduler.queueDepth === 2);
+    await until('two requests wait', () => s.model.queue.queueDepth === 2);
     ac.abort();
     queuedStream.ac.abort();
     expect(await queued).toBeInstanceOf(OpenAI.APIUserAbortError);
-    await until('both left the queue', () => ctx.scheduler.queueDepth === 0);
+    await until('both left the queue', () => s.model.queue.queueDepth === 0);
     running.ac.abort();
-    await until('the engine is idle', () => !ctx.scheduler.busy, 30_000);
+    await until('the engine is idle', () => !s.model.queue.busy, { timeoutMs: 30_000 });
     // Only the running request took a turn.
     expect(ctx.metrics.queueTime.observations).toBe(turnsBefore + 1);
   });
@@ -107,12 +100,12 @@ describe('cancellation', () => {
 
 describe('queue bound', () => {
   it('beyond --max-queue a request gets 429 with Retry-After, in the OpenAI error shape', async () => {
-    const small = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer, maxQueue: 1 });
+    const small = await startServer({ engine, tokenizer: s.model.host.ready().tokenizer, maxQueue: 1 });
     try {
       const running = await longStream(small.client);
       await running.first;
       const waiting = await longStream(small.client, 2);
-      await until('one waits', () => small.app.gptOss.scheduler.queueDepth === 1);
+      await until('one waits', () => small.model.queue.queueDepth === 1);
       const r = await post(small.baseURL, '/chat/completions', { ...user('One too many'), max_tokens: 2 });
       expect(r.status).toBe(429);
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -122,7 +115,7 @@ describe('queue bound', () => {
       await expect(small.client.chat.completions.create({ ...user('x'), max_tokens: 1 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
       waiting.ac.abort();
       running.ac.abort();
-      await until('the engine is idle', () => !small.app.gptOss.scheduler.busy && small.app.gptOss.scheduler.queueDepth === 0, 30_000);
+      await until('the engine is idle', () => !small.model.queue.busy && small.model.queue.queueDepth === 0, { timeoutMs: 30_000 });
       expect((await small.client.chat.completions.create({ ...user('Now there is room'), max_tokens: 1 })).usage!.completion_tokens).toBe(1);
     } finally {
       await small.close();
@@ -151,14 +144,14 @@ describe('concurrency', () => {
       expect(r.finish).toBe('length');
       expect(r.usage?.completion_tokens).toBe(2);
     }
-    expect(ctx.scheduler.queueDepth).toBe(0);
-    expect(ctx.scheduler.busy).toBe(false);
+    expect(s.model.queue.queueDepth).toBe(0);
+    expect(s.model.queue.busy).toBe(false);
   });
 });
 
 describe('auth', () => {
   it('with --api-key every route but /health needs the bearer key; without one, none does', async () => {
-    const locked = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer, apiKey: 'sk-test-123' });
+    const locked = await startServer({ engine, tokenizer: s.model.host.ready().tokenizer, apiKey: 'sk-test-123' });
     try {
       const health = await fetch(locked.baseURL.replace('/v1', '/health'));
       expect(health.status).toBe(200);
@@ -185,11 +178,11 @@ describe('auth', () => {
 
 describe('shutdown', () => {
   it('closing the server ends a running stream and a queued request, and leaves the engine idle', async () => {
-    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const other = await startServer({ engine, tokenizer: s.model.host.ready().tokenizer });
     const running = await longStream(other.client);
     await running.first;
     const queued = post(other.baseURL, '/chat/completions', { ...user('queued'), max_tokens: 2 });
-    await until('one waits', () => other.app.gptOss.scheduler.queueDepth === 1);
+    await until('one waits', () => other.model.queue.queueDepth === 1);
     await other.close();
     expect((await queued).status).toBe(503);
     // The stream ends (the client sees the end of the body, or a connection error).
@@ -207,7 +200,7 @@ describe('shutdown', () => {
     expect(other.app.gptOss.lastGeneration?.finishReason).toBe('abort');
   });
   it('a graceful close answers 503 at once to /health and new requests, and lets a running request finish', async () => {
-    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const other = await startServer({ engine, tokenizer: s.model.host.ready().tokenizer });
     const stream = await other.client.chat.completions.create({ ...user('Short one'), max_tokens: 6, stream: true });
     const iter = stream[Symbol.asyncIterator]();
     await iter.next();
@@ -228,7 +221,7 @@ describe('shutdown', () => {
   });
 
   it('a request that outlasts the grace period is stopped: its stream ends with the shutting_down error event', async () => {
-    const other = await startServer({ engine, tokenizer: s.app.gptOss.host.ready().tokenizer });
+    const other = await startServer({ engine, tokenizer: s.model.host.ready().tokenizer });
     const running = await longStream(other.client);
     await running.first;
     const closed = closeGracefully(other.app, 300);

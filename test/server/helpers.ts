@@ -1,13 +1,15 @@
 // Shared set-up of the server tests: the real server on loopback (port 0) serving synthetic:tiny
 // (full o200k_harmony vocabulary, random weights), driven with the official `openai` client.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import type { FastifyInstance } from 'fastify';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
+import type { ServingEngine } from '../../src/server/model-host.js';
+import type { ServedModel } from '../../src/server/models.js';
+import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const SHARED = path.resolve(REPO_ROOT, '..', 'shared');
+export { REPO_ROOT, SHARED } from '../helpers/oracle.js';
+export { until } from '../helpers/until.js';
+
 /** Pinned so a test can render the same prompt the server renders. */
 export const CURRENT_DATE = '2025-08-05';
 export const MODEL = 'synthetic:tiny';
@@ -16,22 +18,30 @@ export interface TestServer {
   app: FastifyInstance;
   baseURL: string;
   client: OpenAI;
+  /** The served model (MODEL): its host and admission queue. */
+  model: ServedModel;
   close(): Promise<void>;
 }
 
-export async function startServer(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
+/** Server options, with `engine` (and `tokenizer`) as the one model MODEL instead of `models`. */
+export type TestServerOptions = Partial<ServerOptions> & { engine?: ServingEngine; tokenizer?: HarmonyTokenizer };
+
+export async function startServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const { engine, tokenizer, ...rest } = opts;
   const app = createServer({
-    ...(opts.engine ? { servedModelName: MODEL } : { modelSpec: MODEL, context: 2048 }),
+    models: [engine ? { name: MODEL, engine, tokenizer } : { spec: MODEL }],
+    ...(engine ? {} : { context: 2048 }),
     currentDate: CURRENT_DATE,
     logger: false,
-    ...opts,
+    ...rest,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  await app.gptOss.host.loaded;
-  if (app.gptOss.host.error) throw app.gptOss.host.error;
+  const model = app.gptOss.models.all[0]!;
+  await model.host.loaded;
+  if (model.host.error) throw model.host.error;
   const baseURL = `${url}/v1`;
   const client = new OpenAI({ baseURL, apiKey: opts.apiKey ?? 'unused', maxRetries: 0, timeout: 120_000 });
-  return { app, baseURL, client, close: () => app.close() };
+  return { app, baseURL, client, model, close: () => app.close() };
 }
 
 /** Raw HTTP, for what the client library will not send. */

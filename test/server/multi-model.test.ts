@@ -17,7 +17,7 @@ import { lastUserText } from '../../src/server/models.js';
 import { complexityScore, defaultRouting, parseRoutingConfig, route, type RouteFeatures } from '../../src/server/routing.js';
 import { parseServeArgs, readServeFiles, serveCommand } from '../../src/server/serve-command.js';
 import { matchApiKey, parseApiKeys, parsePrices } from '../../src/server/usage.js';
-import { CURRENT_DATE, post } from './helpers.js';
+import { CURRENT_DATE, post, until } from './helpers.js';
 
 const KEYS = { alice: 'sk-alice-0123456789', carol: 'sk-carol-0123456789' };
 const ADMIN = 'admin-secret-0123456789';
@@ -61,9 +61,9 @@ beforeAll(async () => {
     logger: false,
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  await Promise.all(app.gptOss.models.map((m) => m.host.loaded));
-  for (const m of app.gptOss.models) if (m.host.error) throw m.host.error;
-  tokenizer = app.gptOss.models[0]!.host.ready().tokenizer;
+  await Promise.all(app.gptOss.models.all.map((m) => m.host.loaded));
+  for (const m of app.gptOss.models.all) if (m.host.error) throw m.host.error;
+  tokenizer = app.gptOss.models.all[0]!.host.ready().tokenizer;
   alice = client(KEYS.alice);
 });
 afterAll(async () => {
@@ -80,12 +80,7 @@ async function chat(c: OpenAI, body: Partial<OpenAI.Chat.Completions.ChatComplet
   return { data, header: response.headers.get('x-gpt-oss-model') };
 }
 
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (const t0 = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 10))) {
-    if (Date.now() - t0 > 60_000) throw new Error(`timed out waiting until ${what}`);
-  }
-}
-const model = (name: string) => app.gptOss.models.find((m) => m.name === name)!;
+const model = (name: string) => app.gptOss.models.find(name)!;
 
 async function metricsText(): Promise<string> {
   return (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
@@ -187,7 +182,7 @@ describe('several models in one server', () => {
     // The first chunk goes out when the turn starts: from then on the model is busy until it stops.
     expect((await stream[Symbol.asyncIterator]().next()).value?.model).toBe('large');
     ac.abort();
-    await until('the large model is idle', () => !model('large').scheduler.busy);
+    await until('the large model is idle', () => !model('large').queue.busy);
     expect(await metricsText()).toMatch(/^gpt_oss_routed_requests_total\{model="large",reason="context"\} 1$/m);
   });
 
@@ -197,7 +192,7 @@ describe('several models in one server', () => {
     const busy = await alice.chat.completions.create({ model: 'small', messages: hi, max_tokens: 500, stream: true }, { signal: ac.signal });
     const iter = busy[Symbol.asyncIterator]();
     await iter.next();
-    expect(small.scheduler.busy).toBe(true);
+    expect(small.queue.busy).toBe(true);
     try {
       const { data, header } = await chat(alice, {});
       expect([data.model, header]).toEqual(['large', 'large']);
@@ -205,7 +200,7 @@ describe('several models in one server', () => {
     } finally {
       ac.abort();
     }
-    await until('the small model is idle', () => !small.scheduler.busy);
+    await until('the small model is idle', () => !small.queue.busy);
     const text = await metricsText();
     expect(text).toMatch(/^gpt_oss_routed_requests_total\{model="large",reason="fallback"\} 1$/m);
   });
@@ -292,7 +287,7 @@ describe('usage and cost accounting', () => {
     await expect(client(ADMIN).chat.completions.create({ model: 'small', messages: hi, max_tokens: 1 })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     await expect(client('sk-nobody-000000000').models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     // A server without --admin-key has no admin endpoint.
-    const other = createServer({ engine: app.gptOss.models[0]!.host.engine!, tokenizer, logger: false });
+    const other = createServer({ models: [{ engine: app.gptOss.models.all[0]!.host.engine!, tokenizer }], logger: false });
     try {
       const url = await other.listen({ host: '127.0.0.1', port: 0 });
       const r = await fetch(`${url}/admin/usage`, { headers: { authorization: `Bearer ${ADMIN}` } });

@@ -5,6 +5,7 @@
 // samples arbitrary ids (special tokens included) for many requests: every answer stays well
 // formed. No GPU needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
 import OpenAI from 'openai';
 import type { GenerateOptions, GenerateResult } from '../../src/engine/engine.js';
 import { HARMONY_STOP_TOKEN_IDS } from '../../src/harmony/index.js';
@@ -12,6 +13,8 @@ import type { ServingEngine } from '../../src/server/model-host.js';
 import { ModelHost } from '../../src/server/model-host.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { createServer } from '../../src/server/app.js';
+import { ModelRegistry } from '../../src/server/models.js';
+import { defaultRouting } from '../../src/server/routing.js';
 import { MODEL, post, startServer, type TestServer } from './helpers.js';
 
 /** Plays back `next()`'s tokens as if sampled, honouring maxTokens, stop tokens, onToken and the signal. */
@@ -22,6 +25,8 @@ class ScriptedEngine implements ServingEngine {
   calls = 0;
   /** The output budget of the last request. */
   maxTokens = 0;
+  /** When set, the next generation fails after this many tokens (a failed engine step); then cleared. */
+  failAt: number | null = null;
 
   constructor(public next: () => number[]) {}
 
@@ -33,9 +38,16 @@ class ScriptedEngine implements ServingEngine {
     const tokens: number[] = [];
     const stop = new Set(o.stopTokens ?? []);
     let finishReason: GenerateResult['finishReason'] = 'length';
+    const failAt = this.failAt;
+    this.failAt = null;
     try {
       for (const id of this.next()) {
         if (tokens.length >= o.maxTokens) break;
+        // What the engine does when a step fails: it rejects the generations of that step.
+        if (tokens.length === failAt) {
+          await new Promise((r) => setImmediate(r));
+          throw new Error('the step failed: readback error (internal detail /srv/secret)');
+        }
         await new Promise((r) => setImmediate(r));
         tokens.push(id);
         if (o.onToken?.(id) === false || o.signal?.aborted) {
@@ -384,15 +396,134 @@ describe('engine failures', () => {
   });
 });
 
+describe('a step that fails mid-generation', () => {
+  it('fails only its request (a 500, or an error event that ends the stream); the request queued behind it and the next one succeed', async () => {
+    // Streamed: a few tokens arrive, then the error event, then the end.
+    engine.failAt = 8;
+    const failing = await s.client.chat.completions.create({ ...ask, stream: true });
+    // Queued behind it (the stand-in runs one at a time): it runs once the failed one is out.
+    const queued = s.client.chat.completions.create(ask);
+    let chunks = 0;
+    const err = await (async () => {
+      try {
+        for await (const _ of failing) chunks++;
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    // The role chunk and some content came before the failure.
+    expect(chunks).toBeGreaterThanOrEqual(2);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ type: 'server_error' });
+    expect(JSON.stringify(err)).not.toContain('secret');
+    expect((await queued).choices[0]!.finish_reason).toBe('stop');
+
+    // Not streamed: an OpenAI-shaped 500.
+    engine.failAt = 5;
+    const r = await post(s.baseURL, '/chat/completions', ask);
+    expect(r.status).toBe(500);
+    expect(r.json).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: null } });
+    engine.failAt = 5;
+    const responses = await post(s.baseURL, '/responses', { model: MODEL, input: 'Hi' });
+    expect(responses.status).toBe(500);
+    expect(responses.json.error).toMatchObject({ type: 'server_error' });
+
+    // The server is up and serves the next request.
+    expect((await fetch(s.baseURL.replace('/v1', '/health'))).status).toBe(200);
+    const next = await s.client.chat.completions.create(ask);
+    expect(next.choices[0]!.message.content).toBe('Hello world! How are you?');
+  });
+});
+
+describe('SSE and Connection: close', () => {
+  /** A raw HTTP/1.1 request; resolves with what came back and whether the server closed the socket. */
+  function raw(connection: 'close' | 'keep-alive'): Promise<{ text: string; closedByServer: boolean }> {
+    const url = new URL(s.baseURL);
+    const body = JSON.stringify({ ...ask, stream: true });
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname);
+      let text = '';
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      socket.setEncoding('utf8');
+      socket.on('error', reject);
+      socket.on('data', (d: string) => {
+        text += d;
+        // After the last event: a kept-alive socket stays open, so stop waiting a moment later.
+        if (text.includes('data: [DONE]') && !timer) {
+          timer = setTimeout(() => {
+            socket.destroy();
+            resolve({ text, closedByServer: false });
+          }, 500);
+        }
+      });
+      socket.on('end', () => {
+        clearTimeout(timer);
+        resolve({ text, closedByServer: true });
+      });
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: ${connection}\r\n\r\n${body}`,
+      );
+    });
+  }
+
+  it('a stream requested with Connection: close ends with the socket closed; keep-alive keeps it open', async () => {
+    engine.next = () => harmony(ANSWER);
+    const closed = await raw('close');
+    expect(closed.text).toMatch(/^HTTP\/1\.1 200/);
+    expect(closed.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(closed.text).toContain('data: [DONE]');
+    expect(closed.closedByServer).toBe(true);
+    const kept = await raw('keep-alive');
+    expect(kept.text).toContain('data: [DONE]');
+    expect(kept.text).toMatch(/\r\nconnection: keep-alive\r\n/i);
+    expect(kept.closedByServer).toBe(false);
+  });
+});
+
+describe('scopes', () => {
+  it('the API scope takes the key as a bearer token or as x-api-key; /health stays open; /admin is off without an admin key', async () => {
+    const locked = await startServer({ engine, tokenizer, apiKey: 'sk-scoped-123' });
+    try {
+      engine.next = () => harmony(ANSWER);
+      const root = locked.baseURL.replace('/v1', '');
+      expect((await fetch(`${root}/health`)).status).toBe(200);
+      expect((await post(locked.baseURL, '/chat/completions', ask)).status).toBe(401);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { 'x-api-key': 'sk-wrong-000' })).status).toBe(401);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { 'x-api-key': 'sk-scoped-123' })).status).toBe(200);
+      expect((await post(locked.baseURL, '/chat/completions', ask, { authorization: 'Bearer sk-scoped-123' })).status).toBe(200);
+      expect((await fetch(`${root}/metrics`, { headers: { 'x-api-key': 'sk-scoped-123' } })).status).toBe(200);
+      const admin = await fetch(`${root}/admin/usage`, { headers: { authorization: 'Bearer sk-scoped-123' } });
+      expect(admin.status).toBe(403);
+      expect(await admin.json()).toMatchObject({ error: { code: 'admin_disabled' } });
+    } finally {
+      await locked.close();
+    }
+  });
+});
+
+describe('model registry', () => {
+  it('refuses a name given twice and a routing rule that names no served model, before anything loads', () => {
+    expect(() => ModelRegistry.routingFor([], undefined)).toThrow(/at least one model/);
+    expect(() => ModelRegistry.routingFor(['a', 'a'], undefined)).toThrow(/named "a"/);
+    expect(ModelRegistry.routingFor(['a'], undefined)).toBeNull();
+    expect(ModelRegistry.routingFor(['a', 'b'], undefined)).toMatchObject({ name: 'auto', small: 'a', large: 'b' });
+    expect(() => ModelRegistry.routingFor(['a'], defaultRouting('a', 'b'))).toThrow(/at least two models/);
+    expect(() => ModelRegistry.routingFor(['a', 'b'], defaultRouting('a', 'c'))).toThrow(/must be served models/);
+    expect(() => createServer({ models: [{ spec: 'synthetic:tiny' }, { spec: 'synthetic:tiny' }] })).toThrow(/named "synthetic:tiny"/);
+  });
+});
+
 describe('model host', () => {
   it('answers 503 while loading and after a failed load', async () => {
     const loading = new ModelHost(new Promise(() => {}));
     expect(loading.status).toBe('loading');
     expect(() => loading.ready()).toThrow(expect.objectContaining({ status: 503, code: 'model_loading' }));
-    const app = createServer({ modelSpec: 'synthetic:nonexistent', logger: false });
+    const app = createServer({ models: [{ spec: 'synthetic:nonexistent' }], logger: false });
     try {
       const url = await app.listen({ host: '127.0.0.1', port: 0 });
-      await app.gptOss.host.loaded;
+      await app.gptOss.models.all[0]!.host.loaded;
       const health = await fetch(`${url}/health`);
       expect(health.status).toBe(503);
       expect(await health.json()).toMatchObject({ status: 'failed', error: { code: 'model_load_failed', message: expect.stringContaining('unknown synthetic model') } });

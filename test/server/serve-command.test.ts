@@ -2,14 +2,14 @@
 // loaded (/health 503, then 200), a clean stop on SIGTERM, a clear message when a hub model
 // cannot be had offline, and as real processes: SIGTERM during a prefill (graceful, bounded,
 // exit code 0), and `npx gpt-oss-webgpu serve` stopping when npx is killed.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { parseServeArgs, serveCommand, ServeUsageError } from '../../src/server/serve-command.js';
-import { REPO_ROOT } from './helpers.js';
+import { REPO_ROOT, until } from './helpers.js';
+import { alive, startProcess } from './processes.js';
 
 function capture() {
   let text = '';
@@ -127,71 +127,14 @@ describe('serve', () => {
   });
 });
 
-/**
- * A server started as a real process, reading its JSON log lines: the URL it listens on, its
- * pid (npx runs it below npm and a shell), and what it logs.
- */
-interface ServerProcess {
-  child: ChildProcess;
-  url: string;
-  pid: number;
-  logs: Array<Record<string, unknown>>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function startProcess(command: string, args: string[]): Promise<ServerProcess> {
-  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  let buffered = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not a log line
-      }
-    }
-  });
-  const listening = await until(() => logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('Server listening at ')), exit, () => stderr);
-  const url = String(listening['msg']).slice('Server listening at '.length);
-  await until(() => logs.find((l) => l['msg'] === 'model ready'), exit, () => stderr);
-  return { child, url, pid: Number(listening['pid']), logs, exit };
-}
-
-/** Polls `find` until it returns something; fails if the process exits first. */
-async function until<T>(find: () => T | undefined, exit: Promise<unknown>, stderr: () => string): Promise<T> {
-  let exited = false;
-  void exit.then(() => (exited = true));
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (exited) throw new Error(`the server process exited: ${stderr()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('serve as a process', () => {
   it('SIGTERM during a prefill: /health and new requests get 503 at once, the stream ends with shutting_down after the grace, exit code 0', async () => {
     const bin = path.join(REPO_ROOT, 'bin', 'gpt-oss-webgpu.js');
     const p = await startProcess(process.execPath, [
       bin, 'serve', '--model', 'synthetic:tiny', '--port', '0', '--context', '4096', '--shutdown-grace-seconds', '0.2', '--log-level', 'info',
-      // steps of 512 tokens: the prompt below takes eight
-      '--max-batch-tokens', '512',
+      // steps of 256 tokens: the prompt below takes sixteen, and the stop (within two of them)
+      // stays well inside the shutdown deadline (grace + 5 s) even on a loaded CPU
+      '--max-batch-tokens', '256',
     ]);
     try {
       const client = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -207,7 +150,7 @@ describe('serve as a process', () => {
       const t0 = performance.now();
       p.child.kill('SIGTERM');
       // Once the server has seen the signal (its log says so), and while the prefill still runs:
-      await until(() => p.logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('shutting down (SIGTERM)')), p.exit, () => '');
+      await until('the server logs the signal', () => p.logs.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('shutting down (SIGTERM)')));
       const health = await fetch(`${p.url}/health`);
       expect(health.status).toBe(503);
       expect(await health.json()).toMatchObject({ status: 'shutting_down' });

@@ -15,7 +15,7 @@ let s: TestServer;
 let tokenizer: HarmonyTokenizer;
 beforeAll(async () => {
   s = await startServer();
-  tokenizer = s.app.gptOss.host.ready().tokenizer;
+  tokenizer = s.model.host.ready().tokenizer;
 });
 afterAll(async () => {
   await s?.close();
@@ -293,7 +293,7 @@ describe('malformed requests', () => {
     expect(ok.usage!.completion_tokens).toBe(1);
     const metrics = await (await fetch(s.baseURL.replace('/v1', '/metrics'))).text();
     expect(metrics).not.toMatch(/status="5\d\d"/);
-    expect(s.app.gptOss.scheduler.queueDepth).toBe(0);
+    expect(s.model.queue.queueDepth).toBe(0);
   });
 
   it('the SDK surfaces them as its error classes', async () => {

@@ -1,9 +1,9 @@
 // GET /admin/usage: the usage counters as JSON, per API key name and model, with the price table
-// they were costed by. Behind its own key (--admin-key), never an API key.
-import type { FastifyInstance } from 'fastify';
-import type { ServerContext } from '../context.js';
+// they were costed by. Admin scope: its own key (--admin-key), never an API key.
+import type { FastifyPluginAsync } from 'fastify';
 
-export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export const adminRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
   app.get('/admin/usage', async () => {
     const data = ctx.usage.rows();
     const sum = (k: 'requests' | 'prompt_tokens' | 'cached_tokens' | 'completion_tokens' | 'cost_usd') => data.reduce((n, r) => n + r[k], 0);
@@ -21,4 +21,4 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     };
   });
-}
+};

@@ -2,16 +2,16 @@
 // rendered to a harmony prompt; the sampled tokens are parsed back into reasoning (`reasoning`,
 // and `reasoning_content` for llama.cpp-style clients), content and tool calls.
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { renderChatCompletion } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
-import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
-import { chooseModel, lastUserText } from '../models.js';
+import { lastUserText } from '../models.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
+import { chatCompletion, errorResponses } from './response-schemas.js';
 
 interface ChatDelta {
   role?: 'assistant';
@@ -74,10 +74,12 @@ class ChatMessageBuilder {
   }
 }
 
-export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = request.body as ChatRequestBody;
-    checkModel(ctx, body.model);
+export const chatRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
+  const schema = { body: chatRequestSchema, response: { 200: chatCompletion, ...errorResponses } };
+  app.post<{ Body: ChatRequestBody }>('/v1/chat/completions', { schema }, async (request, reply) => {
+    const body = request.body;
+    ctx.models.check(body.model);
     rejectUnsupported(body);
     checkToolChoice(body.tool_choice);
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
@@ -85,8 +87,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].function.parameters`);
     const effort = body.reasoning_effort ?? body.reasoning?.effort ?? undefined;
     const requestedTokens = body.max_completion_tokens ?? body.max_tokens;
-    const { model: served, engine, tokenizer, prompt } = chooseModel(
-      ctx,
+    const { model: served, engine, tokenizer, prompt } = ctx.models.choose(
       reply,
       { model: body.model, effort, tools: tools.length, maxTokens: requestedTokens, lastUserText: () => lastUserText(body.messages) },
       (tokenizer) =>
@@ -191,4 +192,4 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     }));
   });
-}
+};

@@ -3,26 +3,26 @@
 // special tokens written out, minus the stop token that ended it (as OpenAI leaves out its stop
 // sequence).
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
-import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
-import { chooseModel } from '../models.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
+import { errorResponses, textCompletion } from './response-schemas.js';
 
-export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/completions', { schema: { body: completionsRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = request.body as CompletionsRequestBody;
-    checkModel(ctx, body.model);
+export const completionsRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
+  const schema = { body: completionsRequestSchema, response: { 200: textCompletion, ...errorResponses } };
+  app.post<{ Body: CompletionsRequestBody }>('/v1/completions', { schema }, async (request, reply) => {
+    const body = request.body;
+    ctx.models.check(body.model);
     rejectUnsupported(body);
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
     if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
-    const { model: served, engine, tokenizer, prompt } = chooseModel<ReturnType<typeof renderRawPrompt>>(
-      ctx,
+    const { model: served, engine, tokenizer, prompt } = ctx.models.choose<ReturnType<typeof renderRawPrompt>>(
       reply,
       { model: body.model, effort: null, tools: 0, maxTokens: body.max_tokens, lastUserText: (p) => p.text },
       (tokenizer) => renderOrReject(request.log, () => renderRawPrompt(body.prompt, { tokenizer })),
@@ -102,4 +102,4 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
       },
     }));
   });
-}
+};

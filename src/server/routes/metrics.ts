@@ -1,11 +1,12 @@
-// GET /metrics: Prometheus text exposition.
-import type { FastifyInstance } from 'fastify';
-import type { ServerContext } from '../context.js';
+// GET /metrics: Prometheus text exposition. API scope, and the admin key works too, so a
+// Prometheus server can scrape with it.
+import type { FastifyPluginAsync } from 'fastify';
 
-export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export const metricsRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
   // Scraped every few seconds: not worth a log line each time.
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', config: { adminKeyToo: true } }, async (_request, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return ctx.metrics.render();
   });
-}
+};

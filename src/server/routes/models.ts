@@ -1,9 +1,10 @@
 // GET /v1/models and GET /v1/models/{model}: every served model, then the routing model (`auto`)
 // when there are several.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { modelNotFound } from '../errors.js';
-import { findModel, servedIds, type ServedModel } from '../models.js';
+import type { ServedModel } from '../models.js';
+import { errorResponses, modelList, modelObject as modelSchema } from './response-schemas.js';
 
 const base = (ctx: ServerContext, id: string) => ({ id, object: 'model', created: ctx.created, owned_by: 'gpt-oss-webgpu' });
 
@@ -21,22 +22,23 @@ function modelObject(ctx: ServerContext, m: ServedModel): Record<string, unknown
 }
 
 function routingObject(ctx: ServerContext, name: string): Record<string, unknown> {
-  const r = ctx.routing!;
+  const r = ctx.models.routing!;
   return { ...base(ctx, name), routes_to: [r.small, r.large] };
 }
 
-export function modelsRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/v1/models', async () => ({
+export const modelsRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
+  app.get('/v1/models', { schema: { response: { 200: modelList, ...errorResponses } } }, async () => ({
     object: 'list',
-    data: [...ctx.models.map((m) => modelObject(ctx, m)), ...(ctx.routing ? [routingObject(ctx, ctx.routing.name)] : [])],
+    data: [...ctx.models.all.map((m) => modelObject(ctx, m)), ...(ctx.models.routing ? [routingObject(ctx, ctx.models.routing.name)] : [])],
   }));
 
-  app.get('/v1/models/*', async (request: FastifyRequest<{ Params: { '*': string } }>) => {
+  app.get<{ Params: { '*': string } }>('/v1/models/*', { schema: { response: { 200: modelSchema, ...errorResponses } } }, async (request) => {
     // A wildcard, since model ids contain slashes (openai/gpt-oss-20b); the router has decoded it.
     const name = request.params['*'];
-    const m = findModel(ctx, name);
+    const m = ctx.models.find(name);
     if (m) return modelObject(ctx, m);
-    if (ctx.routing && name === ctx.routing.name) return routingObject(ctx, name);
-    throw modelNotFound(name, servedIds(ctx));
+    if (ctx.models.routing && name === ctx.models.routing.name) return routingObject(ctx, name);
+    throw modelNotFound(name, ctx.models.ids());
   });
-}
+};

@@ -4,17 +4,17 @@
 // before this request's input; `item_reference` input items stand for stored items (the AI SDK
 // sends them in tool loops). Streaming sends the event sequence OpenAI's API sends.
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
-import { checkModel, type ServerContext } from '../context.js';
 import type { ResponseStore } from '../response-store.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
-import { chooseModel, lastUserText } from '../models.js';
+import { lastUserText } from '../models.js';
 import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
+import { errorResponses, responseObject as responseSchema } from './response-schemas.js';
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
 
@@ -122,16 +122,18 @@ class ResponseItemsBuilder {
   }
 }
 
-export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/v1/responses/:id', async (request: FastifyRequest<{ Params: { id: string } }>) => {
+export const responsesRoutes: FastifyPluginAsync = async (app) => {
+  const ctx = app.gptOss;
+  const response = { 200: responseSchema, ...errorResponses };
+  app.get<{ Params: { id: string } }>('/v1/responses/:id', { schema: { response } }, async (request) => {
     const stored = ctx.store.get(request.params.id);
     if (!stored) throw new ApiError(404, `No response found with id '${request.params.id}'.`, 'invalid_request_error', 'id', 'not_found');
     return stored.response;
   });
 
-  app.post('/v1/responses', { schema: { body: responsesRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = request.body as ResponsesRequestBody;
-    checkModel(ctx, body.model);
+  app.post<{ Body: ResponsesRequestBody }>('/v1/responses', { schema: { body: responsesRequestSchema, response } }, async (request, reply) => {
+    const body = request.body;
+    ctx.models.check(body.model);
     rejectUnsupported(body);
     if (body.background) throw unsupported('background', 'background responses are not supported; leave it out');
     checkToolChoice(body.tool_choice);
@@ -148,8 +150,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       input = [...prev.input, ...prev.output, ...own];
     }
     const effort = body.reasoning?.effort ?? undefined;
-    const { model: served, engine, tokenizer, prompt } = chooseModel(
-      ctx,
+    const { model: served, engine, tokenizer, prompt } = ctx.models.choose(
       reply,
       { model: body.model, effort, tools: tools.length, maxTokens: body.max_output_tokens, lastUserText: () => lastUserText(own) },
       (tokenizer) =>
@@ -253,4 +254,4 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       };
     });
   });
-}
+};

@@ -1,5 +1,5 @@
 // The admission queue in front of an engine. The engine batches up to `concurrency` sequences
-// (continuous batching: its own scheduler fits them into steps, KV pages and all); requests beyond
+// (continuous batching: the engine's scheduler fits them into steps, KV pages and all); requests beyond
 // that wait here in FIFO order, at most `maxQueue` of them (beyond that the caller answers 429). A
 // waiting request whose client went away (its AbortSignal fired) leaves the queue at once and
 // never reaches the engine.
@@ -8,8 +8,8 @@ export class QueueFullError extends Error {
   override name = 'QueueFullError';
 }
 
-export class SchedulerClosedError extends Error {
-  override name = 'SchedulerClosedError';
+export class QueueClosedError extends Error {
+  override name = 'QueueClosedError';
 }
 
 interface Waiter {
@@ -18,7 +18,7 @@ interface Waiter {
   fail: (err: unknown) => void;
 }
 
-export class GenerationScheduler {
+export class AdmissionQueue {
   private readonly waiting: Waiter[] = [];
   private active = 0;
   private idleWaiters: Array<() => void> = [];
@@ -74,7 +74,7 @@ export class GenerationScheduler {
    * rejects with the signal's reason when the signal fires before the turn comes.
    */
   run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new SchedulerClosedError('the server is shutting down'));
+    if (this.closed) return Promise.reject(new QueueClosedError('the server is shutting down'));
     if (signal.aborted) return Promise.reject(abortReason(signal));
     if (this.full && this.waiting.length >= this.maxQueue) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
     return new Promise<T>((resolve, reject) => {
@@ -150,7 +150,7 @@ export class GenerationScheduler {
   /** Refuses new work and fails every waiting request; the running ones finish on their own. */
   close(): void {
     this.closed = true;
-    for (const w of this.waiting.splice(0)) w.fail(new SchedulerClosedError('the server is shutting down'));
+    for (const w of this.waiting.splice(0)) w.fail(new QueueClosedError('the server is shutting down'));
   }
 }
 
