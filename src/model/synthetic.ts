@@ -13,6 +13,17 @@ import { writeSafetensors, type TensorToWrite } from './safetensors.js';
 const O200K_HARMONY_VOCAB = 201088;
 /** <|return|>, <|call|>: harmony's stop tokens. */
 const HARMONY_EOS = [200002, 200012];
+/**
+ * <|return|>, which ends an assistant's answer (the server stops there). Random weights would
+ * sample it about once in 200k tokens, so a chat with a synthetic model would run to max_tokens:
+ * its unembedding row gets a larger norm instead, which makes its logit ~N(0, END_ROW_NORM) per
+ * step (the other rows' ~N(0, 1.3)), over the ~13 of the whole vocabulary's log-sum-exp about
+ * 3% of the steps: answers of about 35 tokens on average at temperature 1. A random message
+ * header is read as a plain (final) message, so that is the answer's text. `bench` and tests
+ * that need a fixed length ignore end tokens (no stop tokens, or `ignore_eos`).
+ */
+const END_OF_ANSWER = 200002;
+export const END_ROW_NORM = 7;
 
 /** Shapes of the synthetic models: the real gpt-oss configs, and tiny ones for CPU runs. */
 export const SYNTHETIC_PRESETS: Record<string, () => ModelConfig> = {
@@ -123,12 +134,28 @@ export function tensorStats(c: ModelConfig, name: string): TensorStats {
   return { kind: 'normal', mean: 0, std: std[base] ?? 0.1 };
 }
 
+/**
+ * Rows (of the first dimension) drawn apart from the rest of their tensor, as bf16 bytes: the
+ * unembedding row of the end of an answer, with a norm of END_ROW_NORM (models with the
+ * o200k_harmony vocabulary only).
+ */
+export function syntheticRows(c: ModelConfig, name: string, seed: number): Map<number, Uint8Array> {
+  if (name !== 'unembedding' || c.vocabSize !== O200K_HARMONY_VOCAB) return new Map();
+  const row = gaussians(rng(nameSeed('unembedding.end_of_answer', seed)), c.hiddenSize, END_ROW_NORM / Math.sqrt(c.hiddenSize));
+  return new Map([[END_OF_ANSWER, new Uint8Array(f32ToBf16Array(row).buffer)]]);
+}
+
 /** The bytes of one canonical tensor (bf16 or u8), the same for a given (config, name, seed). */
 export function syntheticTensorBytes(c: ModelConfig, spec: TensorSpec, seed: number): Uint8Array {
   const r = rng(nameSeed(spec.name, seed));
   const n = spec.shape.reduce((a, b) => a * b, 1);
   const st = tensorStats(c, spec.name);
-  if (st.kind === 'normal') return new Uint8Array(f32ToBf16Array(gaussians(r, n, st.std, st.mean)).buffer);
+  if (st.kind === 'normal') {
+    const bytes = new Uint8Array(f32ToBf16Array(gaussians(r, n, st.std, st.mean)).buffer);
+    const rowBytes = bytes.byteLength / spec.shape[0]!;
+    for (const [i, row] of syntheticRows(c, spec.name, seed)) bytes.set(row, i * rowBytes);
+    return bytes;
+  }
   const u8 = new Uint8Array(n);
   for (let i = 0; i < n; i++) u8[i] = st.kind === 'codes' ? Math.floor(r() * 256) : st.lo + Math.floor(r() * st.span);
   return u8;
@@ -150,6 +177,9 @@ export function syntheticGpuSource(c: ModelConfig, seed = 1) {
     },
     fill(name: string): TensorStats & { seed: number } {
       return { ...tensorStats(c, name), seed: nameSeed(name, seed) };
+    },
+    rows(name: string): Map<number, Uint8Array> {
+      return syntheticRows(c, name, seed);
     },
   };
 }
