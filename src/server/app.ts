@@ -31,6 +31,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { modelsRoutes } from './routes/models.js';
 import { responsesRoutes } from './routes/responses.js';
+import { uiRoutes } from './routes/ui.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -113,6 +114,8 @@ export interface ServerOptions {
   constrainedReasoningTokens?: number;
   /** Bounds on forced JSON (string lengths, array items, whitespace…). Default: src/constrain's. */
   constraintBounds?: Partial<ConstraintBounds>;
+  /** The chat page at GET / (routes/ui.ts). Default true. */
+  ui?: boolean;
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -293,7 +296,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // /health answers the shutdown itself (503 with its status field).
     const health = path === '/health';
     if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
-    if (health) return;
+    // /health and the chat page (its API calls still need the key).
+    if (health || request.routeOptions.config?.public === true) return;
     const auth = request.headers.authorization;
     const bearer = auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
     const isAdmin = opts.adminKey !== undefined && bearer !== null && sameSecret(bearer, opts.adminKey);
@@ -345,6 +349,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
   adminRoutes(app, ctx);
+  if (opts.ui !== false) void app.register(uiRoutes, {});
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
   // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)

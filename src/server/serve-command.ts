@@ -55,6 +55,7 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
                             have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
   --served-model-name NAME  id of a single model (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
   --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
+  --no-ui                   no chat page at GET / (default: served)             GPT_OSS_NO_UI=1
 `;
 
 /** One --model: `SPEC` or `NAME=SPEC`. */
@@ -84,6 +85,8 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
+  /** The chat page at GET / (--no-ui, GPT_OSS_NO_UI=1: off). */
+  ui: boolean;
 }
 
 export class ServeUsageError extends Error {
@@ -148,7 +151,7 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   let values: Record<string, string | boolean | undefined>;
   try {
     const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const, multiple: k === 'model' }]));
-    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: argv, options: { ...options, 'no-ui': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
   } catch (e) {
     throw new ServeUsageError((e as Error).message);
   }
@@ -211,6 +214,7 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
     ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
+    ui: !(values['no-ui'] === true || /^(1|true|yes)$/i.test(env['GPT_OSS_NO_UI'] ?? '')),
   };
 }
 
@@ -262,6 +266,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxTokensDefault: config.maxTokensDefault,
     maxPromptTokens: config.maxPromptTokens,
     logger: { level: config.logLevel },
+    ui: config.ui,
     onDownloadProgress: stderrProgressBar(stderr),
   });
 

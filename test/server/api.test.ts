@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
 import { AssistantOutput } from '../../src/server/assistant-output.js';
-import { stopTokens } from '../../src/server/generation.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
-import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpers.js';
+import { CURRENT_DATE, FIXED_LENGTH, MODEL, post, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let tokenizer: HarmonyTokenizer;
@@ -31,6 +30,7 @@ const chatRequest = {
   ],
   max_tokens: 6,
   seed: 42,
+  ...FIXED_LENGTH,
 };
 
 describe('models and health', () => {
@@ -98,7 +98,7 @@ describe('chat completions', () => {
     // The tokens the server will sample (same prompt, same seed), and the deltas they make.
     const { engine } = s.app.gptOss.host.ready();
     const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
-    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: stopTokens(engine) });
+    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: [] });
     const output = new AssistantOutput({ tokenizer, tools: null });
     const expected = tokens.flatMap((t) => output.push(t).filter((e) => e.type === 'text_delta' || e.type === 'reasoning_delta'));
     // Random weights write no header, so the first delta holds its first few words; then one per token.
@@ -126,7 +126,7 @@ describe('chat completions', () => {
     expect(chat.apart, `gaps ${chat.gaps.map((g) => g.toFixed(1))} ms, decode step ${chat.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
 
     // The Responses stream sends its deltas the same way.
-    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsStreaming);
     const deltas: Array<{ at: number; text: string }> = [];
     for await (const e of events) {
       if (e.type === 'response.output_text.delta' || e.type === 'response.reasoning_text.delta') deltas.push({ at: performance.now(), text: e.delta });
@@ -159,6 +159,7 @@ describe('chat completions', () => {
     const request = {
       model: MODEL,
       max_completion_tokens: 3,
+      ...FIXED_LENGTH,
       reasoning_effort: 'low' as const,
       tool_choice: 'auto' as const,
       tools: [
@@ -215,7 +216,7 @@ describe('chat completions', () => {
 });
 
 describe('completions', () => {
-  const request = { model: MODEL, prompt: '<|start|>user<|message|>Count to three.<|end|><|start|>assistant', max_tokens: 5, seed: 7 };
+  const request = { model: MODEL, prompt: '<|start|>user<|message|>Count to three.<|end|><|start|>assistant', max_tokens: 5, seed: 7, ...FIXED_LENGTH };
 
   it('non-streaming and streaming agree; usage counts the raw prompt; echo prepends it', async () => {
     const plain = await s.client.completions.create(request);
@@ -244,7 +245,7 @@ describe('responses', () => {
   let first: OpenAI.Responses.Response;
 
   it('non-streaming: output items, usage, stored for GET and previous_response_id', async () => {
-    first = await s.client.responses.create({ model: MODEL, instructions: 'Be short.', input: 'Hi there', max_output_tokens: 4, seed: 3 } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    first = await s.client.responses.create({ model: MODEL, instructions: 'Be short.', input: 'Hi there', max_output_tokens: 4, seed: 3, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
     expect(first.id).toMatch(/^resp_/);
     expect(first.object).toBe('response');
     expect(first.status).toBe('incomplete');
@@ -261,14 +262,14 @@ describe('responses', () => {
     expect(first.output_text).toBe(first.output.flatMap((i) => (i.type === 'message' ? i.content.map((c) => (c as { text: string }).text) : [])).join(''));
     expect((await s.client.responses.retrieve(first.id)).id).toBe(first.id);
 
-    const second = await s.client.responses.create({ model: MODEL, previous_response_id: first.id, input: 'And then?', max_output_tokens: 2 });
+    const second = await s.client.responses.create({ model: MODEL, previous_response_id: first.id, input: 'And then?', max_output_tokens: 2, ...FIXED_LENGTH });
     const history = [{ type: 'message', role: 'user', content: 'Hi there' }, ...first.output, { type: 'message', role: 'user', content: 'And then?' }];
     expect(second.usage!.input_tokens).toBe(renderResponsesInput({ input: history }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length);
     expect(second.previous_response_id).toBe(first.id);
 
     // item_reference inputs (the AI SDK sends them in tool loops) stand for the stored items.
     const refs = first.output.map((i) => ({ type: 'item_reference' as const, id: i.id! }));
-    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2 });
+    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2, ...FIXED_LENGTH });
     expect(byReference.usage!.input_tokens).toBe(second.usage!.input_tokens);
     const unknown = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi' }, { type: 'item_reference', id: 'fc_unknown' }], max_output_tokens: 2 }).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
@@ -276,7 +277,7 @@ describe('responses', () => {
   });
 
   it('streaming: the event sequence OpenAI sends, and the SDK rebuilds the same response', async () => {
-    const stream = await s.client.responses.create({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const stream = await s.client.responses.create({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3, stream: true, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsStreaming);
     const events: OpenAI.Responses.ResponseStreamEvent[] = [];
     for await (const e of stream) events.push(e);
     expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
@@ -304,7 +305,7 @@ describe('responses', () => {
     }
 
     // The SDK's stream helper accumulates the events into the final response.
-    const helper = s.client.responses.stream({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3 } as unknown as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const helper = s.client.responses.stream({ model: MODEL, input: 'Hi there', instructions: 'Be short.', max_output_tokens: 4, seed: 3, ...FIXED_LENGTH } as unknown as OpenAI.Responses.ResponseCreateParamsStreaming);
     const rebuilt = await helper.finalResponse();
     expect(rebuilt.output_text).toBe(first.output_text);
     expect(rebuilt.output.map((i) => i.type)).toEqual(first.output.map((i) => i.type));
@@ -314,6 +315,7 @@ describe('responses', () => {
     const r = await s.client.responses.create({
       model: MODEL,
       max_output_tokens: 2,
+      ...FIXED_LENGTH,
       reasoning: { effort: 'high' },
       tools: [{ type: 'function', name: 'lookup', description: 'Looks up a word', parameters: { type: 'object', properties: { word: { type: 'string' } } }, strict: false }],
       input: [

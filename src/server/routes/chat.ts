@@ -128,7 +128,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

@@ -50,7 +50,7 @@ export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): voi
       prompt_tokens_details: { cached_tokens: result.cachedTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

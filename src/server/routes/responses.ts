@@ -227,7 +227,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       return { final, incomplete };
     };
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {});
