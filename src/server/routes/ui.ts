@@ -52,7 +52,7 @@ function readAssets(dir: string): Map<string, Asset> {
       if (e.isDirectory()) walk(file);
       else if (e.isFile()) {
         const ext = extname(e.name);
-        const type = TYPES[ext] ?? (e.name.startsWith('LICENSE') ? TYPES['.txt'] : undefined);
+        const type = TYPES[ext];
         if (type) out.set(`/ui/${relative(dir, file).split(sep).join('/')}`, { type, body: readFileSync(file) });
       }
     }
