@@ -57,7 +57,9 @@ export async function chatCommand(argv: string[], io: ChatIo = {}): Promise<numb
   const tty = stdout.isTTY === true;
   // Reasoning, speed and notes: beside the answer on a terminal, on stderr in a pipe.
   const side = tty ? stdout : stderr;
-  const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[22m` : s);
+  const DIM = tty ? '\x1b[2m' : '';
+  const UNDIM = tty ? '\x1b[22m' : '';
+  const dim = (s: string) => DIM + s + UNDIM;
 
   let o: ReturnType<typeof parseChatArgs>;
   try {
@@ -162,13 +164,14 @@ export async function chatCommand(argv: string[], io: ChatIo = {}): Promise<numb
         reasoning: (t) => {
           mark();
           if (o.hideReasoning) return;
+          if (!reasoning) side.write(DIM);
           reasoning = true;
-          side.write(dim(t));
+          side.write(t);
         },
         content: (t) => {
           mark();
           if (reasoning) {
-            side.write('\n\n');
+            side.write(`${UNDIM}\n\n`);
             reasoning = false;
           }
           content += t;
@@ -176,8 +179,8 @@ export async function chatCommand(argv: string[], io: ChatIo = {}): Promise<numb
         },
       });
       const end = performance.now();
-      if (reasoning) side.write('\n');
-      stdout.write('\n');
+      if (reasoning) side.write(`${UNDIM}\n`);
+      else stdout.write('\n');
       const stopped = ac.signal.aborted || r.finish === 'abort';
       const parts = [
         ...(r.model && o.url !== undefined ? [r.model] : []),
@@ -188,7 +191,8 @@ export async function chatCommand(argv: string[], io: ChatIo = {}): Promise<numb
       ];
       side.write(dim(`[${parts.join(', ')}]\n`));
     } catch (e) {
-      if (reasoning || content) stdout.write('\n');
+      if (reasoning) side.write(`${UNDIM}\n`);
+      else if (content) stdout.write('\n');
       if (ac.signal.aborted) side.write(dim('[stopped]\n'));
       else stderr.write(`error: ${(e as Error).message}\n`);
     } finally {

@@ -177,7 +177,7 @@ describe('the chat page', () => {
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelectorAll('#model option').length === 4);
     const options = await page.$$eval('#model option', (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
-    expect(options).toEqual([['small', 'small'], ['large', 'large'], ['scripted', 'scripted'], ['auto', 'auto (picks small or large)']]);
+    expect(options).toEqual([['small', 'small'], ['large', 'large'], ['scripted', 'scripted'], ['auto', 'auto (small or large)']]);
     // auto is chosen when there is one
     expect(await page.$eval('#model', (e) => (e as HTMLSelectElement).value)).toBe('auto');
     expect(await page.evaluate(() => localStorage.getItem('gpt-oss-webgpu.apiKey'))).toBe(JSON.stringify(KEY));
