@@ -289,7 +289,7 @@ async function refreshModels() {
     for (const m of data) {
       const routes = Array.isArray(m.routes_to) ? m.routes_to : null;
       if (routes) routingIds.add(m.id);
-      const option = el('option', '', routes ? `${m.id} (picks ${routes.join(' or ')})` : m.id);
+      const option = el('option', '', routes ? `${m.id} (${routes.join(' or ')})` : m.id);
       option.value = m.id;
       select.append(option);
     }

@@ -18,6 +18,15 @@ import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { REPO_ROOT } from '../server/helpers.js';
 import { PacedScriptedEngine } from './scripted-engine.js';
 
+// The callbacks given to page.evaluate run in the page; this file is type-checked without the
+// DOM library, so what they use is declared here, loosely.
+declare const document: any;
+declare const window: any;
+declare const localStorage: any;
+declare const getComputedStyle: any;
+declare const MutationObserver: any;
+type El = any;
+
 const KEY = 'sk-chat-page-0123';
 const OUT = path.join(REPO_ROOT, 'test-output', 'ui');
 const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
@@ -113,7 +122,7 @@ const idle = (timeout = 120_000) => page.waitForFunction(() => document.getEleme
 /** Records each distinct text of the last answer's body as it changes. */
 async function watchUpdates(): Promise<void> {
   await page.evaluate(() => {
-    const w = window as unknown as { __updates: string[]; __observer?: MutationObserver };
+    const w = window as unknown as { __updates: string[]; __observer?: any };
     w.__observer?.disconnect();
     w.__updates = [];
     w.__observer = new MutationObserver(() => {
@@ -128,7 +137,7 @@ const updates = () => page.evaluate(() => (window as unknown as { __updates: str
 
 async function send(text: string): Promise<void> {
   await page.focus('#input');
-  await page.$eval('#input', (e, t) => ((e as HTMLTextAreaElement).value = t), text);
+  await page.$eval('#input', (e, t) => ((e as El).value = t), text);
   await page.keyboard.press('Enter');
 }
 
@@ -176,12 +185,12 @@ describe('the chat page', () => {
     await page.keyboard.type(KEY);
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelectorAll('#model option').length === 4);
-    const options = await page.$$eval('#model option', (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
+    const options = await page.$$eval('#model option', (os) => os.map((o) => [(o as El).value, o.textContent]));
     expect(options).toEqual([['small', 'small'], ['large', 'large'], ['scripted', 'scripted'], ['auto', 'auto (small or large)']]);
     // auto is chosen when there is one
-    expect(await page.$eval('#model', (e) => (e as HTMLSelectElement).value)).toBe('auto');
+    expect(await page.$eval('#model', (e) => (e as El).value)).toBe('auto');
     expect(await page.evaluate(() => localStorage.getItem('gpt-oss-webgpu.apiKey'))).toBe(JSON.stringify(KEY));
-    expect(await page.$eval('#error', (e) => (e as HTMLElement).hidden)).toBe(true);
+    expect(await page.$eval('#error', (e) => (e as El).hidden)).toBe(true);
   });
 
   it('synthetic:tiny through auto: the answer streams in several updates and ends with its usage line', async () => {
@@ -218,7 +227,7 @@ describe('the chat page', () => {
     await send(typed);
     // while it streams, the reasoning is there and collapsed
     await page.waitForFunction(() => ([...document.querySelectorAll('#messages .msg.assistant .reasoning .text')].at(-1)?.textContent ?? '').length > 10);
-    expect(await page.$$eval('#messages .msg.assistant .reasoning', (ds) => (ds[ds.length - 1] as HTMLDetailsElement).open)).toBe(false);
+    expect(await page.$$eval('#messages .msg.assistant .reasoning', (ds) => (ds[ds.length - 1] as El).open)).toBe(false);
     await idle();
     const user = await page.$$eval('#messages .msg.user .body', (es) => ({ text: es[es.length - 1]!.textContent, children: es[es.length - 1]!.children.length }));
     expect(user.text).toBe(typed);
@@ -227,7 +236,7 @@ describe('the chat page', () => {
       const a = as[as.length - 1]!;
       return {
       reasoning: a.querySelector('.reasoning .text')!.textContent,
-      reasoningOpen: (a.querySelector('.reasoning') as HTMLDetailsElement).open,
+      reasoningOpen: (a.querySelector('.reasoning') as El).open,
       strong: [...a.querySelectorAll('.body strong')].map((e) => e.textContent),
       code: a.querySelector('.body pre code')?.textContent,
       codeClass: a.querySelector('.body pre code')?.className,
@@ -246,16 +255,16 @@ describe('the chat page', () => {
     expect(await page.evaluate(() => (window as unknown as { __reasoning: number }).__reasoning)).toBeGreaterThan(3);
     expect(await lastMeta()).toMatch(/^scripted · \d+ tokens · TTFT/);
     // opened with the keyboard
-    await page.$$eval('#messages .msg.assistant .reasoning summary', (ss) => (ss[ss.length - 1] as HTMLElement).focus());
+    await page.$$eval('#messages .msg.assistant .reasoning summary', (ss) => (ss[ss.length - 1] as El).focus());
     await page.keyboard.press('Enter');
-    expect(await page.$$eval('#messages .msg.assistant .reasoning', (ds) => (ds[ds.length - 1] as HTMLDetailsElement).open)).toBe(true);
+    expect(await page.$$eval('#messages .msg.assistant .reasoning', (ds) => (ds[ds.length - 1] as El).open)).toBe(true);
     await page.screenshot({ path: path.join(OUT, 'reasoning-and-code-light.png') });
   });
 
   it('Escape stops a long answer: the request is aborted, the server cancels, the text stops growing', async () => {
     await send('Tell me a long story.');
     await page.waitForFunction(() => ([...document.querySelectorAll('#messages .msg.assistant .body')].at(-1)?.textContent ?? '').length > 100);
-    expect(await page.$eval('#stop', (e) => (e as HTMLElement).hidden)).toBe(false);
+    expect(await page.$eval('#stop', (e) => (e as El).hidden)).toBe(false);
     await page.keyboard.press('Escape');
     await idle(10_000);
     for (let t0 = Date.now(); scripted.isBusy && Date.now() - t0 < 10_000; ) await new Promise((r) => setTimeout(r, 20));
@@ -265,7 +274,7 @@ describe('the chat page', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await lastBody()).toBe(text);
     expect(await lastMeta()).toMatch(/stopped$/);
-    expect(await page.$eval('#send', (e) => (e as HTMLElement).hidden)).toBe(false);
+    expect(await page.$eval('#send', (e) => (e as El).hidden)).toBe(false);
   });
 
   it("a busy model's 429 shows the server's message and Retry-After", async () => {
@@ -291,15 +300,15 @@ describe('the chat page', () => {
     await page.click('#regenerate');
     await idle();
     expect(await lastMeta()).toMatch(/^scripted · \d+ tokens/);
-    expect(await page.$eval('#error', (e) => (e as HTMLElement).hidden)).toBe(true);
+    expect(await page.$eval('#error', (e) => (e as El).hidden)).toBe(true);
   });
 
   it('Edit last puts the last message back in the box, without its answer', async () => {
     const before = await page.$$eval('#messages .msg', (ms) => ms.length);
     await page.click('#edit');
-    expect(await page.$eval('#input', (e) => (e as HTMLTextAreaElement).value)).toBe('Are you there?');
+    expect(await page.$eval('#input', (e) => (e as El).value)).toBe('Are you there?');
     expect(await page.$$eval('#messages .msg', (ms) => ms.length)).toBe(before - 2);
-    await page.$eval('#input', (e) => ((e as HTMLTextAreaElement).value = 'Are you still there?'));
+    await page.$eval('#input', (e) => ((e as El).value = 'Are you still there?'));
     await page.keyboard.press('Enter');
     await idle();
     expect(await lastText('#messages .msg.user .body')).toBe('Are you still there?');
@@ -330,10 +339,10 @@ describe('the chat page', () => {
     page.on('request', onRequest);
     await page.click('#open-settings');
     await page.waitForSelector('#settings[open]');
-    await page.$eval('#system', (e) => ((e as HTMLTextAreaElement).value = 'Be brief.'));
-    await page.$eval('#temperature', (e) => ((e as HTMLInputElement).value = '0.7'));
-    await page.$eval('#top_p', (e) => ((e as HTMLInputElement).value = '0.9'));
-    await page.$eval('#max_tokens', (e) => ((e as HTMLInputElement).value = '64'));
+    await page.$eval('#system', (e) => ((e as El).value = 'Be brief.'));
+    await page.$eval('#temperature', (e) => ((e as El).value = '0.7'));
+    await page.$eval('#top_p', (e) => ((e as El).value = '0.9'));
+    await page.$eval('#max_tokens', (e) => ((e as El).value = '64'));
     await page.click('#settings button[value="save"]');
     await page.select('#effort', 'high');
     await page.click('#new-chat');
