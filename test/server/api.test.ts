@@ -3,7 +3,8 @@
 // the tokenizer, and on streaming and non-streaming agreeing for the same seed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
+import { HARMONY_TOKENS, renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
+import { stopTokens } from '../../src/server/generation.js';
 import { AssistantOutput } from '../../src/server/assistant-output.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
 import { CURRENT_DATE, FIXED_LENGTH, MODEL, post, startServer, type TestServer } from './helpers.js';
@@ -94,11 +95,21 @@ describe('chat completions', () => {
   });
 
   it('streaming is token by token: one delta per token that adds text, each sent as it is generated', async () => {
-    const request = { ...chatRequest, max_tokens: 24, seed: 11 };
-    // The tokens the server will sample (same prompt, same seed), and the deltas they make.
     const { engine } = s.app.gptOss.host.ready();
-    const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
-    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: [] });
+    // Synthetic models end an answer after ~30 tokens on average, and a message that ends
+    // (<|end|> too) is followed by a new header, held back: the first seed from 11 whose 24
+    // tokens are one message, for this prompt. Its tokens are what the server will sample.
+    const oneMessage = async (promptIds: number[]) => {
+      for (let seed = 11; seed < 60; seed++) {
+        const r = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed, stopTokens: stopTokens(engine) });
+        if (r.finishReason === 'length' && !r.tokens.includes(HARMONY_TOKENS.end)) return { seed, tokens: r.tokens };
+      }
+      throw new Error('no seed in [11, 60) samples 24 tokens of one message');
+    };
+    const base = { ...chatRequest, max_tokens: 24 };
+    const promptIds = renderChatCompletion(base, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const { seed, tokens } = await oneMessage(promptIds);
+    const request = { ...base, seed };
     const output = new AssistantOutput({ tokenizer, tools: null });
     const expected = tokens.flatMap((t) => output.push(t).filter((e) => e.type === 'text_delta' || e.type === 'reasoning_delta'));
     // Random weights write no header, so the first delta holds its first few words; then one per token.
@@ -126,11 +137,18 @@ describe('chat completions', () => {
     expect(chat.apart, `gaps ${chat.gaps.map((g) => g.toFixed(1))} ms, decode step ${chat.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
 
     // The Responses stream sends its deltas the same way.
-    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const input = request.messages.map((m) => ({ role: m.role, content: m.content }));
+    const responsesPrompt = renderResponsesInput({ model: MODEL, input, max_output_tokens: 24, reasoning: {} }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const picked = await oneMessage(responsesPrompt);
+    const events = await s.client.responses.create({ model: MODEL, input, max_output_tokens: 24, seed: picked.seed, stream: true, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsStreaming);
     const deltas: Array<{ at: number; text: string }> = [];
+    let inputTokens = 0;
     for await (const e of events) {
       if (e.type === 'response.output_text.delta' || e.type === 'response.reasoning_text.delta') deltas.push({ at: performance.now(), text: e.delta });
+      if (e.type === 'response.incomplete' || e.type === 'response.completed') inputTokens = e.response.usage!.input_tokens;
     }
+    // the prompt rendered here is the server's
+    expect(inputTokens).toBe(responsesPrompt.length);
     expect(deltas.length).toBeGreaterThanOrEqual(s.app.gptOss.lastGeneration!.tokens / 2);
     const responses = spread(deltas);
     expect(responses.apart, `gaps ${responses.gaps.map((g) => g.toFixed(1))} ms, decode step ${responses.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
