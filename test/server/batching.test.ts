@@ -4,7 +4,7 @@
 // (/metrics' batch sizes); a request that repeats an earlier one's prompt reports its cached
 // prompt tokens.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXED_LENGTH, MODEL, startServer, type TestServer } from './helpers.js';
+import { MODEL, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -22,7 +22,6 @@ async function chat(i: number): Promise<string> {
     temperature: 0.8,
     seed: 1000 + i,
     stream: true,
-    ...FIXED_LENGTH,
   });
   let text = '';
   for await (const chunk of stream) {
