@@ -18,7 +18,7 @@ function capture() {
 
 describe('serve flags', () => {
   it('defaults, environment variables, and flags over both', () => {
-    const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30 };
+    const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30, ui: true };
     expect(parseServeArgs([], {})).toEqual({ help: false, models: [{ spec: 'openai/gpt-oss-20b' }], host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info', ...defaults });
     const env = {
       GPT_OSS_MODEL: 'synthetic:tiny',
