@@ -49,6 +49,8 @@ COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY shaders ./shaders
+# the chat page at GET / (served from /app/ui, beside dist/)
+COPY ui ./ui
 ENV NODE_ENV=production \
     HF_HOME=/data/huggingface \
     XDG_CACHE_HOME=/home/gptoss/.cache \

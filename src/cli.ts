@@ -8,6 +8,8 @@ Commands:
   serve      Serve an OpenAI-compatible API (chat completions, completions, responses)
                --model DIR|HUB_ID|synthetic:tiny  [--host 127.0.0.1] [--port 8000] [--api-key KEY]
                [--context N] [--max-queue N] [--served-model-name NAME]   (serve --help for more)
+  chat       Chat in the terminal with a model in this process or a server  (chat --help for more)
+               --model DIR|HUB_ID|synthetic:tiny | --url http://127.0.0.1:8000  [--hide-reasoning]
   generate   Generate tokens from prompt token ids                          (generate --help for more)
                --model DIR|HUB_ID|synthetic:SHAPE  --prompt-ids 1,2,3 | --prompt-ids-file FILE
                [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--json] [--stats]
@@ -32,6 +34,10 @@ async function main(argv: string[]): Promise<number> {
     case '-h':
       process.stdout.write(HELP);
       return 0;
+    case 'chat': {
+      const { chatCommand } = await import('./cli/chat.js');
+      return chatCommand(rest);
+    }
     case 'generate': {
       const { generateCommand } = await import('./cli/generate.js');
       return generateCommand(rest);

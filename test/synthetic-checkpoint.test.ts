@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
-import { syntheticConfig } from '../src/model/synthetic.js';
+import { END_ROW_NORM, syntheticConfig } from '../src/model/synthetic.js';
 import { loadModelTokenizer } from '../src/tokenizer/index.js';
 import { testGpu } from './helpers/gpu.js';
 import { REPO_ROOT } from './helpers/oracle.js';
@@ -25,6 +25,13 @@ describe('make-synthetic-checkpoint', () => {
     const ckpt = await openCheckpoint(dir);
     expect(ckpt.layout).toBe('hf');
     expect(ckpt.config).toEqual(syntheticConfig('tiny'));
+    // <|return|>'s unembedding row has the larger norm that makes answers end (~30 tokens)
+    const H = ckpt.config.hiddenSize;
+    const un = await ckpt.readF32(ckpt.tensor('unembedding'));
+    const norm = (row: number) => Math.hypot(...un.subarray(row * H, (row + 1) * H));
+    expect(norm(200002)).toBeGreaterThan(0.8 * END_ROW_NORM);
+    expect(norm(200002)).toBeLessThan(1.2 * END_ROW_NORM);
+    for (const row of [0, 1000, 200001, 200012]) expect(norm(row)).toBeLessThan(2);
     await ckpt.close();
     const tok = await loadModelTokenizer(dir);
     expect(tok.encodeOrdinary('hello world')).toEqual([24912, 2375]);

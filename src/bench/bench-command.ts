@@ -134,7 +134,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const results = await Promise.all(
     ps.slice(0, concurrency).map((prompt, i) => {
       streams[i]!.submit = performance.now();
-      return engine.generate(prompt, { maxTokens: genTokens, ...sampling, seed: sampling.seed + i, onToken: () => void streams[i]!.stamps.push(performance.now()) });
+      // No stop tokens: every stream runs its --gen-tokens, as llama-bench ignores end tokens
+      // (synthetic models end an answer with <|return|> after ~30 tokens on average).
+      return engine.generate(prompt, { maxTokens: genTokens, ...sampling, stopTokens: [], seed: sampling.seed + i, onToken: () => void streams[i]!.stamps.push(performance.now()) });
     }),
   );
   const wallMs = performance.now() - tStart;

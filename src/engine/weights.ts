@@ -73,6 +73,8 @@ export interface FillSource {
   config: ModelConfig;
   tensor(name: string): CanonicalTensor;
   fill(name: string): TensorStats & { seed: number };
+  /** Rows (of the first dimension) written over the fill, by index: their bytes as on the GPU. */
+  rows?(name: string): ReadonlyMap<number, Uint8Array>;
 }
 
 export type TensorSource = StreamSource | FillSource;
@@ -127,8 +129,15 @@ export async function uploadWeights(gpu: Gpu, shaders: ShaderCache, src: TensorS
       throw new Error(`tensor "${t.name}" needs ${size} bytes on the GPU, over this adapter's maxStorageBufferBindingSize ${maxBinding}`);
     }
     const buf = storageBuffer(gpu, size, count === units ? t.name : `${t.name}[${first}:${first + count}]`);
-    if ('fill' in src) fillTensor(gpu, shaders, src, t, buf, ((gpuBytes(t) / units) * first) / 4, size / 4);
-    else await uploadTensor(gpu, src, t, buf, first, count, units);
+    if ('fill' in src) {
+      fillTensor(gpu, shaders, src, t, buf, ((gpuBytes(t) / units) * first) / 4, size / 4);
+      const rowBytes = gpuBytes(t) / t.shape[0]!;
+      const begin = (gpuBytes(t) / units) * first;
+      for (const [row, bytes] of src.rows?.(t.name) ?? []) {
+        const at = row * rowBytes - begin;
+        if (at >= 0 && at + rowBytes <= size) writeBuffer(gpu, buf, at, bytes);
+      }
+    } else await uploadTensor(gpu, src, t, buf, first, count, units);
     done += size;
     sinceFlush += size;
     // Bound Dawn's staging memory: let the queue drain every few hundred MB.

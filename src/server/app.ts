@@ -89,6 +89,8 @@ export interface ServerOptions {
   constrainedReasoningTokens?: number;
   /** Bounds on forced JSON (string lengths, array items, whitespace…). Default: src/constrain's. */
   constraintBounds?: Partial<ConstraintBounds>;
+  /** The chat page at GET / (routes/ui.ts). Default true. */
+  ui?: boolean;
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -165,6 +167,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   setMaxListeners(0, shutdown.signal);
   const ctx: ServerContext = {
     models,
+    ui: opts.ui !== false,
     metrics,
     usage,
     store: new ResponseStore(opts.responseStoreSize ?? 1000),

@@ -24,6 +24,8 @@ export interface ServerContext {
   draining: boolean;
   /** Fires when the server closes: running and queued generations stop. */
   shutdownSignal: AbortSignal;
+  /** Serve the chat page at GET / (--no-ui turns it off). */
+  ui: boolean;
   /** The last finished generation (tests and logs look at it). */
   lastGeneration: { finishReason: string; tokens: number; maxTokens: number; prefillMs: number; decodeMs: number; maskMs?: number; masks?: number } | null;
 }

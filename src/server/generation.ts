@@ -125,6 +125,8 @@ export interface Turn {
   signal: AbortSignal;
   /** Structured output: the token mask the engine applies at every step. */
   constraint?: TimedConstraint;
+  /** The request's ignore_eos: run to maxTokens past the end tokens (not with a constraint, which ends where its grammar ends). */
+  ignoreEos?: boolean;
   /** The engine is ours; prefill is about to start. */
   onStart?: () => void;
   /** Each sampled token; return false to end the generation (a stop string matched). */
@@ -158,7 +160,7 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         const r = await turn.engine.generate(turn.promptIds, {
           maxTokens: turn.maxTokens,
           ...turn.sampling,
-          stopTokens: stopTokens(turn.engine),
+          stopTokens: turn.ignoreEos && !turn.constraint ? [] : stopTokens(turn.engine),
           signal: turn.signal,
           ...(turn.constraint ? { constraint: turn.constraint } : {}),
           onToken: (id) => {

@@ -93,6 +93,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxTokensDefault: config.maxTokensDefault,
     maxPromptTokens: config.maxPromptTokens,
     logger: { level: config.logLevel, stream: log.stream },
+    ui: config.ui,
     onDownloadProgress: stderrProgressBar(stderr),
   });
 

@@ -35,6 +35,8 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
+  /** The chat page at GET / (--no-ui: off). */
+  ui: boolean;
 }
 
 export class ServeUsageError extends Error {
@@ -52,9 +54,18 @@ interface Flag<K extends keyof ServeConfig = keyof ServeConfig> {
   help: string;
   parse: Parse<ServeConfig[K]>;
   default?: ServeConfig[K];
+  /** A switch: given alone (`--no-ui`), its variable set to 1/true/yes; parse gets "true". */
+  boolean?: true;
 }
 
 const text: Parse<string> = (t) => t;
+
+/** A switch's variable: 1/true/yes or 0/false/no. */
+const onOff = (t: string, flag: string): boolean => {
+  if (/^(1|true|yes|on)$/i.test(t.trim())) return true;
+  if (/^(0|false|no|off)$/i.test(t.trim())) return false;
+  throw new ServeUsageError(`--${flag}: "${t}" is not one of 1, true, yes, 0, false, no`);
+};
 
 const integer =
   (min: number, max = Number.MAX_SAFE_INTEGER): Parse<number> =>
@@ -128,6 +139,7 @@ export const SERVE_FLAGS: readonly Flag[] = [
   flag({ flag: 'max-prompt-tokens', arg: 'N', env: 'GPT_OSS_MAX_PROMPT_TOKENS', key: 'maxPromptTokens', parse: integer(1), help: 'largest prompt a request may send (default: the context)' }),
   flag({ flag: 'shutdown-grace-seconds', arg: 'S', env: 'GPT_OSS_SHUTDOWN_GRACE_SECONDS', key: 'shutdownGraceSeconds', parse: seconds, default: DEFAULT_SHUTDOWN_GRACE_SECONDS, help: `on SIGTERM/SIGINT, the time requests in flight have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS}); the process exits at the latest 5 s after that` }),
   flag({ flag: 'served-model-name', arg: 'NAME', env: 'GPT_OSS_SERVED_MODEL_NAME', key: 'servedModelName', parse: text, help: 'id of a single model (default: the --model value)' }),
+  flag({ flag: 'no-ui', arg: '', env: 'GPT_OSS_NO_UI', key: 'ui', boolean: true, parse: (t, f) => !onOff(t, f), default: true, help: 'no chat page at GET / (default: served)' }),
   flag({ flag: 'log-level', arg: 'LEVEL', env: 'GPT_OSS_LOG_LEVEL', key: 'logLevel', parse: logLevel, default: 'info', help: 'fatal, error, warn, info, debug, trace (default info)' }),
 ];
 
@@ -149,7 +161,7 @@ function wrap(s: string, width: number): string[] {
 }
 
 function usageRow(f: { flag: string; arg: string; env: string; help: string }): string {
-  const left = `  --${f.flag} ${f.arg}`;
+  const left = f.arg ? `  --${f.flag} ${f.arg}` : `  --${f.flag}`;
   const pad = ' '.repeat(LEFT);
   const [first, ...rest] = wrap(f.help, HELP_WIDTH);
   const head = `${left.padEnd(LEFT - 1)} ${first!.padEnd(HELP_WIDTH)} ${f.env}`;
@@ -168,7 +180,7 @@ ${[MODEL_FLAG, ...SERVE_FLAGS].map(usageRow).join('\n')}
 export function parseServeArgs(argv: string[], env: Record<string, string | undefined> = process.env): ServeConfig & { help: boolean } {
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    const options = Object.fromEntries(SERVE_FLAGS.map((f) => [f.flag, { type: 'string' as const }]));
+    const options = Object.fromEntries(SERVE_FLAGS.map((f) => [f.flag, { type: f.boolean ? ('boolean' as const) : ('string' as const) }]));
     ({ values } = parseArgs({
       args: argv,
       options: { ...options, [MODEL_FLAG.flag]: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
@@ -182,7 +194,7 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   for (const f of SERVE_FLAGS) {
     const given = values[f.flag];
     const fromEnv = env[f.env];
-    const raw = typeof given === 'string' ? given : fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+    const raw = typeof given === 'string' ? given : given === true ? 'true' : fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
     if (raw !== undefined) config[f.key] = f.parse(raw, f.flag);
     else if (f.default !== undefined) config[f.key] = f.default;
   }

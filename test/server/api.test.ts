@@ -3,11 +3,11 @@
 // the tokenizer, and on streaming and non-streaming agreeing for the same seed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
-import { AssistantOutput } from '../../src/server/assistant-output.js';
+import { HARMONY_TOKENS, renderChatCompletion, renderRawPrompt, renderResponsesInput } from '../../src/harmony/index.js';
 import { stopTokens } from '../../src/server/generation.js';
+import { AssistantOutput } from '../../src/server/assistant-output.js';
 import type { HarmonyTokenizer } from '../../src/tokenizer/index.js';
-import { CURRENT_DATE, MODEL, post, startServer, type TestServer } from './helpers.js';
+import { CURRENT_DATE, FIXED_LENGTH, MODEL, post, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let tokenizer: HarmonyTokenizer;
@@ -31,6 +31,7 @@ const chatRequest = {
   ],
   max_tokens: 6,
   seed: 42,
+  ...FIXED_LENGTH,
 };
 
 describe('models and health', () => {
@@ -94,11 +95,21 @@ describe('chat completions', () => {
   });
 
   it('streaming is token by token: one delta per token that adds text, each sent as it is generated', async () => {
-    const request = { ...chatRequest, max_tokens: 24, seed: 11 };
-    // The tokens the server will sample (same prompt, same seed), and the deltas they make.
     const { engine } = s.model.host.ready();
-    const promptIds = renderChatCompletion(request, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
-    const { tokens } = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed: 11, stopTokens: stopTokens(engine) });
+    // Synthetic models end an answer after ~30 tokens on average, and a message that ends
+    // (<|end|> too) is followed by a new header, held back: the first seed from 11 whose 24
+    // tokens are one message, for this prompt. Its tokens are what the server will sample.
+    const oneMessage = async (promptIds: number[]) => {
+      for (let seed = 11; seed < 60; seed++) {
+        const r = await engine.generate(promptIds, { maxTokens: 24, temperature: 1, topP: 1, topK: 0, seed, stopTokens: stopTokens(engine) });
+        if (r.finishReason === 'length' && !r.tokens.includes(HARMONY_TOKENS.end)) return { seed, tokens: r.tokens };
+      }
+      throw new Error('no seed in [11, 60) samples 24 tokens of one message');
+    };
+    const base = { ...chatRequest, max_tokens: 24 };
+    const promptIds = renderChatCompletion(base, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const { seed, tokens } = await oneMessage(promptIds);
+    const request = { ...base, seed };
     const output = new AssistantOutput({ tokenizer, tools: null });
     const expected = tokens.flatMap((t) => output.push(t).filter((e) => e.type === 'text_delta' || e.type === 'reasoning_delta'));
     // Random weights write no header, so the first delta holds its first few words; then one per token.
@@ -126,11 +137,18 @@ describe('chat completions', () => {
     expect(chat.apart, `gaps ${chat.gaps.map((g) => g.toFixed(1))} ms, decode step ${chat.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
 
     // The Responses stream sends its deltas the same way.
-    const events = await s.client.responses.create({ model: MODEL, input: request.messages.map((m) => ({ role: m.role, content: m.content })), max_output_tokens: 24, seed: 11, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    const input = request.messages.map((m) => ({ role: m.role, content: m.content }));
+    const responsesPrompt = renderResponsesInput({ model: MODEL, input, max_output_tokens: 24, reasoning: {} }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds;
+    const picked = await oneMessage(responsesPrompt);
+    const events = await s.client.responses.create({ model: MODEL, input, max_output_tokens: 24, seed: picked.seed, stream: true, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsStreaming);
     const deltas: Array<{ at: number; text: string }> = [];
+    let inputTokens = 0;
     for await (const e of events) {
       if (e.type === 'response.output_text.delta' || e.type === 'response.reasoning_text.delta') deltas.push({ at: performance.now(), text: e.delta });
+      if (e.type === 'response.incomplete' || e.type === 'response.completed') inputTokens = e.response.usage!.input_tokens;
     }
+    // the prompt rendered here is the server's
+    expect(inputTokens).toBe(responsesPrompt.length);
     expect(deltas.length).toBeGreaterThanOrEqual(s.app.gptOss.lastGeneration!.tokens / 2);
     const responses = spread(deltas);
     expect(responses.apart, `gaps ${responses.gaps.map((g) => g.toFixed(1))} ms, decode step ${responses.stepMs.toFixed(1)} ms`).toBeGreaterThanOrEqual(0.75);
@@ -159,6 +177,7 @@ describe('chat completions', () => {
     const request = {
       model: MODEL,
       max_completion_tokens: 3,
+      ...FIXED_LENGTH,
       reasoning_effort: 'low' as const,
       tool_choice: 'auto' as const,
       tools: [
@@ -215,7 +234,7 @@ describe('chat completions', () => {
 });
 
 describe('completions', () => {
-  const request = { model: MODEL, prompt: '<|start|>user<|message|>Count to three.<|end|><|start|>assistant', max_tokens: 5, seed: 7 };
+  const request = { model: MODEL, prompt: '<|start|>user<|message|>Count to three.<|end|><|start|>assistant', max_tokens: 5, seed: 7, ...FIXED_LENGTH };
 
   it('non-streaming and streaming agree; usage counts the raw prompt; echo prepends it', async () => {
     const plain = await s.client.completions.create(request);
@@ -255,7 +274,7 @@ describe('responses', () => {
   let answer: OpenAI.Responses.Response;
 
   it('non-streaming: output items, usage, stored for GET and previous_response_id', async () => {
-    first = await s.client.responses.create({ model: MODEL, instructions: 'Be short.', input: 'Hi there', max_output_tokens: 4, seed: 3 } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    first = await s.client.responses.create({ model: MODEL, instructions: 'Be short.', input: 'Hi there', max_output_tokens: 4, seed: 3, ...FIXED_LENGTH } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
     expect(first.id).toMatch(/^resp_/);
     expect(first.object).toBe('response');
     expect(first.status).toBe('incomplete');
@@ -278,14 +297,14 @@ describe('responses', () => {
     }
     expect((await s.client.responses.retrieve(first.id)).id).toBe(first.id);
 
-    const second = await s.client.responses.create({ model: MODEL, previous_response_id: first.id, input: 'And then?', max_output_tokens: 2 });
+    const second = await s.client.responses.create({ model: MODEL, previous_response_id: first.id, input: 'And then?', max_output_tokens: 2, ...FIXED_LENGTH });
     const history = [{ type: 'message', role: 'user', content: 'Hi there' }, ...first.output, { type: 'message', role: 'user', content: 'And then?' }];
     expect(second.usage!.input_tokens).toBe(renderResponsesInput({ input: history }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length);
     expect(second.previous_response_id).toBe(first.id);
 
     // item_reference inputs (the AI SDK sends them in tool loops) stand for the stored items.
     const refs = first.output.map((i) => ({ type: 'item_reference' as const, id: i.id! }));
-    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2 });
+    const byReference = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi there' }, ...refs, { role: 'user', content: 'And then?' }], max_output_tokens: 2, ...FIXED_LENGTH });
     expect(byReference.usage!.input_tokens).toBe(second.usage!.input_tokens);
     const unknown = await s.client.responses.create({ model: MODEL, input: [{ role: 'user', content: 'Hi' }, { type: 'item_reference', id: 'fc_unknown' }], max_output_tokens: 2 }).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
@@ -333,6 +352,7 @@ describe('responses', () => {
     const r = await s.client.responses.create({
       model: MODEL,
       max_output_tokens: 2,
+      ...FIXED_LENGTH,
       reasoning: { effort: 'high' },
       tools: [{ type: 'function', name: 'lookup', description: 'Looks up a word', parameters: { type: 'object', properties: { word: { type: 'string' } } }, strict: false }],
       input: [

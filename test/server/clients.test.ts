@@ -12,7 +12,7 @@ import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { ChatOpenAI } from '@langchain/openai';
 import { tool as lcTool } from '@langchain/core/tools';
 import { Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, run, setTracingDisabled, tool as agentTool } from '@openai/agents';
-import { MODEL, startServer, type TestServer } from './helpers.js';
+import { FIXED_LENGTH, MODEL, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -25,6 +25,9 @@ afterAll(async () => {
   await s?.close();
 });
 
+/** The AI SDK's requests with FIXED_LENGTH's fields added, for checks of exact token counts. */
+const fixedLength = (init?: RequestInit): RequestInit => ({ ...init, body: JSON.stringify({ ...JSON.parse(String(init?.body)), ...FIXED_LENGTH }) });
+
 const city = z.object({ city: z.enum(['Paris', 'Rome']) });
 const weather = async (input: z.infer<typeof city>) => `Sunny in ${input.city}`;
 
@@ -32,8 +35,9 @@ describe('AI SDK (ai 6)', () => {
   const provider = () => createOpenAI({ baseURL: s.baseURL, apiKey: 'unused' });
 
   it('generateText through the chat model, the responses model and openai-compatible', async () => {
-    const compatible = createOpenAICompatible({ name: 'gpt-oss-webgpu', baseURL: s.baseURL, apiKey: 'unused' });
-    for (const model of [provider().chat(MODEL), provider().responses(MODEL), compatible.chatModel(MODEL)]) {
+    const fixed = { baseURL: s.baseURL, apiKey: 'unused', fetch: (url: string | URL | Request, init?: RequestInit) => fetch(url, fixedLength(init)) };
+    const compatible = createOpenAICompatible({ name: 'gpt-oss-webgpu', ...fixed });
+    for (const model of [createOpenAI(fixed).chat(MODEL), createOpenAI(fixed).responses(MODEL), compatible.chatModel(MODEL)]) {
       // (No seed: the AI SDK does not send one to a responses model, and warns.)
       const r = await generateText({ model, prompt: 'Say hello.', maxOutputTokens: 4 });
       expect(typeof r.text).toBe('string');
@@ -71,7 +75,7 @@ describe('AI SDK (ai 6)', () => {
         apiKey: 'unused',
         fetch: async (url, init) => {
           requests.push(JSON.parse(String(init?.body)));
-          return fetch(url, init);
+          return fetch(url, fixedLength(init));
         },
       }).responses(MODEL);
       const r = await generateText({

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { ServingEngine } from '../../src/server/model-host.js';
 import { closeGracefully } from '../../src/server/app.js';
-import { MODEL, post, startServer, until, type TestServer } from './helpers.js';
+import { FIXED_LENGTH, MODEL, post, startServer, until, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let engine: ServingEngine;
@@ -22,7 +22,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-const user = (content: string) => ({ model: MODEL, messages: [{ role: 'user' as const, content }] });
+// Every request here runs to its max_tokens: the tests count tokens and time streams by it.
+const user = (content: string) => ({ model: MODEL, messages: [{ role: 'user' as const, content }], ...FIXED_LENGTH });
 
 
 /** Opens a long stream and waits for its first chunk (sent when its turn on the engine starts). */

@@ -13,6 +13,12 @@ export { until } from '../helpers/until.js';
 /** Pinned so a test can render the same prompt the server renders. */
 export const CURRENT_DATE = '2025-08-05';
 export const MODEL = 'synthetic:tiny';
+/**
+ * Request fields of a test that needs an answer of exactly max_tokens: synthetic models end
+ * their answers after ~30 tokens on average (<|return|>), so such a test ignores end tokens
+ * (vLLM's and llama.cpp's ignore_eos), as benchmarks do.
+ */
+export const FIXED_LENGTH = { ignore_eos: true } as const;
 
 export interface TestServer {
   app: FastifyInstance;

@@ -17,7 +17,7 @@ import { lastUserText } from '../../src/server/models.js';
 import { complexityScore, defaultRouting, parseRoutingConfig, route, type RouteFeatures } from '../../src/server/routing.js';
 import { parseServeArgs, readServeFiles, serveCommand } from '../../src/server/serve-command.js';
 import { matchApiKey, parseApiKeys, parsePrices } from '../../src/server/usage.js';
-import { CURRENT_DATE, post, until } from './helpers.js';
+import { CURRENT_DATE, FIXED_LENGTH, post, until } from './helpers.js';
 
 const KEYS = { alice: 'sk-alice-0123456789', carol: 'sk-carol-0123456789' };
 const ADMIN = 'admin-secret-0123456789';
@@ -189,7 +189,7 @@ describe('several models in one server', () => {
   it('when the chosen model is busy (queue full), auto falls back to the other; a pinned request gets 429', async () => {
     const small = model('small');
     const ac = new AbortController();
-    const busy = await alice.chat.completions.create({ model: 'small', messages: hi, max_tokens: 500, stream: true }, { signal: ac.signal });
+    const busy = await alice.chat.completions.create({ model: 'small', messages: hi, max_tokens: 500, stream: true, ...FIXED_LENGTH }, { signal: ac.signal });
     const iter = busy[Symbol.asyncIterator]();
     await iter.next();
     expect(small.queue.busy).toBe(true);
@@ -222,14 +222,14 @@ describe('several models in one server', () => {
 describe('usage and cost accounting', () => {
   it('per key and model: requests and tokens exactly as the tokenizer counts them, cost by the price table', async () => {
     const carol = client(KEYS.carol);
-    const chatBody = { model: 'small', messages: [{ role: 'user' as const, content: 'Count to three.' }], max_tokens: 3, seed: 7 };
+    const chatBody = { model: 'small', messages: [{ role: 'user' as const, content: 'Count to three.' }], max_tokens: 3, seed: 7, ...FIXED_LENGTH };
     const a = await carol.chat.completions.create(chatBody);
     const b = await carol.chat.completions.create({ ...chatBody, model: 'large', max_tokens: 4 });
     const streamed = await carol.chat.completions.create({ ...chatBody, stream: true, stream_options: { include_usage: true } });
     let streamUsage: OpenAI.CompletionUsage | null | undefined;
     for await (const chunk of streamed) if (chunk.usage) streamUsage = chunk.usage;
-    const c = await carol.completions.create({ model: 'small', prompt: 'The sky is', max_tokens: 2 });
-    const d = await carol.responses.create({ model: 'large', input: 'Hello there', max_output_tokens: 3 });
+    const c = await carol.completions.create({ model: 'small', prompt: 'The sky is', max_tokens: 2, ...FIXED_LENGTH });
+    const d = await carol.responses.create({ model: 'large', input: 'Hello there', max_output_tokens: 3, ...FIXED_LENGTH });
 
     // What the tokenizer says the prompts are.
     const chatPrompt = renderChatCompletion(chatBody, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length;

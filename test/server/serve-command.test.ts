@@ -18,7 +18,7 @@ function capture() {
 
 describe('serve flags', () => {
   it('defaults, environment variables, and flags over both', () => {
-    const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30 };
+    const defaults = { maxTokensDefault: 4096, shutdownGraceSeconds: 30, ui: true };
     expect(parseServeArgs([], {})).toEqual({ help: false, models: [{ spec: 'openai/gpt-oss-20b' }], host: '127.0.0.1', port: 8000, maxQueue: 64, logLevel: 'info', ...defaults });
     const env = {
       GPT_OSS_MODEL: 'synthetic:tiny',
@@ -35,15 +35,17 @@ describe('serve flags', () => {
     };
     expect(parseServeArgs([], env)).toEqual({
       help: false, models: [{ spec: 'synthetic:tiny' }], host: '0.0.0.0', port: 9000, apiKey: 'sk-env', context: 4096, maxQueue: 3, servedModelName: 'gpt-oss-20b', logLevel: 'warn',
-      maxTokensDefault: 1000, maxPromptTokens: 3000, shutdownGraceSeconds: 12.5,
+      maxTokensDefault: 1000, maxPromptTokens: 3000, shutdownGraceSeconds: 12.5, ui: true,
     });
+    expect(parseServeArgs([], { ...env, GPT_OSS_NO_UI: '1' }).ui).toBe(false);
+    expect(parseServeArgs(['--no-ui'], {}).ui).toBe(false);
     const flags = [
       '--model', '/models/x', '--host', '::1', '--port', '0', '--api-key', 'sk-flag', '--context', '512', '--max-queue', '0', '--served-model-name', 'x', '--log-level', 'debug',
       '--max-tokens-default', '64', '--max-prompt-tokens', '100', '--shutdown-grace-seconds', '0',
     ];
     expect(parseServeArgs(flags, env)).toEqual({
       help: false, models: [{ spec: '/models/x' }], host: '::1', port: 0, apiKey: 'sk-flag', context: 512, maxQueue: 0, servedModelName: 'x', logLevel: 'debug',
-      maxTokensDefault: 64, maxPromptTokens: 100, shutdownGraceSeconds: 0,
+      maxTokensDefault: 64, maxPromptTokens: 100, shutdownGraceSeconds: 0, ui: true,
     });
   });
 

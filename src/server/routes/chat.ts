@@ -129,7 +129,7 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

@@ -36,6 +36,7 @@ export interface CompletionsRequestBody {
   temperature?: number | null;
   top_p?: number | null;
   top_k?: number | null;
+  ignore_eos?: boolean | null;
   seed?: number | null;
   stop?: string | string[] | null;
   n?: number | null;

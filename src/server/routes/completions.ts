@@ -50,7 +50,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       prompt_tokens_details: { cached_tokens: result.cachedTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {

@@ -13,6 +13,7 @@ import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { modelsRoutes } from './models.js';
 import { responsesRoutes } from './responses.js';
+import { uiRoutes } from './ui.js';
 
 export type RouteScope = 'public' | 'api' | 'admin';
 
@@ -24,4 +25,5 @@ export const ROUTE_PLUGINS: ReadonlyArray<readonly [RouteScope, FastifyPluginAsy
   ['api', completionsRoutes],
   ['api', responsesRoutes],
   ['admin', adminRoutes],
+  ['public', uiRoutes],
 ];

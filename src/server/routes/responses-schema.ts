@@ -94,6 +94,7 @@ export interface ResponsesRequestBody {
   temperature?: number | null;
   top_p?: number | null;
   top_k?: number | null;
+  ignore_eos?: boolean | null;
   seed?: number | null;
   stream?: boolean | null;
   previous_response_id?: string | null;

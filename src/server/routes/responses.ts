@@ -228,7 +228,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       return { final, incomplete };
     };
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {});

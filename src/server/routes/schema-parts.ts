@@ -13,6 +13,8 @@ export const samplingProperties = {
   /** vLLM's extension; 0 or -1 turn it off. */
   top_k: nullable('integer', { minimum: -1 }),
   seed: nullable('integer'),
+  /** vLLM's and llama.cpp's extension: generate past the end tokens, to max_tokens (benchmarks, fixed-length tests). */
+  ignore_eos: nullable('boolean'),
 } as const;
 
 export const stopProperty = {
