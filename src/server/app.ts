@@ -6,6 +6,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { basename } from 'node:path';
+import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
@@ -20,6 +21,7 @@ import { loadModel, planModel } from './model-loader.js';
 import { ModelHost, type ReadyModel, type ServingEngine } from './model-host.js';
 import type { ServedModel } from './models.js';
 import { checkDepth } from './request-checks.js';
+import { ReasoningSeal } from './reasoning-seal.js';
 import { ResponseStore } from './response-store.js';
 import { defaultRouting, type RoutingConfig } from './routing.js';
 import { GenerationScheduler } from './scheduler.js';
@@ -113,6 +115,12 @@ export interface ServerOptions {
   constrainedReasoningTokens?: number;
   /** Bounds on forced JSON (string lengths, array items, whitespace…). Default: src/constrain's. */
   constraintBounds?: Partial<ConstraintBounds>;
+  /** Refuse unknown request fields with a 400 (OpenAI's behaviour). Default false: ignored, named in x-gpt-oss-ignored-params. */
+  strictParams?: boolean;
+  /** Key sealing reasoning handed to stateless clients (64 hex digits or base64 of 32 bytes). Default: random per process. */
+  reasoningKey?: string;
+  /** Origins allowed to call the API from a browser (CORS); "*" for any. Default: none (no CORS headers). */
+  corsOrigins?: string[];
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -276,6 +284,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints,
+    params: { strict: opts.strictParams ?? false, warned: new Set() },
+    reasoningSeal: new ReasoningSeal(opts.reasoningKey),
     limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
     draining: false,
     lastGeneration: null,
@@ -283,6 +293,16 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   };
   app.decorate('gptOss', ctx);
   app.decorateRequest('gptOssKey', ANONYMOUS);
+
+  const corsOrigins = opts.corsOrigins?.length ? opts.corsOrigins : null;
+  if (corsOrigins) {
+    void app.register(cors, {
+      origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+      methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      exposedHeaders: ['x-request-id', 'x-gpt-oss-model', 'x-gpt-oss-ignored-params', 'retry-after'],
+      maxAge: 600,
+    });
+  }
 
   let inFlight = 0;
   app.addHook('onRequest', async (request, reply) => {
@@ -294,6 +314,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const health = path === '/health';
     if ((ctx.draining || shutdown.signal.aborted) && !health) throw shuttingDown();
     if (health) return;
+    // CORS preflights carry no credentials; @fastify/cors answers them.
+    if (corsOrigins && request.method === 'OPTIONS') return;
     const auth = request.headers.authorization;
     const bearer = auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
     const isAdmin = opts.adminKey !== undefined && bearer !== null && sameSecret(bearer, opts.adminKey);

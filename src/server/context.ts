@@ -9,6 +9,8 @@ import { findModel, servedIds, type ServedModel } from './models.js';
 import type { ResponseStore } from './response-store.js';
 import type { RoutingConfig } from './routing.js';
 import type { GenerationScheduler } from './scheduler.js';
+import type { ParamSettings } from './ignored-params.js';
+import type { ReasoningSeal } from './reasoning-seal.js';
 import type { UsageLedger } from './usage.js';
 
 export interface ServerContext {
@@ -29,6 +31,10 @@ export interface ServerContext {
   promptOptions: PromptOptions;
   /** Structured output (response formats, forced tool calls): the reasoning cap and JSON bounds. */
   constraints: ConstraintSettings;
+  /** Unknown request fields: ignored (named in a header) or, strict, refused. */
+  params: ParamSettings;
+  /** Seals reasoning handed to stateless clients (encrypted_content, thinking signatures). */
+  reasoningSeal: ReasoningSeal;
   /** What one request may take from the engine. */
   limits: RequestLimits;
   /** Shutting down (SIGTERM): /health and new requests answer 503; those in flight may finish. */

@@ -9,6 +9,7 @@ import { stderrProgressBar } from '../model/hub.js';
 import { closeGracefully, createServer, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS, defaultModelName, type ServerOptions } from './app.js';
 import { ConfigFileError, readConfigFile } from './config-files.js';
 import { detectGpuMemory, parseByteSize } from './gpu-memory.js';
+import { parseReasoningKey } from './reasoning-seal.js';
 import { parseRoutingConfig } from './routing.js';
 import { parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
@@ -55,6 +56,14 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
                             have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
   --served-model-name NAME  id of a single model (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
   --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
+  --strict-params           refuse unknown request fields with a 400, as        GPT_OSS_STRICT_PARAMS
+                            api.openai.com does (default: ignored, named in the
+                            x-gpt-oss-ignored-params header, logged once)
+  --reasoning-key KEY       32-byte key (64 hex digits or base64) sealing the   GPT_OSS_REASONING_KEY
+                            reasoning handed to stateless clients (Codex); give
+                            every replica the same (default: random per process)
+  --cors-origins LIST       origins browsers may call from, comma-separated,    GPT_OSS_CORS_ORIGINS
+                            or * (default: none)
 `;
 
 /** One --model: `SPEC` or `NAME=SPEC`. */
@@ -84,6 +93,9 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
+  strictParams: boolean;
+  reasoningKey?: string;
+  corsOrigins?: string[];
 }
 
 export class ServeUsageError extends Error {
@@ -111,7 +123,13 @@ export const FLAGS = {
   'shutdown-grace-seconds': 'GPT_OSS_SHUTDOWN_GRACE_SECONDS',
   'served-model-name': 'GPT_OSS_SERVED_MODEL_NAME',
   'log-level': 'GPT_OSS_LOG_LEVEL',
+  'strict-params': 'GPT_OSS_STRICT_PARAMS',
+  'reasoning-key': 'GPT_OSS_REASONING_KEY',
+  'cors-origins': 'GPT_OSS_CORS_ORIGINS',
 } as const;
+
+/** Flags that take no value (their variable: 1/true/yes or 0/false/no). */
+const BOOLEAN_FLAGS = new Set<string>(['strict-params']);
 
 const MODEL_NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
 
@@ -147,7 +165,7 @@ function seconds(text: string, flag: string): number {
 export function parseServeArgs(argv: string[], env: Record<string, string | undefined> = process.env): ServeConfig & { help: boolean } {
   let values: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const, multiple: k === 'model' }]));
+    const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: BOOLEAN_FLAGS.has(k) ? ('boolean' as const) : ('string' as const), multiple: k === 'model' }]));
     ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
   } catch (e) {
     throw new ServeUsageError((e as Error).message);
@@ -172,6 +190,21 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   const logLevel = get('log-level') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ServeUsageError(`--log-level: "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
   const apiKey = get('api-key');
+  const strictEnv = env[FLAGS['strict-params']]?.trim().toLowerCase();
+  if (strictEnv !== undefined && strictEnv !== '' && !['1', 'true', 'yes', '0', 'false', 'no'].includes(strictEnv)) {
+    throw new ServeUsageError(`${FLAGS['strict-params']}: "${strictEnv}" is not 1/true/yes or 0/false/no`);
+  }
+  const strictParams = values['strict-params'] === true || ['1', 'true', 'yes'].includes(strictEnv ?? '');
+  const reasoningKey = get('reasoning-key');
+  if (reasoningKey !== undefined) {
+    try {
+      parseReasoningKey(reasoningKey);
+    } catch (e) {
+      throw new ServeUsageError(`--reasoning-key: ${(e as Error).message}`);
+    }
+  }
+  const cors = get('cors-origins');
+  const corsOrigins = cors === undefined ? undefined : cors.split(',').map((o) => o.trim()).filter((o) => o !== '');
   const given = values['model'] as unknown as string[] | undefined;
   const envModels = env[FLAGS.model];
   const models = (given?.length ? given : envModels ? envModels.split(',') : ['openai/gpt-oss-20b']).map(modelArg);
@@ -211,6 +244,9 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
     ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
+    strictParams,
+    ...(reasoningKey !== undefined ? { reasoningKey } : {}),
+    ...(corsOrigins !== undefined ? { corsOrigins } : {}),
   };
 }
 
@@ -262,6 +298,9 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxTokensDefault: config.maxTokensDefault,
     maxPromptTokens: config.maxPromptTokens,
     logger: { level: config.logLevel },
+    strictParams: config.strictParams,
+    reasoningKey: config.reasoningKey,
+    corsOrigins: config.corsOrigins,
     onDownloadProgress: stderrProgressBar(stderr),
   });
 

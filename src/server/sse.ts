@@ -15,7 +15,9 @@ export class SseStream {
     private readonly reply: FastifyReply,
   ) {
     reply.hijack();
+    // Headers the hooks set on the reply (CORS) go out with the stream's own.
     reply.raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       connection: 'keep-alive',

@@ -10,6 +10,7 @@ import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { chooseModel, lastUserText } from '../models.js';
+import { ignoreUnknownParams } from '../ignored-params.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
 
@@ -26,6 +27,8 @@ interface ChatDelta {
  * text) messages are joined with "\n", as vLLM joins them.
  */
 class ChatMessageBuilder {
+  constructor(private readonly showReasoning: boolean) {}
+
   content = '';
   reasoning = '';
   readonly toolCalls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
@@ -40,6 +43,7 @@ class ChatMessageBuilder {
           this.sepReasoning = this.reasoning !== '';
           break;
         case 'reasoning_delta': {
+          if (!this.showReasoning) break;
           const text = (this.sepReasoning ? '\n' : '') + e.text;
           this.sepReasoning = false;
           this.reasoning += text;
@@ -75,7 +79,8 @@ class ChatMessageBuilder {
 }
 
 export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
+  const preValidation = ignoreUnknownParams(chatRequestSchema, ctx.params);
+  app.post('/v1/chat/completions', { schema: { body: chatRequestSchema }, preValidation }, async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as ChatRequestBody;
     checkModel(ctx, body.model);
     rejectUnsupported(body);
@@ -83,7 +88,10 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
     const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].function.parameters`);
-    const effort = body.reasoning_effort ?? body.reasoning?.effort ?? undefined;
+    // Every spelling clients use: OpenAI's, OpenRouter's `reasoning`, the template argument.
+    const effort = body.reasoning_effort ?? body.reasoning?.effort ?? body.chat_template_kwargs?.reasoning_effort ?? undefined;
+    // vLLM's include_reasoning: false, OpenRouter's reasoning.exclude (or enabled: false).
+    const showReasoning = body.include_reasoning !== false && body.reasoning?.exclude !== true && body.reasoning?.enabled !== false;
     const requestedTokens = body.max_completion_tokens ?? body.max_tokens;
     const { model: served, engine, tokenizer, prompt } = chooseModel(
       ctx,
@@ -114,7 +122,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
       stop: stopList(body.stop),
       warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered'),
     });
-    const builder = new ChatMessageBuilder();
+    const builder = new ChatMessageBuilder(showReasoning);
     const signal = clientGone(ctx, reply);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);

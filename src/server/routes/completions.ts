@@ -9,12 +9,14 @@ import { checkModel, type ServerContext } from '../context.js';
 import { invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
 import { chooseModel } from '../models.js';
+import { ignoreUnknownParams } from '../ignored-params.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
 
 export function completionsRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/completions', { schema: { body: completionsRequestSchema } }, async (request: FastifyRequest, reply: FastifyReply) => {
+  const preValidation = ignoreUnknownParams(completionsRequestSchema, ctx.params);
+  app.post('/v1/completions', { schema: { body: completionsRequestSchema }, preValidation }, async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as CompletionsRequestBody;
     checkModel(ctx, body.model);
     rejectUnsupported(body);
