@@ -60,7 +60,7 @@ function textParts(content: unknown, param: string): string[] {
   if (!Array.isArray(content)) fail(`${param} must be a string or an array of text parts`, param);
   return content.map((part, j) => {
     if (isRecord(part) && MEDIA_PARTS.has(part['type'] as string)) {
-      fail(`${param}[${j}]: ${String(part['type'])} parts are not supported: this model reads text only; send the content as text`, `${param}[${j}].type`);
+      fail(`${param}[${j}]: ${String(part['type'])} parts are not supported: this model reads text only; send the content as text`, `${param}[${j}]`);
     }
     if (!isRecord(part) || !TEXT_PARTS.has(part['type'] as string) || typeof part['text'] !== 'string') {
       fail(`${param}[${j}]: only text parts are supported (gpt-oss reads text only)`, `${param}[${j}]`);

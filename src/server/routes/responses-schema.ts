@@ -28,7 +28,8 @@ const inputItem = {
   properties: {
     type: { type: 'string' },
     role: { type: 'string' },
-    content: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } }] },
+    // null: reasoning items sent back by clients that keep only the encrypted content
+    content: { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } }] },
   },
   allOf: [
     {

@@ -284,10 +284,11 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
           emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
         },
         // A generation that fails ends with `response.failed`, its response carrying the error
-        // (what Codex and OpenAI's API do).
+        // (what Codex reads), then OpenAI's `error` event (what makes the SDKs raise).
         error: ({ error }) => {
           builder.apply(output.end());
           emit('response.failed', { response: responseObject('failed', builder.items, { error: { code: error.code ?? 'server_error', message: error.message } }) });
+          emit('error', { code: error.code, message: error.message, param: error.param, error });
         },
       };
     });
