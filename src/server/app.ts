@@ -33,6 +33,8 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { modelsRoutes } from './routes/models.js';
 import { responsesRoutes } from './routes/responses.js';
+import { messagesRoutes } from './routes/messages.js';
+import { tokenizeRoutes } from './routes/tokenize.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -316,7 +318,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     if (health) return;
     // CORS preflights carry no credentials; @fastify/cors answers them.
     if (corsOrigins && request.method === 'OPTIONS') return;
-    const auth = request.headers.authorization;
+    // Anthropic clients send the key as x-api-key.
+    const apiKeyHeader = request.headers['x-api-key'];
+    const auth = request.headers.authorization ?? (typeof apiKeyHeader === 'string' ? `Bearer ${apiKeyHeader}` : undefined);
     const bearer = auth ? (/^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] ?? null) : null;
     const isAdmin = opts.adminKey !== undefined && bearer !== null && sameSecret(bearer, opts.adminKey);
     if (path?.startsWith('/admin/')) {
@@ -366,6 +370,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   chatRoutes(app, ctx);
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
+  tokenizeRoutes(app, ctx);
+  messagesRoutes(app, ctx);
   adminRoutes(app, ctx);
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
