@@ -123,6 +123,8 @@ export interface ServerOptions {
   reasoningKey?: string;
   /** Origins allowed to call the API from a browser (CORS); "*" for any. Default: none (no CORS headers). */
   corsOrigins?: string[];
+  /** Idle gap in ms after which a stream gets a `: keep-alive` comment. Default 15000. */
+  sseKeepAliveMs?: number;
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -288,6 +290,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     constraints,
     params: { strict: opts.strictParams ?? false, warned: new Set() },
     reasoningSeal: new ReasoningSeal(opts.reasoningKey),
+    ...(opts.sseKeepAliveMs !== undefined ? { sseKeepAliveMs: opts.sseKeepAliveMs } : {}),
     limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
     draining: false,
     lastGeneration: null,

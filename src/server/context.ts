@@ -35,6 +35,8 @@ export interface ServerContext {
   params: ParamSettings;
   /** Seals reasoning handed to stateless clients (encrypted_content, thinking signatures). */
   reasoningSeal: ReasoningSeal;
+  /** Idle gap after which a stream gets a `: keep-alive` comment (default 15 s). */
+  sseKeepAliveMs?: number;
   /** What one request may take from the engine. */
   limits: RequestLimits;
   /** Shutting down (SIGTERM): /health and new requests answer 503; those in flight may finish. */

@@ -218,3 +218,32 @@ describe('Responses for agents', () => {
     engine.next = () => harmony(ANSWER);
   });
 });
+
+describe('transport', () => {
+  it('a stream waiting for its first token gets keep-alive comments; CORS headers on plain and streamed answers', async () => {
+    const slow = new ScriptedEngine(() => harmony(ANSWER), 4096);
+    slow.delayMs = 400;
+    const t = await startServer({ engine: slow, tokenizer, sseKeepAliveMs: 50, corsOrigins: ['http://app.example'], apiKey: 'k' });
+    try {
+      const headers = { 'content-type': 'application/json', authorization: 'Bearer k', origin: 'http://app.example' };
+      const res = await fetch(`${t.baseURL}/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true }) });
+      expect(res.headers.get('access-control-allow-origin')).toBe('http://app.example');
+      const text = await res.text();
+      const pings = text.slice(0, text.indexOf('"content":"Done"')).split(': keep-alive\n\n').length - 1;
+      expect(pings, text.slice(0, 300)).toBeGreaterThanOrEqual(3);
+      expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+      // The preflight needs no key; another origin gets no CORS header.
+      const pre = await fetch(`${t.baseURL}/chat/completions`, { method: 'OPTIONS', headers: { origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get('access-control-allow-origin')).toBe('http://app.example');
+      slow.delayMs = 0;
+      const other = await fetch(`${t.baseURL}/models`, { headers: { authorization: 'Bearer k', origin: 'http://evil.example' } });
+      expect(other.status).toBe(200);
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      const plain = await fetch(`${t.baseURL}/models`, { headers: { authorization: 'Bearer k', origin: 'http://app.example' } });
+      expect(plain.headers.get('access-control-allow-origin')).toBe('http://app.example');
+    } finally {
+      await t.close();
+    }
+  });
+});

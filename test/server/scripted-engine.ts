@@ -8,6 +8,8 @@ export class ScriptedEngine implements ServingEngine {
   readonly contextLength: number;
   readonly config = { eosTokenIds: [] as number[] };
   isBusy = false;
+  /** Wait before the first token (a prefill that takes time). */
+  delayMs = 0;
   /** Every prompt the engine was given, in order. */
   readonly prompts: number[][] = [];
 
@@ -26,6 +28,7 @@ export class ScriptedEngine implements ServingEngine {
     const stop = new Set(o.stopTokens ?? []);
     let finishReason: GenerateResult['finishReason'] = 'length';
     try {
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       for (const id of this.next(prompt)) {
         if (tokens.length >= o.maxTokens) break;
         await new Promise((r) => setImmediate(r));
