@@ -93,7 +93,7 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
-  strictParams: boolean;
+  strictParams?: boolean;
   reasoningKey?: string;
   corsOrigins?: string[];
 }
@@ -244,7 +244,7 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
     ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
-    strictParams,
+    ...(strictParams ? { strictParams } : {}),
     ...(reasoningKey !== undefined ? { reasoningKey } : {}),
     ...(corsOrigins !== undefined ? { corsOrigins } : {}),
   };
