@@ -32,7 +32,7 @@ const A_COMMA = 3;
  *  VAL: node, a = whitespace so far, d = depth
  *  OBJ: node, a = phase, b = next property index (or members so far for free-form), c = whitespace, d = depth, e = key index
  *  ARR: node, a = phase, b = items so far, c = whitespace, d = depth
- *  STR: a = chars, b = max chars, c = escape state (0, 1 after \, 2..5 hex digits left + 1), e = UTF-8 state
+ *  STR: a = chars, b = max chars, c = escape state (0, 1 after \, 2..5 hex digits left + 1), d = min chars, e = UTF-8 state
  *  NUM: a = phase, b = digits, c = 1 for integer, node (integer ranges), d = 1 if negative, e = |value| so far
  *  LIT: set, a = lo, b = hi, c = pos
  *  DONE: a = info of what completed (the matched candidate for text)
@@ -148,7 +148,7 @@ export class Automaton {
         if (x === 0x5b && depth + minDepth(node) <= this.bounds.maxDepth) out.push(new Frame(K_ARR, up, node, null, A_OPEN, 0, 0, depth + 1, 0));
         return;
       case 'str':
-        if (x === 0x22) out.push(new Frame(K_STR, up, null, null, 0, this.bounds.maxStringChars, 0, 0, 0));
+        if (x === 0x22) out.push(new Frame(K_STR, up, null, null, 0, node.max ?? this.bounds.maxStringChars, 0, node.min ?? 0, 0));
         return;
       case 'num':
         this.num(new Frame(K_NUM, up, node.lo !== undefined ? node : null, null, NUM_START, 0, node.integer ? 1 : 0, 0, 0), x, out);
@@ -223,14 +223,16 @@ export class Automaton {
   private str(s: Frame, x: number, out: Frame[]): void {
     const esc = s.c;
     if (esc === 1) {
-      if (x === 0x75) out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 5, 0, 0));
+      // \u escapes count as one character each, where JSON Schema counts a surrogate pair as
+      // one: with a minLength they could fall short, so they are left out there.
+      if (x === 0x75 && s.d === 0) out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 5, s.d, 0));
       else if (x === 0x22 || x === 0x5c || x === 0x2f || x === 0x62 || x === 0x66 || x === 0x6e || x === 0x72 || x === 0x74) {
-        out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 0, 0, 0));
+        out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 0, s.d, 0));
       }
       return;
     }
     if (esc > 1) {
-      if (isHex(x)) out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, esc === 2 ? 0 : esc - 1, 0, 0));
+      if (isHex(x)) out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, esc === 2 ? 0 : esc - 1, s.d, 0));
       return;
     }
     const u = s.e;
@@ -238,24 +240,24 @@ export class Automaton {
       // u = (continuations left << 16) | (lo << 8) | hi for the next byte
       if (x < ((u >> 8) & 0xff) || x > (u & 0xff)) return;
       const left = (u >> 16) - 1;
-      out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 0, 0, left ? (left << 16) | 0x80bf : 0));
+      out.push(new Frame(K_STR, s.up, null, null, s.a, s.b, 0, s.d, left ? (left << 16) | 0x80bf : 0));
       return;
     }
     if (x === 0x22) {
-      out.push(this.complete(s.up!, 0));
+      if (s.a >= s.d) out.push(this.complete(s.up!, 0));
       return;
     }
     if (s.a >= s.b || x < 0x20) return;
     if (x === 0x5c) {
-      out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 1, 0, 0));
+      out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 1, s.d, 0));
       return;
     }
     if (x < 0x80) {
-      out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 0, 0, 0));
+      out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 0, s.d, 0));
       return;
     }
     const next = utf8Lead(x);
-    if (next) out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 0, 0, next));
+    if (next) out.push(new Frame(K_STR, s.up, null, null, s.a + 1, s.b, 0, s.d, next));
   }
 
   private num(s: Frame, x: number, out: Frame[]): void {

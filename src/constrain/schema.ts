@@ -1,8 +1,11 @@
 // JSON Schema -> the node graph the byte automaton walks. Supports the subset OpenAI's strict
-// structured outputs use, exactly: type (object, array, string, number, integer, boolean, null, or
-// a list of them), properties, required, additionalProperties (false; or a schema when there are
-// no properties: a map), items, minItems/maxItems, enum, const, anyOf, $ref to #, #/$defs/… and
-// #/definitions/…, nesting and recursion. Annotations (description, title, default, examples, …)
+// structured outputs use, and what Pydantic and Zod add to it: type (object, array, string, number,
+// integer, boolean, null, or a list of them), properties, required, additionalProperties (false;
+// or a schema when there are no properties: a map), items, minItems/maxItems, minLength/maxLength,
+// integer minimum/maximum (exclusive too), enum, const, anyOf, oneOf whose branches exclude each
+// other (different types, or a required const/enum property with different values: a
+// discriminated union), allOf of one schema, $ref to #, #/$defs/… and #/definitions/…, nesting and
+// recursion. Annotations (description, title, default, examples, …)
 // are ignored. Every other keyword throws UnsupportedSchemaError naming it.
 //
 // What the automaton emits is a subset of what the schema accepts, bounded so that any token
@@ -68,7 +71,7 @@ export interface ObjProp {
 export type SNode =
   | { k: 'obj'; props: ObjProp[]; /** for free-form objects (no properties) */ extra: SNode | null; keySets: (LitSet | null)[] }
   | { k: 'arr'; items: SNode; min: number; max: number }
-  | { k: 'str' }
+  | { k: 'str'; /** characters (code points; an escape counts as one), within the bounds */ min?: number; max?: number }
   | { k: 'num'; integer: boolean; /** inclusive integer bounds (integers only) */ lo?: number; hi?: number }
   | { k: 'lit'; set: LitSet }
   | { k: 'any'; alts: SNode[] };
@@ -101,7 +104,8 @@ const ANNOTATIONS = new Set([
 ]);
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 const ALLOWED: Record<string, Set<string>> = {
-  common: new Set(['type', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions']),
+  common: new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions']),
+  string: new Set(['minLength', 'maxLength']),
   object: new Set(['properties', 'required', 'additionalProperties']),
   array: new Set(['items', 'minItems', 'maxItems']),
   integer: new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']),
@@ -143,6 +147,12 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
     return defs[name];
   };
 
+  /** A schema with its $ref chain followed (for the oneOf check). */
+  const resolve = (v: unknown): unknown => {
+    for (let hops = 0; isObj(v) && typeof v.$ref === 'string' && hops < 32; hops++) v = resolvePointer(v.$ref, '');
+    return v;
+  };
+
   const compileRef = (ref: string, path: string): SNode => {
     const done = byRef.get(ref);
     if (done) return done;
@@ -178,6 +188,7 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
       if (ANNOTATIONS.has(key) || ALLOWED.common!.has(key)) continue;
       if (ALLOWED.object!.has(key) && (!types || types.includes('object'))) continue;
       if (ALLOWED.array!.has(key) && (!types || types.includes('array'))) continue;
+      if (ALLOWED.string!.has(key) && (!types || types.includes('string'))) continue;
       // Ranges are exact for integers only (a bounded number would need real arithmetic).
       if (ALLOWED.integer!.has(key) && types && types.every((t) => t === 'integer')) continue;
       throw new UnsupportedSchemaError(key, path);
@@ -209,6 +220,28 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
       if (s.anyOf !== undefined) throw new UnsupportedSchemaError('anyOf', path, 'anyOf together with enum/const');
       return literals(values, path);
     }
+    if (s.allOf !== undefined) {
+      // What Pydantic writes for a field with a description or default next to a $ref: one
+      // schema. Several would need merging (and additionalProperties interplay): not supported.
+      if (!Array.isArray(s.allOf) || s.allOf.length !== 1) throw new UnsupportedSchemaError('allOf', path, 'only an allOf of one schema is supported');
+      const others = extraKeys.filter((k) => k !== 'allOf');
+      if (others.length) throw new UnsupportedSchemaError(others[0]!, path, 'keywords next to allOf are not supported');
+      return compile(s.allOf[0], `${path}/allOf/0`);
+    }
+    if (s.oneOf !== undefined) {
+      if (!Array.isArray(s.oneOf) || !s.oneOf.length) throw new UnsupportedSchemaError('oneOf', path, 'oneOf must be a non-empty array');
+      if (types || s.anyOf !== undefined) throw new UnsupportedSchemaError('oneOf', path, 'oneOf together with type or anyOf');
+      // Exactly one branch must match: emitted as anyOf, so the branches must exclude each other.
+      const tags = s.oneOf.map((b) => discriminant(b, resolve));
+      for (let i = 0; i < tags.length; i++) {
+        for (let j = i + 1; j < tags.length; j++) {
+          if (!disjoint(tags[i]!, tags[j]!)) {
+            throw new UnsupportedSchemaError('oneOf', path, `branches ${i} and ${j} may both match; give them different types or a required const/enum property with different values`);
+          }
+        }
+      }
+      return { k: 'any', alts: s.oneOf.map((a, i) => compile(a, `${path}/oneOf/${i}`)) };
+    }
     if (s.anyOf !== undefined) {
       if (!Array.isArray(s.anyOf) || !s.anyOf.length) throw new UnsupportedSchemaError('anyOf', path, 'anyOf must be a non-empty array');
       if (types) throw new UnsupportedSchemaError('type', path, 'type together with anyOf');
@@ -222,8 +255,20 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
 
   const compileType = (s: Record<string, unknown>, t: string, path: string): SNode => {
     switch (t) {
-      case 'string':
-        return { k: 'str' };
+      case 'string': {
+        const len = (key: string): number | undefined => {
+          const v = s[key];
+          if (v === undefined) return undefined;
+          if (!Number.isInteger(v) || (v as number) < 0) throw new UnsupportedSchemaError(key, path, 'must be a non-negative integer');
+          return v as number;
+        };
+        const min = len('minLength');
+        const max = len('maxLength');
+        if (min === undefined && max === undefined) return { k: 'str' };
+        if (min !== undefined && min > bounds.maxStringChars) throw new UnsupportedSchemaError('minLength', path, `over the bound of ${bounds.maxStringChars} characters`);
+        if (min !== undefined && max !== undefined && min > max) throw new UnsupportedSchemaError('maxLength', path, 'below minLength');
+        return { k: 'str', ...(min !== undefined ? { min } : {}), max: Math.min(max ?? bounds.maxStringChars, bounds.maxStringChars) };
+      }
       case 'number':
         return { k: 'num', integer: false };
       case 'integer': {
@@ -326,6 +371,48 @@ function computeMinDepth(root: SNode): void {
       }
     }
   }
+}
+
+/** What tells a oneOf branch apart: its types, and the values its required properties may take. */
+interface Discriminant {
+  types: Set<string> | null;
+  consts: Map<string, Set<string>>;
+}
+
+function discriminant(branch: unknown, resolve: (v: unknown) => unknown): Discriminant {
+  const s = resolve(branch);
+  const out: Discriminant = { types: null, consts: new Map() };
+  if (!isObj(s)) return out;
+  const t = s.type ?? inferTypes(s);
+  if (typeof t === 'string') out.types = new Set([t]);
+  else if (Array.isArray(t)) out.types = new Set(t as string[]);
+  if (s.const !== undefined) out.types = null;
+  const props = isObj(s.properties) ? s.properties : {};
+  const required = Array.isArray(s.required) ? (s.required as unknown[]) : [];
+  for (const name of required) {
+    if (typeof name !== 'string') continue;
+    const p = resolve(props[name]);
+    if (!isObj(p)) continue;
+    const values = p.const !== undefined ? [p.const] : Array.isArray(p.enum) ? p.enum : null;
+    if (values) out.consts.set(name, new Set(values.map((v) => JSON.stringify(v))));
+  }
+  return out;
+}
+
+/** Whether no value can match both branches (conservative: false when unsure). */
+function disjoint(a: Discriminant, b: Discriminant): boolean {
+  if (a.types && b.types) {
+    const numeric = (t: Set<string>) => t.has('number') || t.has('integer');
+    const shared = [...a.types].some((t) => b.types!.has(t)) || (numeric(a.types) && numeric(b.types));
+    if (!shared) return true;
+  }
+  if (a.types?.has('object') !== false && b.types?.has('object') !== false) {
+    for (const [name, va] of a.consts) {
+      const vb = b.consts.get(name);
+      if (vb && ![...va].some((v) => vb.has(v))) return true;
+    }
+  }
+  return false;
 }
 
 function inferTypes(s: Record<string, unknown>): string[] | null {

@@ -6,6 +6,7 @@
 // call as its own `to=functions.NAME` message, and tool results under `functions.NAME`.
 
 import {
+  callRecipient,
   calledFunctionName,
   developerMessage,
   fail,
@@ -99,7 +100,7 @@ export function chatCompletionToHarmony(request: unknown, options: PromptOptions
         if (name === undefined) {
           fail(`${param}.tool_call_id ${JSON.stringify(id)} matches no earlier assistant tool call`, `${param}.tool_call_id`);
         }
-        conversation.push(toolResultMessage(name, contentText(m['content'], `${param}.content`, false)));
+        conversation.push(toolResultMessage(callRecipient(name), contentText(m['content'], `${param}.content`, false)));
         return;
       }
       default:

@@ -11,6 +11,7 @@ export { chatCompletionToHarmony, renderChatCompletion, type ChatCompletionReque
 export { HarmonyParseError, HarmonyRequestError } from './errors.js';
 export { schemaToTypeScript } from './json-schema-typescript.js';
 export {
+  callRecipient,
   renderRawPrompt,
   type PromptOptions,
   type ReasoningHistory,
@@ -27,7 +28,7 @@ export {
   toolsSectionText,
   type RenderConversationOptions,
 } from './render.js';
-export { renderResponsesInput, responsesToHarmony, type ResponsesInputItem, type ResponsesRequest } from './responses.js';
+export { renderResponsesInput, responsesToHarmony, responsesTools, type ResponsesInputItem, type ResponsesRenderOptions, type ResponsesRequest } from './responses.js';
 export {
   HarmonyStreamParser,
   parseHarmonyTokens,

@@ -13,6 +13,7 @@ import {
   type ReasoningEffort,
   type ResponseFormat,
   type ToolDefinition,
+  type ToolNamespace,
 } from './types.js';
 
 /**
@@ -68,7 +69,7 @@ export function requireString(v: unknown, param: string): string {
 /** OpenAI's rule for the names of defined functions; dots would also be ambiguous in `functions.NAME`. */
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
-function functionName(v: unknown, param: string): string {
+export function functionName(v: unknown, param: string): string {
   const name = requireString(v, param);
   if (!FUNCTION_NAME.test(name)) fail(`${param} must be 1-64 letters, digits, underscores or dashes, got ${JSON.stringify(name)}`, param);
   return name;
@@ -176,28 +177,47 @@ export function systemMessage(options: PromptOptions, effort: ReasoningEffort | 
   };
 }
 
-/** The developer message, or undefined when there is nothing to put in it. */
-export function developerMessage(instructions: string[], tools: ToolDefinition[], formats: ResponseFormat[]): HarmonyMessage | undefined {
+/**
+ * The developer message, or undefined when there is nothing to put in it. `namespaces`: tool
+ * groups besides `functions` (Responses `namespace` tools), each its own harmony namespace.
+ */
+export function developerMessage(instructions: string[], tools: ToolDefinition[], formats: ResponseFormat[], namespaces: ToolNamespace[] = []): HarmonyMessage | undefined {
   const text = instructions.filter((t) => t !== '').join('\n\n');
-  if (text === '' && tools.length === 0 && formats.length === 0) return undefined;
+  const groups = namespaces.filter((n) => n.tools.length > 0);
+  if (text === '' && tools.length === 0 && formats.length === 0 && groups.length === 0) return undefined;
+  const all: Record<string, ToolNamespace> = {};
+  if (tools.length > 0) all['functions'] = { name: 'functions', tools };
+  for (const g of groups) all[g.name] = g;
   return {
     role: 'developer',
     content: {
       type: 'developer',
       ...(text !== '' ? { instructions: text } : {}),
-      ...(tools.length > 0 ? { tools: { functions: { name: 'functions', tools } } } : {}),
+      ...(Object.keys(all).length > 0 ? { tools: all } : {}),
       ...(formats.length > 0 ? { responseFormats: formats } : {}),
     },
   };
 }
 
-/** An assistant function call in history; it ends with <|call|>, as the model wrote it. */
-export function toolCallMessage(name: string, args: string): HarmonyMessage {
-  return { role: 'assistant', channel: 'commentary', recipient: `functions.${name}`, contentType: '<|constrain|>json', content: args };
+/**
+ * The harmony recipient of a call in history: `functions.NAME` for a function; a dotted name
+ * (a namespace's tool, or a call to an undeclared namespace such as `repo_browser.open_file`
+ * the server returned with its full name) is the recipient itself. Defined function names have
+ * no dots, so the two cannot be confused.
+ */
+export function callRecipient(name: string, namespace?: string): string {
+  if (namespace !== undefined && namespace !== '' && namespace !== 'functions') return `${namespace}.${name}`;
+  return name.includes('.') ? name : `functions.${name}`;
 }
 
-export function toolResultMessage(name: string, output: string): HarmonyMessage {
-  return { role: 'tool', name: `functions.${name}`, recipient: 'assistant', channel: 'commentary', content: output };
+/** An assistant tool call in history; it ends with <|call|>, as the model wrote it. `name` as callRecipient takes it. */
+export function toolCallMessage(name: string, args: string, namespace?: string): HarmonyMessage {
+  return { role: 'assistant', channel: 'commentary', recipient: callRecipient(name, namespace), contentType: '<|constrain|>json', content: args };
+}
+
+/** A tool's answer, authored by the tool's recipient name (`functions.NAME`, `ns.NAME`). */
+export function toolResultMessage(recipient: string, output: string): HarmonyMessage {
+  return { role: 'tool', name: recipient, recipient: 'assistant', channel: 'commentary', content: output };
 }
 
 /** Applies the 'current-tool-loop' rule; the other modes are handled at render time. */

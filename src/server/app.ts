@@ -7,6 +7,7 @@
 // `model: "auto"` picks one per request (routing.ts).
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { PromptOptions } from '../harmony/index.js';
 import type { DownloadProgress } from '../model/hub.js';
@@ -19,6 +20,7 @@ import { ServerMetrics } from './metrics.js';
 import { hostModels, type ModelOptions } from './model-loader.js';
 import { defaultModelName, modelGauges, ModelRegistry } from './models.js';
 import { checkDepth } from './request-checks.js';
+import { ReasoningSeal } from './reasoning-seal.js';
 import { ResponseStore } from './response-store.js';
 import type { RoutingConfig } from './routing.js';
 import { ANONYMOUS, apiKeyList, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
@@ -91,6 +93,14 @@ export interface ServerOptions {
   constraintBounds?: Partial<ConstraintBounds>;
   /** The chat page at GET / (routes/ui.ts). Default true. */
   ui?: boolean;
+  /** Refuse unknown request fields with a 400 (OpenAI's behaviour). Default false: ignored, named in x-gpt-oss-ignored-params. */
+  strictParams?: boolean;
+  /** Key sealing reasoning handed to stateless clients (64 hex digits or base64 of 32 bytes). Default: random per process. */
+  reasoningKey?: string;
+  /** Origins allowed to call the API from a browser (CORS); "*" for any. Default: none (no CORS headers). */
+  corsOrigins?: string[];
+  /** Idle gap in ms after which a stream gets a `: keep-alive` comment. Default 15000. */
+  sseKeepAliveMs?: number;
 }
 
 export const DEFAULT_MAX_QUEUE = 64;
@@ -174,6 +184,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints: { maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens), bounds: { ...opts.constraintBounds } },
+    params: { strict: opts.strictParams ?? false, warned: new Set() },
+    reasoningSeal: new ReasoningSeal(opts.reasoningKey),
+    ...(opts.sseKeepAliveMs !== undefined ? { sseKeepAliveMs: opts.sseKeepAliveMs } : {}),
     limits: { maxTokensDefault: opts.maxTokensDefault ?? DEFAULT_MAX_TOKENS, maxPromptTokens: opts.maxPromptTokens ?? null },
     draining: false,
     lastGeneration: null,
@@ -182,6 +195,16 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   app.decorate('gptOss', ctx);
   app.decorateRequest('gptOssKey', ANONYMOUS);
   app.decorateRequest('sseCounted', false);
+
+  const corsOrigins = opts.corsOrigins?.length ? opts.corsOrigins : null;
+  if (corsOrigins) {
+    void app.register(cors, {
+      origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+      methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      exposedHeaders: ['x-request-id', 'x-gpt-oss-model', 'x-gpt-oss-ignored-params', 'retry-after'],
+      maxAge: 600,
+    });
+  }
 
   // What every request gets, whatever its scope (and unmatched ones): its id back, the count of
   // requests in flight that a close waits for, a bound on how deep its JSON nests, its metric.

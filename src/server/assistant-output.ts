@@ -27,7 +27,12 @@ export interface ToolCall {
 
 export interface AssistantOutputOptions {
   tokenizer: HarmonyTokenizer;
-  /** Declared function names; null when function calls are not wanted (no tools, or tool_choice none). */
+  /**
+   * Declared tool names (functions by name, namespace members as `ns.name`); null when tool
+   * calls are not wanted (no tools, or tool_choice none). With tools, a call to anything else
+   * (`repo_browser.open_file`, `python`, an undeclared function) is still a tool call, under its
+   * full name, so the client can answer it with an error; without, it becomes text.
+   */
   tools: ReadonlySet<string> | null;
   /** Stop strings, matched in the text. */
   stop?: readonly string[];
@@ -40,6 +45,9 @@ type Open =
   | { kind: 'text'; text: string; stop: StopStringMatcher }
   | { kind: 'tool'; index: number; id: string; name: string; text: string }
   | { kind: 'ignored' };
+
+/** How a call no tool can take is written as text: the recipient, then what the model sent it. */
+export const callAsText = (recipient: string): string => `[${recipient}] `;
 
 export class AssistantOutput {
   private readonly parser: HarmonyStreamParser;
@@ -106,6 +114,8 @@ export class AssistantOutput {
         if (this.open?.kind === 'text') this.text(this.open, e.text, out);
         return;
       case 'tool_call_delta':
+        // a call shown as text (no tools in the request)
+        if (this.open?.kind === 'text') this.text(this.open, e.text, out);
         if (this.open?.kind === 'tool') {
           this.open.text += e.text;
           out.push({ type: 'tool_delta', index: this.open.index, text: e.text });
@@ -130,8 +140,12 @@ export class AssistantOutput {
     if (recipient !== undefined && recipient !== 'all') {
       const name = this.functionName(recipient);
       if (name === null) {
-        this.o.warn?.(`the model addressed ${JSON.stringify(recipient)}, which is not a declared function; dropped`);
-        this.open = { kind: 'ignored' };
+        // No tools to call: the turn must not come back empty, so the call is shown as text.
+        this.o.warn?.(`the model addressed ${JSON.stringify(recipient)} and the request has no tools; returned as text`);
+        const open: Open = { kind: 'text', text: '', stop: new StopStringMatcher(this.o.stop ?? []) };
+        this.open = open;
+        out.push({ type: 'text_start' });
+        this.text(open, callAsText(recipient), out);
         return;
       }
       // id is filled in by the parser's tool_call_start, which follows at once.
@@ -149,15 +163,19 @@ export class AssistantOutput {
     out.push({ type: 'text_start' });
   }
 
-  /** `functions.NAME` (any name, as vLLM) or a bare declared NAME; null for anything else. */
+  /**
+   * The name a call is returned under: NAME for `functions.NAME` (any name, as vLLM does) and for
+   * a bare declared NAME, else the recipient in full (`ns.tool`); null when there are no tools.
+   */
   private functionName(recipient: string): string | null {
     const tools = this.o.tools;
     if (tools === null) return null;
-    if (recipient.startsWith('functions.')) {
+    if (recipient.startsWith('functions.') && recipient.length > 'functions.'.length) {
       const name = recipient.slice('functions.'.length);
-      return name === '' ? null : name;
+      if (tools.has(name) || !tools.has(recipient)) return name;
     }
-    return tools.has(recipient) ? recipient : null;
+    if (!tools.has(recipient)) this.o.warn?.(`the model called ${JSON.stringify(recipient)}, which the request did not declare; returned as a tool call under that name`);
+    return recipient;
   }
 
   private text(open: Extract<Open, { kind: 'text' }>, delta: string, out: OutputEvent[]): void {

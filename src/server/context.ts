@@ -6,6 +6,8 @@ import type { ConstraintSettings } from './constraints.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelRegistry } from './models.js';
 import type { ResponseStore } from './response-store.js';
+import type { ParamSettings } from './ignored-params.js';
+import type { ReasoningSeal } from './reasoning-seal.js';
 import type { UsageLedger } from './usage.js';
 
 export interface ServerContext {
@@ -18,6 +20,12 @@ export interface ServerContext {
   promptOptions: PromptOptions;
   /** Structured output (response formats, forced tool calls): the reasoning cap and JSON bounds. */
   constraints: ConstraintSettings;
+  /** Unknown request fields: ignored (named in a header) or, strict, refused. */
+  params: ParamSettings;
+  /** Seals reasoning handed to stateless clients (encrypted_content, thinking signatures). */
+  reasoningSeal: ReasoningSeal;
+  /** Idle gap after which a stream gets a `: keep-alive` comment (default 15 s). */
+  sseKeepAliveMs?: number;
   /** What one request may take from the engine. */
   limits: RequestLimits;
   /** Shutting down (SIGTERM): /health and new requests answer 503; those in flight may finish. */

@@ -7,6 +7,8 @@ const NO_LOGITS = 'the engine samples on the GPU and reads back only the sampled
 
 export interface CommonParams {
   n?: number | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
   logprobs?: boolean | number | null;
   top_logprobs?: number | null;
   presence_penalty?: number | null;
@@ -22,6 +24,37 @@ export function rejectUnsupported(b: CommonParams): void {
     if (b[p] !== undefined && b[p] !== null && b[p] !== 0) throw unsupported(p, 'penalties are not implemented by the sampler; send 0 or leave it out');
   }
   if (b.logit_bias && Object.keys(b.logit_bias).length > 0) throw unsupported('logit_bias', 'logit biases are not implemented by the sampler');
+  if (b.min_p !== undefined && b.min_p !== null && b.min_p !== 0) throw unsupported('min_p', `min_p=${b.min_p}: min-p sampling is not implemented by the sampler yet; send 0 or leave it out`);
+  if (b.repetition_penalty !== undefined && b.repetition_penalty !== null && b.repetition_penalty !== 1) {
+    throw unsupported('repetition_penalty', `repetition_penalty=${b.repetition_penalty}: repetition penalties are not implemented by the sampler yet; send 1 or leave it out`);
+  }
+}
+
+/**
+ * Responses built-in tools that need a browser, a sandbox or a remote service this server does
+ * not run (vLLM drops them the same way when it has no tool server). Codex sends web_search.
+ */
+export const BUILTIN_TOOL_TYPES: ReadonlySet<string> = new Set([
+  'web_search',
+  'web_search_preview',
+  'web_search_preview_2025_03_11',
+  'web_search_2025_08_26',
+  'file_search',
+  'code_interpreter',
+  'computer_use',
+  'computer_use_preview',
+  'mcp',
+  'image_generation',
+  'local_shell',
+]);
+
+/** The tools without the built-in ones (each type named through `dropped`). */
+export function dropBuiltinTools<T extends { type: string }>(tools: readonly T[], dropped: (type: string) => void): T[] {
+  return tools.filter((t) => {
+    if (!BUILTIN_TOOL_TYPES.has(t.type)) return true;
+    dropped(t.type);
+    return false;
+  });
 }
 
 export function stopList(stop: string | string[] | null | undefined): string[] {
@@ -38,6 +71,9 @@ export function checkToolChoice(choice: unknown): void {
   if (typeof choice === 'object' && !Array.isArray(choice)) {
     const type = (choice as Record<string, unknown>)['type'];
     if (type === 'function') return;
+    if (typeof type === 'string' && BUILTIN_TOOL_TYPES.has(type)) {
+      throw unsupported('tool_choice', `{"type": ${JSON.stringify(type)}} forces a built-in tool, which this server does not run; only function tools can be forced`);
+    }
     if (typeof type === 'string' && type !== '') {
       throw unsupported('tool_choice', `only function tools can be forced; {"type": ${JSON.stringify(type)}} is not supported`);
     }

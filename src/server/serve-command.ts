@@ -94,6 +94,9 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxPromptTokens: config.maxPromptTokens,
     logger: { level: config.logLevel, stream: log.stream },
     ui: config.ui,
+    strictParams: config.strictParams,
+    reasoningKey: config.reasoningKey,
+    corsOrigins: config.corsOrigins,
     onDownloadProgress: stderrProgressBar(stderr),
   });
 

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS } from './app.js';
 import { parseByteSize } from './gpu-memory.js';
 import { defaultModelName, duplicateName, MODEL_NAME } from './models.js';
+import { parseReasoningKey } from './reasoning-seal.js';
 
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
@@ -37,6 +38,9 @@ export interface ServeConfig {
   logLevel: string;
   /** The chat page at GET / (--no-ui: off). */
   ui: boolean;
+  strictParams?: boolean;
+  reasoningKey?: string;
+  corsOrigins?: string[];
 }
 
 export class ServeUsageError extends Error {
@@ -59,6 +63,15 @@ interface Flag<K extends keyof ServeConfig = keyof ServeConfig> {
 }
 
 const text: Parse<string> = (t) => t;
+
+const reasoningKey: Parse<string> = (t, flag) => {
+  try {
+    parseReasoningKey(t);
+  } catch (e) {
+    throw new ServeUsageError(`--${flag}: ${(e as Error).message}`);
+  }
+  return t;
+};
 
 /** A switch's variable: 1/true/yes or 0/false/no. */
 const onOff = (t: string, flag: string): boolean => {
@@ -140,6 +153,9 @@ export const SERVE_FLAGS: readonly Flag[] = [
   flag({ flag: 'shutdown-grace-seconds', arg: 'S', env: 'GPT_OSS_SHUTDOWN_GRACE_SECONDS', key: 'shutdownGraceSeconds', parse: seconds, default: DEFAULT_SHUTDOWN_GRACE_SECONDS, help: `on SIGTERM/SIGINT, the time requests in flight have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS}); the process exits at the latest 5 s after that` }),
   flag({ flag: 'served-model-name', arg: 'NAME', env: 'GPT_OSS_SERVED_MODEL_NAME', key: 'servedModelName', parse: text, help: 'id of a single model (default: the --model value)' }),
   flag({ flag: 'no-ui', arg: '', env: 'GPT_OSS_NO_UI', key: 'ui', boolean: true, parse: (t, f) => !onOff(t, f), default: true, help: 'no chat page at GET / (default: served)' }),
+  flag({ flag: 'strict-params', arg: '', env: 'GPT_OSS_STRICT_PARAMS', key: 'strictParams', boolean: true, parse: onOff, help: 'refuse unknown request fields with a 400, as api.openai.com does (default: ignored, named in the x-gpt-oss-ignored-params header, logged once)' }),
+  flag({ flag: 'reasoning-key', arg: 'KEY', env: 'GPT_OSS_REASONING_KEY', key: 'reasoningKey', parse: reasoningKey, help: '32-byte key (64 hex digits or base64) sealing the reasoning handed to stateless clients (Codex); give every replica the same (default: random per process)' }),
+  flag({ flag: 'cors-origins', arg: 'LIST', env: 'GPT_OSS_CORS_ORIGINS', key: 'corsOrigins', parse: (t) => t.split(',').map((o) => o.trim()).filter((o) => o !== ''), help: 'origins browsers may call from, comma-separated, or * (default: none)' }),
   flag({ flag: 'log-level', arg: 'LEVEL', env: 'GPT_OSS_LOG_LEVEL', key: 'logLevel', parse: logLevel, default: 'info', help: 'fatal, error, warn, info, debug, trace (default info)' }),
 ];
 

@@ -6,8 +6,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.js';
 import { shuttingDown, toApiError, type ErrorBody } from './errors.js';
 
+/** Default gap after which an idle stream gets a `: keep-alive` comment. */
+export const SSE_KEEPALIVE_MS = 15_000;
+
 export class SseStream {
   private ended = false;
+  private lastWrite = performance.now();
+  private readonly keepAlive: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -15,7 +20,9 @@ export class SseStream {
     private readonly reply: FastifyReply,
   ) {
     reply.hijack();
+    // Headers the hooks set on the reply (CORS) go out with the stream's own.
     reply.raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       // No `connection` header: Node's own (keep-alive, or close when the request asked for it
@@ -25,6 +32,14 @@ export class SseStream {
     });
     // Headers out now: the client knows it was accepted even while it waits in the queue.
     reply.raw.flushHeaders();
+    // While the request waits in the queue or its prompt is read nothing else is written: a
+    // comment line (which every SSE client skips) keeps proxies with idle timeouts from cutting it.
+    const every = ctx.sseKeepAliveMs ?? SSE_KEEPALIVE_MS;
+    this.keepAlive = setInterval(() => {
+      if (performance.now() - this.lastWrite >= every - 5) this.write(': keep-alive\n\n');
+    }, every);
+    this.keepAlive.unref();
+    reply.raw.once('close', () => clearInterval(this.keepAlive));
   }
 
   /** The client is gone or the stream was ended. */
@@ -43,12 +58,14 @@ export class SseStream {
 
   private write(text: string): void {
     if (this.closed) return;
+    this.lastWrite = performance.now();
     this.reply.raw.write(text);
   }
 
   /** Ends the stream (with `data: [DONE]` where the API has it) and counts the request. */
   end(doneMarker: boolean): void {
     if (this.ended) return;
+    clearInterval(this.keepAlive);
     if (doneMarker) this.write('data: [DONE]\n\n');
     const clientLeft = this.closed;
     this.ended = true;

@@ -160,9 +160,11 @@ describe('messages', () => {
     expect(text).not.toContain('<|start|>developer');
   });
 
-  it('accepts a call in history to a name no tool defines (the model may have made it up)', () => {
+  it('accepts a call in history to a name no tool defines (the model may have made it up); a dotted one keeps its own recipient', () => {
     const text = render({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', tool_calls: [{ id: 'x', function: { name: 'browser.search', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'x', content: 'r' }] });
-    expect(text).toContain('<|start|>assistant to=functions.browser.search<|channel|>commentary <|constrain|>json<|message|>{}<|call|><|start|>functions.browser.search to=assistant');
+    expect(text).toContain('<|start|>assistant to=browser.search<|channel|>commentary <|constrain|>json<|message|>{}<|call|><|start|>browser.search to=assistant');
+    const plain = render({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', tool_calls: [{ id: 'x', function: { name: 'made_up', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'x', content: 'r' }] });
+    expect(plain).toContain('<|start|>assistant to=functions.made_up<|channel|>commentary <|constrain|>json<|message|>{}<|call|><|start|>functions.made_up to=assistant');
   });
 
   it('accepts reasoning_content as well as reasoning, and the legacy function role', () => {

@@ -212,7 +212,7 @@ describe('refused with a 400', () => {
             name: 'x',
             schema: {
               type: 'object',
-              properties: { a: keyword === 'oneOf' ? { oneOf: [{ type: 'string' }, { type: 'integer' }] } : { type: 'string', [keyword]: keyword === 'format' ? 'email' : '^a+$' } },
+              properties: { a: keyword === 'oneOf' ? { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] } : { type: 'string', [keyword]: keyword === 'format' ? 'email' : '^a+$' } },
             },
           },
         },
@@ -243,7 +243,7 @@ describe('refused with a 400', () => {
         max_output_tokens: 1,
         tools: [
           { type: 'function', name: 'ok', parameters: { type: 'object', properties: {} } },
-          { type: 'function', name: 'bad', parameters: { type: 'object', properties: { a: { oneOf: [{ type: 'string' }] } } } },
+          { type: 'function', name: 'bad', parameters: { type: 'object', properties: { a: { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] } } } },
         ],
         tool_choice: 'required',
       },

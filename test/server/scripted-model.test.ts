@@ -148,11 +148,12 @@ describe('chat completions from a scripted answer', () => {
     expect(finish).toBe('tool_calls');
   });
 
-  it('without tools, or with tool_choice none, a call the model writes anyway is dropped', async () => {
+  it('without tools, or with tool_choice none, a call the model writes anyway comes back as text', async () => {
     engine.next = () => harmony(TOOL_CALL);
     for (const extra of [{}, { tools, tool_choice: 'none' as const }]) {
       const r = await s.client.chat.completions.create({ ...ask, ...extra });
       expect(r.choices[0]!.message.tool_calls).toBeUndefined();
+      expect(r.choices[0]!.message.content).toBe('[functions.get_weather] {"city":"Paris"}');
       expect(r.choices[0]!.finish_reason).toBe('stop');
     }
   });

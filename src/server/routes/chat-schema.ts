@@ -84,7 +84,15 @@ export const chatRequestSchema = {
       ],
     },
     reasoning_effort: nullable('string'),
-    reasoning: nullable('object', { properties: { effort: nullable('string'), summary: nullable('string') }, additionalProperties: false }),
+    // OpenAI's `reasoning` plus OpenRouter's (exclude, enabled, max_tokens: accepted, only exclude acts).
+    reasoning: nullable('object', {
+      properties: { effort: nullable('string'), summary: nullable('string'), exclude: nullable('boolean'), enabled: nullable('boolean'), max_tokens: nullable('integer') },
+      additionalProperties: false,
+    }),
+    /** vLLM's: false leaves the reasoning out of the response. */
+    include_reasoning: nullable('boolean'),
+    /** vLLM's and llama.cpp's template arguments; `reasoning_effort` is read, the rest ignored. */
+    chat_template_kwargs: nullable('object', { properties: { reasoning_effort: nullable('string') } }),
     max_tokens: maxTokens,
     max_completion_tokens: maxTokens,
     ...samplingProperties,
@@ -108,7 +116,11 @@ export interface ChatRequestBody {
   tools?: Array<{ type: 'function'; function: { name: string; description?: string | null; parameters?: Record<string, unknown> } }> | null;
   tool_choice?: 'none' | 'auto' | 'required' | { type: string; function?: { name?: string } } | null;
   reasoning_effort?: string | null;
-  reasoning?: { effort?: string | null } | null;
+  reasoning?: { effort?: string | null; exclude?: boolean | null; enabled?: boolean | null } | null;
+  include_reasoning?: boolean | null;
+  chat_template_kwargs?: { reasoning_effort?: string | null; [k: string]: unknown } | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   temperature?: number | null;

@@ -9,6 +9,7 @@ import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js'
 import { invalidRequest } from '../errors.js';
 import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { lastUserText } from '../models.js';
+import { ignoreUnknownParams } from '../ignored-params.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
 import { chatCompletion, errorResponses } from './response-schemas.js';
@@ -26,6 +27,8 @@ interface ChatDelta {
  * text) messages are joined with "\n", as vLLM joins them.
  */
 class ChatMessageBuilder {
+  constructor(private readonly showReasoning: boolean) {}
+
   content = '';
   reasoning = '';
   readonly toolCalls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
@@ -40,6 +43,7 @@ class ChatMessageBuilder {
           this.sepReasoning = this.reasoning !== '';
           break;
         case 'reasoning_delta': {
+          if (!this.showReasoning) break;
           const text = (this.sepReasoning ? '\n' : '') + e.text;
           this.sepReasoning = false;
           this.reasoning += text;
@@ -77,7 +81,8 @@ class ChatMessageBuilder {
 export const chatRoutes: FastifyPluginAsync = async (app) => {
   const ctx = app.gptOss;
   const schema = { body: chatRequestSchema, response: { 200: chatCompletion, ...errorResponses } };
-  app.post<{ Body: ChatRequestBody }>('/v1/chat/completions', { schema }, async (request, reply) => {
+  const preValidation = ignoreUnknownParams(chatRequestSchema, ctx.params);
+  app.post<{ Body: ChatRequestBody }>('/v1/chat/completions', { schema, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
     rejectUnsupported(body);
@@ -85,7 +90,10 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
     const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].function.parameters`);
-    const effort = body.reasoning_effort ?? body.reasoning?.effort ?? undefined;
+    // Every spelling clients use: OpenAI's, OpenRouter's `reasoning`, the template argument.
+    const effort = body.reasoning_effort ?? body.reasoning?.effort ?? body.chat_template_kwargs?.reasoning_effort ?? undefined;
+    // vLLM's include_reasoning: false, OpenRouter's reasoning.exclude (or enabled: false).
+    const showReasoning = body.include_reasoning !== false && body.reasoning?.exclude !== true && body.reasoning?.enabled !== false;
     const requestedTokens = body.max_completion_tokens ?? body.max_tokens;
     const { model: served, engine, tokenizer, prompt } = ctx.models.choose(
       reply,
@@ -115,7 +123,7 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
       stop: stopList(body.stop),
       warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered'),
     });
-    const builder = new ChatMessageBuilder();
+    const builder = new ChatMessageBuilder(showReasoning);
     const signal = clientGone(ctx, reply);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);

@@ -49,4 +49,6 @@ export interface CompletionsRequestBody {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, unknown> | null;
+  min_p?: number | null;
+  repetition_penalty?: number | null;
 }

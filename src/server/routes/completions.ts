@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
 import { invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
+import { ignoreUnknownParams } from '../ignored-params.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
@@ -15,7 +16,8 @@ import { errorResponses, textCompletion } from './response-schemas.js';
 export const completionsRoutes: FastifyPluginAsync = async (app) => {
   const ctx = app.gptOss;
   const schema = { body: completionsRequestSchema, response: { 200: textCompletion, ...errorResponses } };
-  app.post<{ Body: CompletionsRequestBody }>('/v1/completions', { schema }, async (request, reply) => {
+  const preValidation = ignoreUnknownParams(completionsRequestSchema, ctx.params);
+  app.post<{ Body: CompletionsRequestBody }>('/v1/completions', { schema, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
     rejectUnsupported(body);

@@ -13,6 +13,8 @@ import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
 import { modelsRoutes } from './models.js';
 import { responsesRoutes } from './responses.js';
+import { messagesRoutes } from './messages.js';
+import { tokenizeRoutes } from './tokenize.js';
 import { uiRoutes } from './ui.js';
 
 export type RouteScope = 'public' | 'api' | 'admin';
@@ -24,6 +26,8 @@ export const ROUTE_PLUGINS: ReadonlyArray<readonly [RouteScope, FastifyPluginAsy
   ['api', chatRoutes],
   ['api', completionsRoutes],
   ['api', responsesRoutes],
+  ['api', tokenizeRoutes],
+  ['api', messagesRoutes],
   ['admin', adminRoutes],
   ['public', uiRoutes],
 ];

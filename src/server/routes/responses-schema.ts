@@ -2,7 +2,7 @@
 // with their ids and statuses); the renderer checks each item's shape.
 import { ignoredProperties, maxTokens, nullable, samplingProperties } from './schema-parts.js';
 
-const tool = {
+const functionTool = {
   type: 'object',
   required: ['type'],
   properties: {
@@ -14,6 +14,12 @@ const tool = {
   },
 } as const;
 
+/** A function, a `namespace` (a group of functions), or a built-in tool (dropped by the route). */
+const tool = {
+  ...functionTool,
+  properties: { ...functionTool.properties, tools: { type: 'array', items: functionTool } },
+} as const;
+
 const isType = (type: string) => ({ required: ['type'], properties: { type: { const: type } } });
 
 /** Item fields by type; extra fields are allowed (clients send back our items with ids and statuses). */
@@ -22,21 +28,26 @@ const inputItem = {
   properties: {
     type: { type: 'string' },
     role: { type: 'string' },
-    content: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } }] },
+    // null: reasoning items sent back by clients that keep only the encrypted content
+    content: { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } }] },
   },
   allOf: [
     {
       if: isType('reasoning'),
       then: {
         properties: {
-          content: { type: 'array', items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'reasoning_text' }, text: { type: 'string' } } } },
-          summary: { type: 'array' },
+          content: nullable('array', { items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'reasoning_text' }, text: { type: 'string' } } } }),
+          summary: nullable('array'),
+          encrypted_content: nullable('string'),
         },
       },
     },
     {
       if: isType('function_call'),
-      then: { required: ['call_id', 'name', 'arguments'], properties: { call_id: { type: 'string' }, name: { type: 'string' }, arguments: { type: 'string' } } },
+      then: {
+        required: ['call_id', 'name', 'arguments'],
+        properties: { call_id: { type: 'string' }, name: { type: 'string' }, namespace: nullable('string'), arguments: { type: 'string' } },
+      },
     },
     {
       if: isType('function_call_output'),
@@ -80,16 +91,29 @@ export const responsesRequestSchema = {
     top_logprobs: nullable('integer', { minimum: 0, maximum: 20 }),
     background: nullable('boolean'),
     ...ignoredProperties,
+    // Sent by Codex and OpenAI's SDKs; nothing here depends on them.
+    client_metadata: nullable('object'),
+    prompt_cache_retention: nullable('string'),
   },
 } as const;
+
+export interface ResponsesTool {
+  type: string;
+  name?: string;
+  description?: string | null;
+  parameters?: Record<string, unknown> | null;
+  /** A namespace's functions. */
+  tools?: Array<{ type: string; name?: string; description?: string | null; parameters?: Record<string, unknown> | null }>;
+}
 
 export interface ResponsesRequestBody {
   model?: string;
   input: string | Array<Record<string, unknown>>;
   instructions?: string | null;
-  tools?: Array<{ type: string; name?: string; description?: string | null; parameters?: Record<string, unknown> | null }> | null;
+  tools?: Array<ResponsesTool> | null;
   tool_choice?: 'none' | 'auto' | 'required' | { type: string; name?: string } | null;
-  reasoning?: { effort?: string | null; summary?: string | null } | null;
+  reasoning?: { effort?: string | null; summary?: string | null; generate_summary?: string | null } | null;
+  include?: string[] | null;
   max_output_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;

@@ -12,7 +12,8 @@ import type { ResponseStore } from '../response-store.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { lastUserText } from '../models.js';
-import { checkToolChoice, functionNames, rejectUnsupported } from '../openai-params.js';
+import { ignoreUnknownParams, warnOnce } from '../ignored-params.js';
+import { checkToolChoice, dropBuiltinTools, functionNames, rejectUnsupported } from '../openai-params.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 import { errorResponses, responseObject as responseSchema } from './response-schemas.js';
 
@@ -45,7 +46,15 @@ class ResponseItemsBuilder {
   /** Set before the final events when max_output_tokens cut the answer off. */
   cutOff = false;
 
-  constructor(private readonly emit: Emit) {}
+  constructor(
+    private readonly emit: Emit,
+    private readonly o: {
+      /** Seals each reasoning item's text into its `encrypted_content` (include: reasoning.encrypted_content). */
+      seal?: ((text: string) => string) | undefined;
+      /** Declared namespace members by full name `ns.name`: their calls carry `namespace`. */
+      namespaced?: ReadonlyMap<string, { namespace: string; name: string }>;
+    } = {},
+  ) {}
 
   apply(events: OutputEvent[]): void {
     for (const e of events) {
@@ -59,9 +68,12 @@ class ResponseItemsBuilder {
             { type: 'output_text', text: '', annotations: [], logprobs: [] },
           );
           break;
-        case 'tool_start':
-          this.add({ type: 'function_call', id: newId('fc'), call_id: e.id, name: e.name, arguments: '', status: 'in_progress' }, null);
+        case 'tool_start': {
+          const member = this.o.namespaced?.get(e.name);
+          const name = member ? { name: member.name, namespace: member.namespace } : { name: e.name };
+          this.add({ type: 'function_call', id: newId('fc'), call_id: e.id, ...name, arguments: '', status: 'in_progress' }, null);
           break;
+        }
         case 'reasoning_delta':
           this.delta('response.reasoning_text.delta', e.text);
           break;
@@ -72,7 +84,7 @@ class ResponseItemsBuilder {
           this.delta('response.function_call_arguments.delta', e.text);
           break;
         case 'reasoning_end':
-          this.finish('reasoning_text', { content: [{ type: 'reasoning_text', text: e.text }] });
+          this.finish('reasoning_text', { content: [{ type: 'reasoning_text', text: e.text }], ...(this.o.seal ? { encrypted_content: this.o.seal(e.text) } : {}) });
           break;
         case 'text_end':
           this.finish('output_text', {
@@ -131,14 +143,29 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     return stored.response;
   });
 
-  app.post<{ Body: ResponsesRequestBody }>('/v1/responses', { schema: { body: responsesRequestSchema, response } }, async (request, reply) => {
+  const preValidation = ignoreUnknownParams(responsesRequestSchema, ctx.params);
+  app.post<{ Body: ResponsesRequestBody }>('/v1/responses', { schema: { body: responsesRequestSchema, response }, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
     rejectUnsupported(body);
     if (body.background) throw unsupported('background', 'background responses are not supported; leave it out');
     checkToolChoice(body.tool_choice);
-    const tools = (body.tools ?? []).filter((t) => t.type === 'function').map((t) => ({ name: String(t.name), parameters: t.parameters }));
-    const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].parameters`);
+    const requestTools = dropBuiltinTools(body.tools ?? [], (type) =>
+      warnOnce(request.log, ctx.params, `tool:${type}`, `built-in tool "${type}" dropped: this server does not run built-in tools (logged once)`),
+    );
+    const tools = requestTools.flatMap((t, i) => (t.type === 'function' ? [{ name: String(t.name), parameters: t.parameters, param: `tools[${i}].parameters` }] : []));
+    // Namespace members are called as `ns.name`.
+    const namespaced = new Map<string, { namespace: string; name: string }>();
+    const members = requestTools.flatMap((t, i) =>
+      t.type === 'namespace' && Array.isArray(t.tools)
+        ? t.tools.map((m, j) => {
+            namespaced.set(`${t.name}.${m.name}`, { namespace: String(t.name), name: String(m.name) });
+            return { name: `${t.name}.${m.name}`, parameters: m.parameters, param: `tools[${i}].tools[${j}].parameters` };
+          })
+        : [],
+    );
+    const callable = [...tools, ...members];
+    const toolNames = functionNames(callable, body.tool_choice, (i) => callable[i]!.param);
 
     const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : resolveItemReferences(ctx.store, body.input);
     let input = own;
@@ -154,14 +181,19 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       reply,
       { model: body.model, effort, tools: tools.length, maxTokens: body.max_output_tokens, lastUserText: () => lastUserText(own) },
       (tokenizer) =>
-        renderOrReject(request.log, () => renderResponsesInput({ ...body, input, reasoning: { effort } }, { tokenizer, ...ctx.promptOptions })),
+        renderOrReject(request.log, () =>
+          renderResponsesInput(
+            { ...body, tools: requestTools, input, reasoning: { effort } },
+            { tokenizer, ...ctx.promptOptions, openReasoning: (sealed) => ctx.reasoningSeal.open(sealed), onWarning: (m) => request.log.warn(m) },
+          ),
+        ),
     );
     const promptIds = prompt.tokenIds;
     // Structured output: a forced tool call or a JSON answer, as a token mask.
     const forced = forcedOutput(
       {
         toolChoice: body.tool_choice,
-        tools: tools.map((t, i) => ({ ...t, param: `tools[${i}].parameters` })),
+        tools,
         format: body.text?.format,
         formatParam: 'text.format',
         nestedIn: null,
@@ -176,6 +208,8 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const id = newId('resp');
     const createdAt = Math.floor(Date.now() / 1000);
     const store = body.store !== false;
+    const seal = body.include?.includes('reasoning.encrypted_content') ? (text: string) => ctx.reasoningSeal.seal(text) : undefined;
+    const itemOptions = { seal, namespaced };
 
     const responseObject = (status: string, items: Item[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
       id,
@@ -192,13 +226,14 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       output: items,
       parallel_tool_calls: body.parallel_tool_calls ?? true,
       previous_response_id: body.previous_response_id ?? null,
-      reasoning: { effort: effort ?? null, summary: null },
+      // Summaries are not produced (reasoning items carry `summary: []`); the request's wish is echoed.
+      reasoning: { effort: effort ?? null, summary: body.reasoning?.summary ?? body.reasoning?.generate_summary ?? null },
       service_tier: 'default',
       store,
       temperature: sampling.temperature,
       text: { format: body.text?.format ?? { type: 'text' } },
       tool_choice: body.tool_choice ?? 'auto',
-      tools: body.tools ?? [],
+      tools: requestTools,
       top_logprobs: 0,
       top_p: sampling.topP,
       truncation: body.truncation ?? 'disabled',
@@ -231,7 +266,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
-      const builder = new ResponseItemsBuilder(() => {});
+      const builder = new ResponseItemsBuilder(() => {}, itemOptions);
       const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
       if (!result) return reply;
       return conclude(builder, result).final;
@@ -240,7 +275,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     return streamTurn(ctx, request, reply, turn, false, (sse) => {
       let seq = 0;
       const emit: Emit = (type, payload) => sse.event(type, { type, sequence_number: seq++, ...payload });
-      const builder = new ResponseItemsBuilder(emit);
+      const builder = new ResponseItemsBuilder(emit, itemOptions);
       emit('response.created', { response: responseObject('in_progress', []) });
       return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
@@ -249,8 +284,13 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
           const { final, incomplete } = conclude(builder, result);
           emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
         },
-        // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
-        error: ({ error }) => emit('error', { code: error.code, message: error.message, param: error.param, error }),
+        // A generation that fails ends with `response.failed`, its response carrying the error
+        // (what Codex reads), then OpenAI's `error` event (what makes the SDKs raise).
+        error: ({ error }) => {
+          builder.apply(output.end());
+          emit('response.failed', { response: responseObject('failed', builder.items, { error: { code: error.code ?? 'server_error', message: error.message } }) });
+          emit('error', { code: error.code, message: error.message, param: error.param, error });
+        },
       };
     });
   });

@@ -40,6 +40,9 @@ export const penaltyProperties = {
   presence_penalty: nullable('number', { minimum: -2, maximum: 2 }),
   frequency_penalty: nullable('number', { minimum: -2, maximum: 2 }),
   logit_bias: nullable('object'),
+  /** vLLM's and llama.cpp's: only their neutral values (0, 1) until the GPU sampler has them. */
+  min_p: nullable('number', { minimum: 0, maximum: 1 }),
+  repetition_penalty: nullable('number', { exclusiveMinimum: 0, maximum: 10 }),
 } as const;
 
 /** `[{…}]` of JSON Schema objects allowed as function parameters (checked in depth by checkToolSchema). */
