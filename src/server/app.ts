@@ -17,10 +17,12 @@ import { ApiError, routeNotFound, shuttingDown, toApiError, unauthorized, valida
 import { checkPlansFit, formatBytes } from './gpu-memory.js';
 import { ServerMetrics } from './metrics.js';
 import { loadModel, planModel } from './model-loader.js';
-import { ModelHost, type ReadyModel, type ServingEngine } from './model-host.js';
+import { ModelHost, type DeviceLostPolicy, type ReadyModel, type ServingEngine } from './model-host.js';
 import type { ServedModel } from './models.js';
 import { checkDepth } from './request-checks.js';
-import { ResponseStore } from './response-store.js';
+import { MemoryResponseStore, type ResponseStore } from './store/index.js';
+import { openAiClientErrorHandler } from './client-errors.js';
+import { testHookRoutes } from './routes/test-hooks.js';
 import { defaultRouting, type RoutingConfig } from './routing.js';
 import { GenerationScheduler } from './scheduler.js';
 import { ANONYMOUS, matchApiKey, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
@@ -101,8 +103,16 @@ export interface ServerOptions {
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
   /** Largest accepted request body in bytes. Default 4 MiB. */
   bodyLimit?: number;
-  /** Responses kept for previous_response_id. Default 1000. */
+  /** Responses kept for previous_response_id (the in-memory store). Default 1000. */
   responseStoreSize?: number;
+  /** An opened Responses store (e.g. Redis, src/server/store/); the caller closes it. Default: in memory. */
+  responseStore?: ResponseStore;
+  /** A lost GPU device: reload the model on a new device (default), or fail so the process exits. */
+  onDeviceLost?: DeviceLostPolicy;
+  /** POST /admin/test/device-lost destroys a model's device (chaos tests). Default off. */
+  testHooks?: boolean;
+  /** Milliseconds a client has to send its request headers (slow clients get a 408). Default Node's 60000. */
+  headersTimeout?: number;
   /** Pins the prompt's "Current date" (YYYY-MM-DD) or, null, leaves it out. Default: today (UTC). */
   currentDate?: string | null;
   onDownloadProgress?: (p: DownloadProgress) => void;
@@ -178,7 +188,13 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       const err = new ApiError(400, error.message, 'invalid_request_error', null, 'invalid_url');
       void (reply as unknown as FastifyReply).code(err.status).send(err.toJSON());
     },
-  };
+    // Errors Node's HTTP parser raises before there is a request (bad framing, huge headers,
+    // slow headers): OpenAI-shaped too.
+    clientErrorHandler: openAiClientErrorHandler,
+    ...(opts.headersTimeout !== undefined
+      ? { http: { headersTimeout: opts.headersTimeout, connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(opts.headersTimeout / 4))) } }
+      : {}),
+  } as FastifyServerOptions;
   const app = (
     isLoggerInstance(opts.logger) ? Fastify({ ...base, loggerInstance: opts.logger }) : Fastify({ ...base, logger: opts.logger ?? false })
   ) as unknown as FastifyInstance;
@@ -215,6 +231,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
           app.log.info({ models: plans.map((p) => ({ name: p.name, bytes: p.plan.total })) }, `memory plan: ${formatBytes(total)} of ${formatBytes(budget)}`);
         })();
   let previous: Promise<unknown> = Promise.resolve();
+  const loadSpec = (spec: string, context: number | undefined) =>
+    loadModel(spec, { context: context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm);
   const models: ServedModel[] = entries.map((e, i) => {
     let load: Promise<ReadyModel & { dispose?: () => void }>;
     if (e.engine) {
@@ -224,21 +242,24 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       );
     } else {
       const spec = e.spec!;
-      load = Promise.all([planned, previous]).then(() =>
-        loadModel(spec, { context: e.context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => app.log.info(m) }).then(warm),
-      );
+      load = Promise.all([planned, previous]).then(() => loadSpec(spec, e.context));
       previous = load.catch(() => {});
     }
-    const host = new ModelHost(load);
+    const host = new ModelHost(load, {
+      onDeviceLost: opts.onDeviceLost ?? 'reload',
+      // A model loaded from a spec comes back on a new device; an engine handed in cannot.
+      ...(e.spec && !e.engine ? { reload: () => loadSpec(e.spec!, e.context) } : {}),
+      log: (level, msg) => app.log[level]({ model: names[i] }, msg),
+    });
     host.loaded.then(() => {
       if (host.status === 'ready') app.log.info({ model: names[i], context: host.engine?.contextLength }, 'model ready');
       else app.log.error({ model: names[i], err: host.error }, 'model failed to load');
     }, () => {});
     // as many on the engine at once as it batches; an engine handed in brings its own number
     const scheduler = new GenerationScheduler(opts.maxQueue ?? DEFAULT_MAX_QUEUE, e.engine ? (e.engine.maxNumSeqs ?? 1) : batching.maxNumSeqs);
-    host.loaded.then(() => {
-      if (host.engine && 'onStep' in host.engine) host.engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
-    }, () => {});
+    host.onReady((engine) => {
+      if ('onStep' in engine) engine.onStep = (st) => metrics.batchSize.observe(st.sequences);
+    });
     return { name: names[i]!, spec: e.spec ?? null, host, scheduler, kvInUse: 0 };
   });
   const promptOptions: PromptOptions = opts.currentDate !== undefined ? { currentDate: opts.currentDate } : {};
@@ -266,7 +287,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     routing,
     metrics,
     usage,
-    store: new ResponseStore(opts.responseStoreSize ?? 1000),
+    store: opts.responseStore ?? new MemoryResponseStore({ maxEntries: opts.responseStoreSize }),
     host: first.host,
     scheduler: first.scheduler,
     servedModelName: first.name,
@@ -345,6 +366,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   completionsRoutes(app, ctx);
   responsesRoutes(app, ctx);
   adminRoutes(app, ctx);
+  if (opts.testHooks) testHookRoutes(app, ctx);
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
   // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)

@@ -6,7 +6,7 @@ import { modelNotFound } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
 import { findModel, servedIds, type ServedModel } from './models.js';
-import type { ResponseStore } from './response-store.js';
+import type { ResponseStore } from './store/index.js';
 import type { RoutingConfig } from './routing.js';
 import type { GenerationScheduler } from './scheduler.js';
 import type { UsageLedger } from './usage.js';

@@ -10,6 +10,7 @@ import { closeGracefully, createServer, DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NU
 import { ConfigFileError, readConfigFile } from './config-files.js';
 import { detectGpuMemory, parseByteSize } from './gpu-memory.js';
 import { parseRoutingConfig } from './routing.js';
+import { DEFAULT_RESPONSE_TTL_SECONDS, openResponseStore, redactUrl, type ResponseStore } from './store/index.js';
 import { parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
 export { createServer, type ServerOptions } from './app.js';
@@ -54,6 +55,14 @@ Serves an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/resp
   --shutdown-grace-seconds S  on SIGTERM/SIGINT, the time requests in flight    GPT_OSS_SHUTDOWN_GRACE_SECONDS
                             have to finish before they are stopped (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})
   --served-model-name NAME  id of a single model (default: the --model value)   GPT_OSS_SERVED_MODEL_NAME
+  --response-store URL      where Responses are kept: memory (default; lost on  GPT_OSS_RESPONSE_STORE
+                            restart, this process only) or redis://HOST:6379/0
+                            (shared by replicas; must be reachable at start)
+  --response-ttl TIME       how long Redis keeps a stored response, e.g. 30d,   GPT_OSS_RESPONSE_TTL
+                            12h, 3600 (seconds; default 30d)
+  --on-device-lost WHAT     a lost GPU device: reload (new device, weights      GPT_OSS_ON_DEVICE_LOST
+                            loaded again; default) or exit (status 1)
+  --test-hooks on           chaos testing only: POST /test-hooks/device-lost    GPT_OSS_TEST_HOOKS
   --log-level LEVEL         fatal, error, warn, info, debug, trace (default info) GPT_OSS_LOG_LEVEL
 `;
 
@@ -84,6 +93,10 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
+  responseStore?: string;
+  responseTtlSeconds: number;
+  onDeviceLost: 'reload' | 'exit';
+  testHooks: boolean;
 }
 
 export class ServeUsageError extends Error {
@@ -111,6 +124,10 @@ export const FLAGS = {
   'shutdown-grace-seconds': 'GPT_OSS_SHUTDOWN_GRACE_SECONDS',
   'served-model-name': 'GPT_OSS_SERVED_MODEL_NAME',
   'log-level': 'GPT_OSS_LOG_LEVEL',
+  'response-store': 'GPT_OSS_RESPONSE_STORE',
+  'response-ttl': 'GPT_OSS_RESPONSE_TTL',
+  'on-device-lost': 'GPT_OSS_ON_DEVICE_LOST',
+  'test-hooks': 'GPT_OSS_TEST_HOOKS',
 } as const;
 
 const MODEL_NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
@@ -143,6 +160,16 @@ function seconds(text: string, flag: string): number {
   return n;
 }
 
+const DURATION_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `30d`, `12h`, `90m`, `3600s` or `3600` (seconds), as whole seconds >= 1. */
+function duration(text: string, flag: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(text.trim());
+  const n = m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : NaN;
+  if (!(n >= 1 && Number.isSafeInteger(n))) throw new ServeUsageError(`--${flag}: "${text}" is not a duration (e.g. 30d, 12h, 90m, 3600)`);
+  return n;
+}
+
 /** Flags over environment variables over defaults. Throws ServeUsageError on bad input. */
 export function parseServeArgs(argv: string[], env: Record<string, string | undefined> = process.env): ServeConfig & { help: boolean } {
   let values: Record<string, string | boolean | undefined>;
@@ -172,6 +199,15 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   const logLevel = get('log-level') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ServeUsageError(`--log-level: "${logLevel}" is not one of ${[...LOG_LEVELS].join(', ')}`);
   const apiKey = get('api-key');
+  const responseStore = get('response-store');
+  if (responseStore !== undefined && responseStore !== 'memory' && !/^rediss?:\/\/./.test(responseStore)) {
+    throw new ServeUsageError(`--response-store: "${redactUrl(responseStore)}" is neither memory nor a redis:// URL`);
+  }
+  const ttl = get('response-ttl');
+  const onDeviceLost = get('on-device-lost') ?? 'reload';
+  if (onDeviceLost !== 'reload' && onDeviceLost !== 'exit') throw new ServeUsageError(`--on-device-lost: "${onDeviceLost}" is not reload or exit`);
+  const testHooks = get('test-hooks') ?? 'off';
+  if (!['on', 'off', '1', '0', 'true', 'false'].includes(testHooks)) throw new ServeUsageError(`--test-hooks: "${testHooks}" is not on or off`);
   const given = values['model'] as unknown as string[] | undefined;
   const envModels = env[FLAGS.model];
   const models = (given?.length ? given : envModels ? envModels.split(',') : ['openai/gpt-oss-20b']).map(modelArg);
@@ -211,6 +247,10 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     shutdownGraceSeconds: grace === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : seconds(grace, 'shutdown-grace-seconds'),
     ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
+    ...(responseStore !== undefined ? { responseStore } : {}),
+    responseTtlSeconds: ttl === undefined ? DEFAULT_RESPONSE_TTL_SECONDS : duration(ttl, 'response-ttl'),
+    onDeviceLost,
+    testHooks: ['on', '1', 'true'].includes(testHooks),
   };
 }
 
@@ -248,7 +288,19 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     stderr.write(`error: ${e.message}\n`);
     return 2;
   }
+  // Redis must answer before the server listens: a replica without its store would 404 every
+  // conversation another replica started.
+  let store: ResponseStore;
+  try {
+    store = await openResponseStore(config.responseStore, { ttlSeconds: config.responseTtlSeconds, log: (level, msg) => stderr.write(`${level}: ${msg}\n`) });
+  } catch (e) {
+    stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
   const app = createServer({
+    responseStore: store,
+    onDeviceLost: config.onDeviceLost,
+    testHooks: config.testHooks,
     models: config.models.map((m) => ({ name: m.name ?? config.servedModelName, spec: m.spec })),
     ...files,
     gpuMemory: config.gpuMemory ?? detectGpuMemory() ?? undefined,
@@ -271,6 +323,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   } catch (e) {
     stderr.write(`error: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}\n`);
     await app.close().catch(() => {});
+    await store.close();
     return 1;
   }
   io.onListening?.(url);
@@ -287,12 +340,12 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     const onAbort = () => resolve({ code: 0, why: 'stop requested' });
     io.signal?.addEventListener('abort', onAbort, { once: true });
     if (io.signal?.aborted) onAbort();
+    // A model that failed to load, or lost its device under --on-device-lost exit.
     for (const m of app.gptOss.models) {
-      m.host.loaded.then(() => {
-        const err = m.host.error;
+      m.host.onFailure((err) => {
         const which = app.gptOss.models.length > 1 ? `the model ${m.name}` : 'the model';
-        if (err) resolve({ code: 1, why: `${which} could not be loaded: ${err.message}` });
-      }, () => {});
+        resolve({ code: 1, why: `${which} ${m.host.losses ? 'is gone' : 'could not be loaded'}: ${err.message}` });
+      });
     }
     // Under npm (npx, npm exec, npm run) this process runs below `sh -c`, which does not pass
     // SIGTERM or SIGINT on: stopping npm kills the shell and would leave the server running. The
@@ -325,6 +378,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   } finally {
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
+    await store.close();
   }
   return stop.code;
 }

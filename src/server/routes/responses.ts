@@ -9,7 +9,7 @@ import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { checkModel, type ServerContext } from '../context.js';
-import type { ResponseStore } from '../response-store.js';
+import type { ResponseStore } from '../store/index.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { chooseModel, lastUserText } from '../models.js';
@@ -23,16 +23,21 @@ const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`
  * alone, as OpenAI's ItemReference allows) replaced by the stored items they name; 404 for an id
  * no stored response holds.
  */
-function resolveItemReferences(store: ResponseStore, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
-  return items.map((item, i) => {
+async function resolveItemReferences(store: ResponseStore, owner: string, items: Array<Record<string, unknown>>): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const [i, item] of items.entries()) {
     const reference = item['type'] === 'item_reference' || (item['type'] === undefined && item['role'] === undefined && Object.keys(item).every((k) => k === 'id'));
-    if (!reference) return item;
+    if (!reference) {
+      out.push(item);
+      continue;
+    }
     const id = item['id'];
     if (typeof id !== 'string') throw invalidRequest(`input[${i}].id must be the id of a stored item`, `input[${i}].id`);
-    const found = store.item(id);
+    const found = await store.item(owner, id);
     if (found === undefined) throw new ApiError(404, `Item with id '${id}' not found.`, 'invalid_request_error', `input[${i}].id`, 'not_found');
-    return found as Record<string, unknown>;
-  });
+    out.push(found as Record<string, unknown>);
+  }
+  return out;
 }
 
 type Item = Record<string, unknown> & { type: string; id: string };
@@ -124,7 +129,8 @@ class ResponseItemsBuilder {
 
 export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/v1/responses/:id', async (request: FastifyRequest<{ Params: { id: string } }>) => {
-    const stored = ctx.store.get(request.params.id);
+    // Another API key's response is a 404, as if the id did not exist.
+    const stored = await ctx.store.get(request.gptOssKey, request.params.id);
     if (!stored) throw new ApiError(404, `No response found with id '${request.params.id}'.`, 'invalid_request_error', 'id', 'not_found');
     return stored.response;
   });
@@ -138,10 +144,11 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     const tools = (body.tools ?? []).filter((t) => t.type === 'function').map((t) => ({ name: String(t.name), parameters: t.parameters }));
     const toolNames = functionNames(tools, body.tool_choice, (i) => `tools[${i}].parameters`);
 
-    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : resolveItemReferences(ctx.store, body.input);
+    const owner = request.gptOssKey;
+    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : await resolveItemReferences(ctx.store, owner, body.input);
     let input = own;
     if (body.previous_response_id) {
-      const prev = ctx.store.get(body.previous_response_id);
+      const prev = await ctx.store.get(owner, body.previous_response_id);
       if (!prev) {
         throw invalidRequest(`Previous response with id '${body.previous_response_id}' not found.`, 'previous_response_id', 'previous_response_not_found');
       }
@@ -175,6 +182,8 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     const id = newId('resp');
     const createdAt = Math.floor(Date.now() / 1000);
     const store = body.store !== false;
+    // A response to store needs the store: an unreachable one is a 503 before any generation.
+    if (store) await ctx.store.check();
 
     const responseObject = (status: string, items: Item[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
       id,
@@ -208,7 +217,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
     });
 
     /** After generation: close open items, build the final object, remember it. */
-    const conclude = (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
+    const conclude = async (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
       const incomplete = result.finishReason === 'length' || result.finishReason === 'context';
       builder.cutOff = incomplete;
       builder.apply(output.end());
@@ -223,7 +232,8 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
           total_tokens: promptIds.length + result.tokens.length,
         },
       });
-      if (store) ctx.store.put({ id, input, output: builder.items, response: final });
+      // Stored before the client hears it is done: its next request may land on another replica.
+      if (store) await ctx.store.put(owner, { id, input, output: builder.items, response: final });
       return { final, incomplete };
     };
 
@@ -233,7 +243,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       const builder = new ResponseItemsBuilder(() => {});
       const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
       if (!result) return reply;
-      return conclude(builder, result).final;
+      return (await conclude(builder, result)).final;
     }
 
     return streamTurn(ctx, request, reply, turn, false, (sse) => {
@@ -244,8 +254,8 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
       return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
         onToken: (t) => builder.apply(output.push(t)),
-        finish: (result) => {
-          const { final, incomplete } = conclude(builder, result);
+        finish: async (result) => {
+          const { final, incomplete } = await conclude(builder, result);
           emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
         },
         // OpenAI's `error` event; the `error` object in it is what makes the SDKs raise.
