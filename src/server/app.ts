@@ -113,6 +113,8 @@ export interface ServerOptions {
   testHooks?: boolean;
   /** Milliseconds a client has to send its request headers (slow clients get a 408). Default Node's 60000. */
   headersTimeout?: number;
+  /** Milliseconds a client has to send its whole request, body included (then 408). Default 300000. */
+  requestTimeout?: number;
   /** Pins the prompt's "Current date" (YYYY-MM-DD) or, null, leaves it out. Default: today (UTC). */
   currentDate?: string | null;
   onDownloadProgress?: (p: DownloadProgress) => void;
@@ -130,6 +132,8 @@ export const DEFAULT_MAX_NUM_SEQS = 16;
 export const DEFAULT_MAX_BATCH_TOKENS = 2048;
 export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Node's own default, which fastify turns off. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 /** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
@@ -191,6 +195,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // Errors Node's HTTP parser raises before there is a request (bad framing, huge headers,
     // slow headers): OpenAI-shaped too.
     clientErrorHandler: openAiClientErrorHandler,
+    // fastify's default (0) lets a body that stalls hold its connection for ever.
+    requestTimeout: opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ...(opts.headersTimeout !== undefined
       ? { http: { headersTimeout: opts.headersTimeout, connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(opts.headersTimeout / 4))) } }
       : {}),

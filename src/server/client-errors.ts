@@ -12,7 +12,7 @@ import { ApiError } from './errors.js';
 export function clientErrorAnswer(code: string | undefined): ApiError {
   switch (code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new ApiError(408, 'The request headers did not arrive in time.', 'invalid_request_error', null, 'request_timeout');
+      return new ApiError(408, 'The request did not arrive in time (its headers or its body came too slowly).', 'invalid_request_error', null, 'request_timeout');
     case 'HPE_HEADER_OVERFLOW':
       return new ApiError(431, 'The request headers are too large.', 'invalid_request_error', null, 'request_header_fields_too_large');
     case 'HPE_INVALID_EOF_STATE':

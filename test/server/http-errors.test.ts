@@ -9,9 +9,8 @@ import { MODEL, startServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
 let port: number;
-const HEADERS_TIMEOUT_MS = 1000;
 beforeAll(async () => {
-  s = await startServer({ headersTimeout: HEADERS_TIMEOUT_MS });
+  s = await startServer({ headersTimeout: 1000, requestTimeout: 3000 });
   port = Number(new URL(s.baseURL).port);
 });
 afterAll(async () => {
@@ -92,7 +91,7 @@ describe('HTTP-layer errors are OpenAI-shaped', () => {
 
   it('bad chunked encoding: 400 invalid_chunked_encoding', async () => {
     const te = head(post(['Transfer-Encoding: chunked']));
-    for (const bad of ['zz\r\nabc\r\n0\r\n\r\n', `${(chat.length + 5).toString(16)}\r\n${chat}\r\n0\r\n\r\n`, '5;' + 'x'.repeat(20_000) + '\r\nhello\r\n0\r\n\r\n']) {
+    for (const bad of ['zz\r\nabc\r\n0\r\n\r\n', '5;' + 'x'.repeat(20_000) + '\r\nhello\r\n0\r\n\r\n', '5\r\nhello\r\n-1\r\n\r\n']) {
       const a = await rawRequest([te + bad]);
       expect(a.status, a.raw).toBe(400);
       expect((a.body as { error: { code: string } }).error.code, a.raw).toMatch(/^invalid_(chunked_encoding|http)$/);
@@ -102,6 +101,14 @@ describe('HTTP-layer errors are OpenAI-shaped', () => {
     const both = await rawRequest([head(post(['Transfer-Encoding: chunked', `Content-Length: ${chat.length}`])) + chat]);
     expect(both.status, both.raw).toBe(400);
     expectOpenAiError(both, 400, (both.body as { error: { code: string } }).error.code);
+  });
+
+  it('a chunk or a body that stalls short of its length: 408 request_timeout after the request timeout (or 400 when the client half-closes)', async () => {
+    const te = head(post(['Transfer-Encoding: chunked']));
+    const short = `${(chat.length + 5).toString(16)}\r\n${chat}`;
+    expectOpenAiError(await rawRequest([te + short]), 408, 'request_timeout');
+    expectOpenAiError(await rawRequest([te + short], { end: true }), 400, 'incomplete_request');
+    expectOpenAiError(await rawRequest([head(post([`Content-Length: ${chat.length + 10}`])) + chat]), 408, 'request_timeout');
   });
 
   it('a header flood (2000 headers, one huge header): 431 request_header_fields_too_large', async () => {
@@ -130,7 +137,7 @@ describe('HTTP-layer errors are OpenAI-shaped', () => {
     const bad = await rawRequest([head(post([`Content-Length: 5`, 'Connection: close'])) + '{"a":']);
     expect(bad.status).toBe(400);
     expect(bad.body).toEqual({ error: { message: expect.any(String), type: 'invalid_request_error', param: null, code: 'invalid_json' } });
-    const media = await rawRequest([head(['POST /v1/chat/completions HTTP/1.1', 'Host: x', 'Content-Type: text/plain', `Content-Length: ${chat.length}`, 'Connection: close']) + chat]);
+    const media = await rawRequest([head(['POST /v1/chat/completions HTTP/1.1', 'Host: x', 'Content-Type: application/xml', `Content-Length: ${chat.length}`, 'Connection: close']) + chat]);
     expect(media.status).toBe(415);
     expect(media.body).toMatchObject({ error: { type: 'invalid_request_error', code: 'unsupported_media_type' } });
   });
