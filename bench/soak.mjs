@@ -18,6 +18,7 @@
 //   [--seed 1] [--no-restart] [--no-device-loss]
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -79,6 +80,8 @@ class Replica {
     this.starts = 0;
     this.exits = [];
     this.baselineRss = null;
+    this.baselines = [];
+    this.rebaseline = false;
   }
 
   start() {
@@ -175,6 +178,7 @@ class Replica {
 const stats = {
   outcomes: {},
   latencies: [],
+  latencyByKind: {},
   streamsChecked: 0,
   streamsUnterminated: [],
   unexpected: [],
@@ -184,6 +188,10 @@ const stats = {
   waves: [],
   injected: [],
   requests: 0,
+};
+const latency = (kind, ms) => {
+  stats.latencies.push(ms);
+  (stats.latencyByKind[kind] ??= []).push(ms);
 };
 const count = (key) => (stats.outcomes[key] = (stats.outcomes[key] ?? 0) + 1);
 /** 5xx the run injects itself. */
@@ -321,7 +329,7 @@ async function oneRequest(replicas) {
       }
       if (!r.ok) stats.streamsUnterminated.push({ kind: req.kind, replica: target.name });
       count(`${req.kind}:200`);
-      stats.latencies.push(performance.now() - t0);
+      latency(req.kind, performance.now() - t0);
       if (req.stores && r.response) remember(r.response, target);
       return;
     }
@@ -333,7 +341,7 @@ async function oneRequest(replicas) {
       stats.unexpected.push({ kind: req.kind, status: res.status, body: text.slice(0, 300), replica: target.name });
     }
     if (res.status === 200) {
-      stats.latencies.push(performance.now() - t0);
+      latency(req.kind, performance.now() - t0);
       if (req.stores) remember(JSON.parse(text), target);
     }
   } catch (e) {
@@ -394,6 +402,13 @@ async function wave(replicas, index, endAt, events) {
     const idle = await r.idle();
     const m = await r.metrics().catch(() => null);
     const rss = r.rss();
+    // A fresh process or device (restart, reload after the device loss) sets a new baseline: its
+    // first idle point after the event.
+    if (r.rebaseline && idle) {
+      r.rebaseline = false;
+      r.baselines.push(rss);
+      r.baselineRss = rss;
+    }
     after.push({ replica: r.name, idle, kvPagesUsed: m?.kvPagesUsed ?? null, kvPositions: m?.kvPositions ?? null, rssMiB: rss && Math.round(rss / 2 ** 20), baselineMiB: r.baselineRss && Math.round(r.baselineRss / 2 ** 20) });
   }
   await checkStored(replicas, storedFrom);
@@ -410,12 +425,16 @@ function percentile(xs, p) {
 
 // ---------------------------------------------------------------------------------------------
 
+let replicasSeen = [];
+
 async function main() {
   const started = Date.now();
+  const loadStart = os.loadavg();
   const redis = args.redis ? null : await startRedis();
   const redisUrl = args.redis ?? redis.url;
   log(`redis at ${redisUrl}`);
   const replicas = [new Replica('a', await freePort(), redisUrl), new Replica('b', await freePort(), redisUrl)];
+  replicasSeen = replicas;
   let failed = false;
   try {
     for (const r of replicas) r.start();
@@ -425,7 +444,7 @@ async function main() {
       await fetch(`${r.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: user('warm up'), max_tokens: 2 }) });
       await r.idle();
       r.baselineRss = r.rss();
-      r.baselineKv = (await r.metrics()).kvPagesUsed;
+      r.baselines.push(r.baselineRss);
     }
     const endAt = started + DURATION_MS;
     const waves = Math.max(1, Math.ceil((endAt - Date.now()) / WAVE_MS));
@@ -451,6 +470,7 @@ async function main() {
             stats.injected.at(-1).hook = res.status;
             stats.injected.at(-1).healthDropped = sawDown;
             stats.injected.at(-1).recoveredMs = Date.now() - t0;
+            r.rebaseline = true;
             log(`replica ${r.name} recovered ${Date.now() - t0} ms after its device loss`);
           },
         });
@@ -467,7 +487,7 @@ async function main() {
           stats.injected.at(-1).exit = exit;
           r.start();
           const ms = await r.waitHealthy();
-          r.baselineRss = r.rss();
+          r.rebaseline = true;
           stats.injected.at(-1).restartMs = ms;
           log(`replica ${r.name} exited ${JSON.stringify(exit)}, back after ${ms} ms`);
         },
@@ -496,6 +516,7 @@ async function main() {
     command: `node bench/soak.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     model: MODEL,
     maxNumSeqs: MAX_NUM_SEQS,
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavgStart: loadStart.map((x) => Math.round(x * 10) / 10), loadavgEnd: os.loadavg().map((x) => Math.round(x * 10) / 10) },
     seconds: Math.round((Date.now() - started) / 1000),
     requests: stats.requests,
     outcomes: Object.fromEntries(Object.entries(stats.outcomes).sort()),
@@ -511,6 +532,8 @@ async function main() {
     kvBackToBaseline: kvBack,
     maxRssOverBaseline: Math.round(Math.max(...rssGrowth) * 100) / 100,
     latencyMs: { n: stats.latencies.length, p50: percentile(stats.latencies, 50), p99: percentile(stats.latencies, 99) },
+    latencyByKindMs: Object.fromEntries(Object.entries(stats.latencyByKind).sort().map(([k, xs]) => [k, { n: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99) }])),
+    rssBaselinesMiB: Object.fromEntries(replicasSeen.map((r) => [r.name, r.baselines.map((b) => b && Math.round(b / 2 ** 20))])),
     waves: stats.waves,
     failed,
   };
