@@ -384,7 +384,8 @@ async function wave(replicas, index, endAt, events) {
   const storedFrom = stats.stored.length;
   const requestsFrom = stats.requests;
   const t0 = Date.now();
-  const until = Math.min(endAt, t0 + WAVE_MS);
+  // A wave with chaos still to do runs (half a wave) even past the end.
+  const until = t0 >= endAt ? t0 + WAVE_MS / 2 : Math.min(endAt, t0 + WAVE_MS);
   const workers = Array.from({ length: concurrency }, async () => {
     while (Date.now() < until && stats.requests < MAX_REQUESTS) await oneRequest(replicas);
   });
@@ -435,6 +436,15 @@ async function main() {
   log(`redis at ${redisUrl}`);
   const replicas = [new Replica('a', await freePort(), redisUrl), new Replica('b', await freePort(), redisUrl)];
   replicasSeen = replicas;
+  // Stopped itself (SIGINT, SIGTERM): take the replicas and Redis down too, then exit.
+  const onSignal = async (sig) => {
+    log(`${sig}: stopping the replicas and Redis`);
+    for (const r of replicas) if (r.child) r.child.kill('SIGKILL');
+    await redis?.stop();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let failed = false;
   try {
     for (const r of replicas) r.start();
@@ -493,7 +503,7 @@ async function main() {
         },
       });
     }
-    for (let i = 0; Date.now() < endAt && stats.requests < MAX_REQUESTS; i++) await wave(replicas, i, endAt, events);
+    for (let i = 0; (Date.now() < endAt || events.some((e) => e.wave >= i)) && i < waves + 2 && stats.requests < MAX_REQUESTS; i++) await wave(replicas, i, endAt, events);
     // Everything stored during the run, from both replicas (a bounded sample).
     const sample = stats.stored.length > 2000 ? stats.stored.filter((_, i) => i % Math.ceil(stats.stored.length / 2000) === 0) : stats.stored;
     for (const s of sample) {
