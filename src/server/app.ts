@@ -109,7 +109,7 @@ export interface ServerOptions {
   responseStore?: ResponseStore;
   /** A lost GPU device: reload the model on a new device (default), or fail so the process exits. */
   onDeviceLost?: DeviceLostPolicy;
-  /** POST /admin/test/device-lost destroys a model's device (chaos tests). Default off. */
+  /** POST /test-hooks/device-lost destroys a model's GPU device (chaos tests only). Default off. */
   testHooks?: boolean;
   /** Milliseconds a client has to send its request headers (slow clients get a 408). Default Node's 60000. */
   headersTimeout?: number;
