@@ -93,10 +93,13 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   servedModelName?: string;
   logLevel: string;
+  /** Absent: memory. */
   responseStore?: string;
-  responseTtlSeconds: number;
-  onDeviceLost: 'reload' | 'exit';
-  testHooks: boolean;
+  /** Absent: DEFAULT_RESPONSE_TTL_SECONDS. */
+  responseTtlSeconds?: number;
+  /** Absent: reload. */
+  onDeviceLost?: 'reload' | 'exit';
+  testHooks?: boolean;
 }
 
 export class ServeUsageError extends Error {
@@ -204,10 +207,10 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     throw new ServeUsageError(`--response-store: "${redactUrl(responseStore)}" is neither memory nor a redis:// URL`);
   }
   const ttl = get('response-ttl');
-  const onDeviceLost = get('on-device-lost') ?? 'reload';
-  if (onDeviceLost !== 'reload' && onDeviceLost !== 'exit') throw new ServeUsageError(`--on-device-lost: "${onDeviceLost}" is not reload or exit`);
-  const testHooks = get('test-hooks') ?? 'off';
-  if (!['on', 'off', '1', '0', 'true', 'false'].includes(testHooks)) throw new ServeUsageError(`--test-hooks: "${testHooks}" is not on or off`);
+  const onDeviceLost = get('on-device-lost');
+  if (onDeviceLost !== undefined && onDeviceLost !== 'reload' && onDeviceLost !== 'exit') throw new ServeUsageError(`--on-device-lost: "${onDeviceLost}" is not reload or exit`);
+  const testHooks = get('test-hooks');
+  if (testHooks !== undefined && !['on', 'off', '1', '0', 'true', 'false'].includes(testHooks)) throw new ServeUsageError(`--test-hooks: "${testHooks}" is not on or off`);
   const given = values['model'] as unknown as string[] | undefined;
   const envModels = env[FLAGS.model];
   const models = (given?.length ? given : envModels ? envModels.split(',') : ['openai/gpt-oss-20b']).map(modelArg);
@@ -248,9 +251,9 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     ...(served !== undefined ? { servedModelName: served } : {}),
     logLevel,
     ...(responseStore !== undefined ? { responseStore } : {}),
-    responseTtlSeconds: ttl === undefined ? DEFAULT_RESPONSE_TTL_SECONDS : duration(ttl, 'response-ttl'),
-    onDeviceLost,
-    testHooks: ['on', '1', 'true'].includes(testHooks),
+    ...(ttl !== undefined ? { responseTtlSeconds: duration(ttl, 'response-ttl') } : {}),
+    ...(onDeviceLost !== undefined ? { onDeviceLost: onDeviceLost as 'reload' | 'exit' } : {}),
+    ...(testHooks !== undefined ? { testHooks: ['on', '1', 'true'].includes(testHooks) } : {}),
   };
 }
 
@@ -292,15 +295,15 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   // conversation another replica started.
   let store: ResponseStore;
   try {
-    store = await openResponseStore(config.responseStore, { ttlSeconds: config.responseTtlSeconds, log: (level, msg) => stderr.write(`${level}: ${msg}\n`) });
+    store = await openResponseStore(config.responseStore, { ttlSeconds: config.responseTtlSeconds ?? DEFAULT_RESPONSE_TTL_SECONDS, log: (level, msg) => stderr.write(`${level}: ${msg}\n`) });
   } catch (e) {
     stderr.write(`error: ${(e as Error).message}\n`);
     return 1;
   }
   const app = createServer({
     responseStore: store,
-    onDeviceLost: config.onDeviceLost,
-    testHooks: config.testHooks,
+    onDeviceLost: config.onDeviceLost ?? 'reload',
+    testHooks: config.testHooks ?? false,
     models: config.models.map((m) => ({ name: m.name ?? config.servedModelName, spec: m.spec })),
     ...files,
     gpuMemory: config.gpuMemory ?? detectGpuMemory() ?? undefined,
