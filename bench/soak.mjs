@@ -90,7 +90,8 @@ const user = (text) => [{ role: 'user', content: text }];
 const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
 const sentence = () => Array.from({ length: randInt(1, 30) }, () => pick(WORDS)).join(' ');
 const weatherTool = { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
-const schema = { type: 'object', properties: { answer: { type: 'string', maxLength: 12 }, score: { type: 'integer' } }, required: ['answer', 'score'], additionalProperties: false };
+// Keywords the structured-output engine supports (src/constrain/schema.ts); the server bounds string lengths itself.
+const schema = { type: 'object', properties: { answer: { type: 'string' }, score: { type: 'integer' }, tag: { enum: ['a', 'b'] } }, required: ['answer', 'score', 'tag'], additionalProperties: false };
 
 /** One request of the mix: [kind, route, body (object or raw string), stream?, expected status class]. */
 function makeRequest() {

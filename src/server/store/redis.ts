@@ -15,7 +15,7 @@ export interface RedisStoreOptions extends StoreLimits {
   ttlSeconds?: number;
   /** Prefix of every key. Default "gpt-oss:resp:". */
   keyPrefix?: string;
-  /** Milliseconds a command may take before the request gets its 503. Default 2000. */
+  /** Milliseconds a command may take before the request gets its 503. Default 5000 (2000 gave two 503s in the hour's soak on a saturated CPU). */
   commandTimeoutMs?: number;
   /** Told when the connection drops and when it is back (once each per outage). */
   log?: (level: 'warn' | 'info', msg: string) => void;
@@ -70,7 +70,7 @@ export class RedisResponseStore implements ResponseStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 3000,
-      commandTimeout: opts.commandTimeoutMs ?? 2000,
+      commandTimeout: opts.commandTimeoutMs ?? 5000,
       // Reconnect for ever, at most every 2 s: the store coming back needs no restart.
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     });
