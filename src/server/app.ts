@@ -18,13 +18,16 @@ import type { ServerContext } from './context.js';
 import { ApiError, routeNotFound, toApiError, validationError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { hostModels, type ModelOptions } from './model-loader.js';
+import type { DeviceLostPolicy } from './model-host.js';
 import { defaultModelName, modelGauges, ModelRegistry } from './models.js';
 import { checkDepth } from './request-checks.js';
 import { ReasoningSeal } from './reasoning-seal.js';
-import { ResponseStore } from './response-store.js';
+import { MemoryResponseStore, type ResponseStore } from './store/index.js';
+import { openAiClientErrorHandler } from './client-errors.js';
 import type { RoutingConfig } from './routing.js';
 import { ANONYMOUS, apiKeyList, UsageLedger, type ApiKey, type PriceTable } from './usage.js';
 import { ROUTE_PLUGINS, type RouteScope } from './routes/index.js';
+import { testHookRoutes } from './routes/test-hooks.js';
 
 export type { ModelOptions } from './model-loader.js';
 export { defaultModelName } from './models.js';
@@ -79,8 +82,18 @@ export interface ServerOptions {
   logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
   /** Largest accepted request body in bytes. Default 4 MiB. */
   bodyLimit?: number;
-  /** Responses kept for previous_response_id. Default 1000. */
+  /** Responses kept for previous_response_id (the in-memory store). Default 1000. */
   responseStoreSize?: number;
+  /** An opened Responses store (e.g. Redis, src/server/store/); the caller closes it. Default: in memory. */
+  responseStore?: ResponseStore;
+  /** A lost GPU device: reload the model on a new device (default), or fail so the process exits. */
+  onDeviceLost?: DeviceLostPolicy;
+  /** POST /test-hooks/device-lost destroys a model's GPU device (chaos tests only). Default off. */
+  testHooks?: boolean;
+  /** Milliseconds a client has to send its request headers (slow clients get a 408). Default Node's 60000. */
+  headersTimeout?: number;
+  /** Milliseconds a client has to send its whole request, body included (then 408). Default 300000. */
+  requestTimeout?: number;
   /** Pins the prompt's "Current date" (YYYY-MM-DD) or, null, leaves it out. Default: today (UTC). */
   currentDate?: string | null;
   onDownloadProgress?: (p: DownloadProgress) => void;
@@ -108,6 +121,8 @@ export const DEFAULT_MAX_NUM_SEQS = 16;
 export const DEFAULT_MAX_BATCH_TOKENS = 2048;
 export const DEFAULT_MAX_TOKENS = 4096;
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Node's own default, which fastify turns off. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 /** Bytes of an oversized body read (and dropped) after its 413, so the client gets to read it. */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
@@ -138,7 +153,15 @@ function fastifyInstance(opts: ServerOptions): FastifyInstance {
       const err = new ApiError(400, error.message, 'invalid_request_error', null, 'invalid_url');
       void (reply as unknown as FastifyReply).code(err.status).send(err.toJSON());
     },
-  };
+    // Errors Node's HTTP parser raises before there is a request (bad framing, huge headers,
+    // slow headers): OpenAI-shaped too.
+    clientErrorHandler: openAiClientErrorHandler,
+    // fastify's default (0) lets a body that stalls hold its connection for ever.
+    requestTimeout: opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...(opts.headersTimeout !== undefined
+      ? { http: { headersTimeout: opts.headersTimeout, connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(opts.headersTimeout / 4))) } }
+      : {}),
+  } as FastifyServerOptions;
   return (
     isLoggerInstance(opts.logger) ? Fastify({ ...base, loggerInstance: opts.logger }) : Fastify({ ...base, logger: opts.logger ?? false })
   ) as unknown as FastifyInstance;
@@ -164,6 +187,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       maxBatchTokens: opts.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS,
       kvMemory: opts.kvMemory,
       onDownloadProgress: opts.onDownloadProgress,
+      onDeviceLost: opts.onDeviceLost,
     },
     app.log,
     (engine) => {
@@ -180,7 +204,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     ui: opts.ui !== false,
     metrics,
     usage,
-    store: new ResponseStore(opts.responseStoreSize ?? 1000),
+    store: opts.responseStore ?? new MemoryResponseStore({ maxEntries: opts.responseStoreSize }),
     created: Math.floor(Date.now() / 1000),
     promptOptions,
     constraints: { maxReasoningTokens: constrainedReasoningTokens(opts.constrainedReasoningTokens), bounds: { ...opts.constraintBounds } },
@@ -247,6 +271,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       for (const [s, plugin] of ROUTE_PLUGINS) if (s === scope) await scoped.register(plugin);
     });
   }
+  // --test-hooks on only: no key guards them, so they are never on in production.
+  if (opts.testHooks) void app.register(testHookRoutes);
 
   // Closing: refuse new work, fail the queue, stop the running generation (within one prefill
   // chunk or decode step), then free the model once the engine is idle. closeGracefully (SIGTERM)

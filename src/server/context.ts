@@ -5,7 +5,7 @@ import type { PromptOptions } from '../harmony/index.js';
 import type { ConstraintSettings } from './constraints.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelRegistry } from './models.js';
-import type { ResponseStore } from './response-store.js';
+import type { ResponseStore } from './store/index.js';
 import type { ParamSettings } from './ignored-params.js';
 import type { ReasoningSeal } from './reasoning-seal.js';
 import type { UsageLedger } from './usage.js';

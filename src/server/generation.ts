@@ -218,8 +218,8 @@ export interface StreamWriter {
   onStart?: () => void;
   /** Each sampled token; return false to end the generation (a stop string matched). */
   onToken: (id: number) => boolean | void;
-  /** After a normal end: the final events (the stream is ended after them). */
-  finish: (result: GenerateResult) => void;
+  /** After a normal end: the final events (the stream is ended after them; awaited). */
+  finish: (result: GenerateResult) => void | Promise<void>;
   /** Writes an OpenAI error body as the API's error event (default: a `data:` line). */
   error?: (body: ErrorBody) => void;
 }
@@ -247,7 +247,7 @@ export async function streamTurn(
     if (turn.signal.aborted) {
       fail(null);
     } else {
-      w.finish(result);
+      await w.finish(result);
       sse.end(doneMarker);
     }
   } catch (e) {

@@ -11,7 +11,7 @@ import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js
 import { AdmissionQueue } from './admission-queue.js';
 import { maskVocabSize, warmConstraintIndex } from './constraints.js';
 import { checkPlansFit, formatBytes } from './gpu-memory.js';
-import { ModelHost, type ReadyModel, type ServingEngine } from './model-host.js';
+import { ModelHost, type DeviceLostPolicy, type ReadyModel, type ServingEngine } from './model-host.js';
 import { defaultModelName, type ServedModel } from './models.js';
 
 export interface LoadModelOptions {
@@ -112,6 +112,8 @@ export interface HostOptions extends Omit<LoadModelOptions, 'log' | 'context'> {
   maxQueue: number;
   /** Sequences each loaded engine batches (an engine handed in brings its own). */
   maxNumSeqs: number;
+  /** What a lost GPU device leads to: reload the model on a new device (default) or fail. */
+  onDeviceLost?: DeviceLostPolicy;
 }
 
 /**
@@ -149,6 +151,8 @@ export function hostModels(entries: readonly ModelOptions[], opts: HostOptions, 
           log.info({ models: plans.map((p) => ({ name: p.name, bytes: p.plan.total })) }, `memory plan: ${formatBytes(total)} of ${formatBytes(budget)}`);
         })();
   let previous: Promise<unknown> = Promise.resolve();
+  const loadSpec = (spec: string, context: number | undefined) =>
+    loadModel(spec, { context: context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => log.info(m) }).then(warm);
   return entries.map((e, i) => {
     let load: Promise<ReadyModel & { dispose?: () => void }>;
     if (e.engine) {
@@ -158,16 +162,20 @@ export function hostModels(entries: readonly ModelOptions[], opts: HostOptions, 
       );
     } else {
       const spec = e.spec!;
-      load = Promise.all([planned, previous]).then(() =>
-        loadModel(spec, { context: e.context ?? opts.context, ...batching, onDownloadProgress: opts.onDownloadProgress, log: (m) => log.info(m) }).then(warm),
-      );
+      load = Promise.all([planned, previous]).then(() => loadSpec(spec, e.context));
       previous = load.catch(() => {});
     }
-    const host = new ModelHost(load);
+    const host = new ModelHost(load, {
+      onDeviceLost: opts.onDeviceLost ?? 'reload',
+      // A model loaded from a spec comes back on a new device; an engine handed in cannot.
+      ...(e.spec && !e.engine ? { reload: () => loadSpec(e.spec!, e.context) } : {}),
+      log: (level, msg) => log[level]({ model: names[i] }, msg),
+    });
+    // the first load and every reload after a lost device
+    host.onReady(onReady);
     host.loaded.then(() => {
       if (host.status === 'ready') {
         log.info({ model: names[i], context: host.engine?.contextLength }, 'model ready');
-        onReady(host.engine!);
       } else {
         log.error({ model: names[i], err: host.error }, 'model failed to load');
       }

@@ -14,6 +14,7 @@ import { exitSafeDestination } from './log-destination.js';
 import { defaultModelName } from './models.js';
 import { parseRoutingConfig } from './routing.js';
 import { parseServeArgs, SERVE_USAGE, ServeUsageError, type ServeConfig } from './serve-flags.js';
+import { DEFAULT_RESPONSE_TTL_SECONDS, openResponseStore, type ResponseStore } from './store/index.js';
 import { apiKeyList, parseApiKeys, parsePrices, type ApiKey } from './usage.js';
 
 export { createServer, type ServerOptions } from './app.js';
@@ -80,7 +81,19 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     return 2;
   }
   const log = exitSafeDestination(1);
+  // Redis must answer before the server listens: a replica without its store would 404 every
+  // conversation another replica started.
+  let store: ResponseStore;
+  try {
+    store = await openResponseStore(config.responseStore, { ttlSeconds: config.responseTtlSeconds ?? DEFAULT_RESPONSE_TTL_SECONDS, log: (level, msg) => stderr.write(`${level}: ${msg}\n`) });
+  } catch (e) {
+    stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
   const app = createServer({
+    responseStore: store,
+    onDeviceLost: config.onDeviceLost ?? 'reload',
+    testHooks: config.testHooks ?? false,
     models: config.models.map((m) => ({ name: m.name ?? config.servedModelName, spec: m.spec })),
     ...files,
     gpuMemory: config.gpuMemory ?? detectGpuMemory() ?? undefined,
@@ -106,6 +119,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   } catch (e) {
     stderr.write(`error: cannot listen on ${config.host}:${config.port}: ${(e as Error).message}\n`);
     await app.close().catch(() => {});
+    await store.close();
     return 1;
   }
   io.onListening?.(url);
@@ -122,13 +136,13 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     const onAbort = () => resolve({ code: 0, why: 'stop requested' });
     io.signal?.addEventListener('abort', onAbort, { once: true });
     if (io.signal?.aborted) onAbort();
+    // A model that failed to load, or lost its device under --on-device-lost exit.
     const all = app.gptOss.models.all;
     for (const m of all) {
-      m.host.loaded.then(() => {
-        const err = m.host.error;
+      m.host.onFailure((err) => {
         const which = all.length > 1 ? `the model ${m.name}` : 'the model';
-        if (err) resolve({ code: 1, why: `${which} could not be loaded: ${err.message}` });
-      }, () => {});
+        resolve({ code: 1, why: `${which} ${m.host.losses ? 'is gone' : 'could not be loaded'}: ${err.message}` });
+      });
     }
     // Under npm (npx, npm exec, npm run) this process runs below `sh -c`, which does not pass
     // SIGTERM or SIGINT on: stopping npm kills the shell and would leave the server running. The
@@ -171,6 +185,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
   } finally {
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
+    await store.close();
   }
   return stop.code;
 }

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFA
 import { parseByteSize } from './gpu-memory.js';
 import { defaultModelName, duplicateName, MODEL_NAME } from './models.js';
 import { parseReasoningKey } from './reasoning-seal.js';
+import { redactUrl } from './store/index.js';
 
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
@@ -41,6 +42,13 @@ export interface ServeConfig {
   strictParams?: boolean;
   reasoningKey?: string;
   corsOrigins?: string[];
+  /** Absent: memory. */
+  responseStore?: string;
+  /** Absent: DEFAULT_RESPONSE_TTL_SECONDS. */
+  responseTtlSeconds?: number;
+  /** Absent: reload. */
+  onDeviceLost?: 'reload' | 'exit';
+  testHooks?: boolean;
 }
 
 export class ServeUsageError extends Error {
@@ -72,6 +80,28 @@ const reasoningKey: Parse<string> = (t, flag) => {
   }
   return t;
 };
+
+const responseStore: Parse<string> = (t, flag) => {
+  if (t !== 'memory' && !/^rediss?:\/\/./.test(t)) throw new ServeUsageError(`--${flag}: "${redactUrl(t)}" is neither memory nor a redis:// URL`);
+  return t;
+};
+
+const DURATION_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `30d`, `12h`, `90m`, `3600s` or `3600` (seconds), as whole seconds >= 1. */
+const duration: Parse<number> = (t, flag) => {
+  const m = /^(\d+)([smhd]?)$/.exec(t.trim());
+  const n = m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : NaN;
+  if (!(n >= 1 && Number.isSafeInteger(n))) throw new ServeUsageError(`--${flag}: "${t}" is not a duration (e.g. 30d, 12h, 90m, 3600)`);
+  return n;
+};
+
+const oneOf =
+  <T extends string>(...values: T[]): Parse<T> =>
+  (t, flag) => {
+    if (!(values as string[]).includes(t)) throw new ServeUsageError(`--${flag}: "${t}" is not ${values.join(' or ')}`);
+    return t as T;
+  };
 
 /** A switch's variable: 1/true/yes or 0/false/no. */
 const onOff = (t: string, flag: string): boolean => {
@@ -156,6 +186,10 @@ export const SERVE_FLAGS: readonly Flag[] = [
   flag({ flag: 'strict-params', arg: '', env: 'GPT_OSS_STRICT_PARAMS', key: 'strictParams', boolean: true, parse: onOff, help: 'refuse unknown request fields with a 400, as api.openai.com does (default: ignored, named in the x-gpt-oss-ignored-params header, logged once)' }),
   flag({ flag: 'reasoning-key', arg: 'KEY', env: 'GPT_OSS_REASONING_KEY', key: 'reasoningKey', parse: reasoningKey, help: '32-byte key (64 hex digits or base64) sealing the reasoning handed to stateless clients (Codex); give every replica the same (default: random per process)' }),
   flag({ flag: 'cors-origins', arg: 'LIST', env: 'GPT_OSS_CORS_ORIGINS', key: 'corsOrigins', parse: (t) => t.split(',').map((o) => o.trim()).filter((o) => o !== ''), help: 'origins browsers may call from, comma-separated, or * (default: none)' }),
+  flag({ flag: 'response-store', arg: 'URL', env: 'GPT_OSS_RESPONSE_STORE', key: 'responseStore', parse: responseStore, help: 'where Responses are kept: memory (default; lost on restart, this process only) or redis://HOST:6379/0 (shared by replicas; must be reachable at start)' }),
+  flag({ flag: 'response-ttl', arg: 'TIME', env: 'GPT_OSS_RESPONSE_TTL', key: 'responseTtlSeconds', parse: duration, help: 'how long Redis keeps a stored response, e.g. 30d, 12h, 3600 (seconds; default 30d)' }),
+  flag({ flag: 'on-device-lost', arg: 'WHAT', env: 'GPT_OSS_ON_DEVICE_LOST', key: 'onDeviceLost', parse: oneOf('reload', 'exit'), help: 'a lost GPU device: reload (new device, weights loaded again; default) or exit (status 1)' }),
+  flag({ flag: 'test-hooks', arg: 'on', env: 'GPT_OSS_TEST_HOOKS', key: 'testHooks', parse: (t, f) => oneOf('on', 'off', '1', '0', 'true', 'false')(t, f) === 'on' || t === '1' || t === 'true', help: 'chaos testing only: POST /test-hooks/device-lost' }),
   flag({ flag: 'log-level', arg: 'LEVEL', env: 'GPT_OSS_LOG_LEVEL', key: 'logLevel', parse: logLevel, default: 'info', help: 'fatal, error, warn, info, debug, trace (default info)' }),
 ];
 

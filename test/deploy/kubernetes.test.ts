@@ -2,7 +2,8 @@
 // prometheus-operator packages: types, required fields, enums, formats), plus unknown fields (a
 // misspelt `readinesProbe` is valid to the schemas but silently ignored by a cluster: the
 // package's TypeScript types reject it as an excess property), and against what the Dockerfile
-// and `serve` really use: image name, port, user, environment, memory.
+// and `serve` really use: image name, port, user, environment, memory. The model replicas share
+// the Redis Deployment (the Responses store) and one Secret (the reasoning-sealing key).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
@@ -58,9 +59,16 @@ const docs: Doc[] = yamlFiles(DIR).flatMap((file) =>
   }),
 );
 const ofKind = (kind: string) => docs.filter((d) => d.obj.kind === kind);
-const deployments = ofKind('Deployment').map((d) => d.obj as unknown as IDeployment);
+const isModel = (d: Doc) => d.obj.metadata.labels?.['app.kubernetes.io/name'] === 'gpt-oss-webgpu';
+const isRedis = (d: Doc) => d.obj.metadata.labels?.['app.kubernetes.io/name'] === 'gpt-oss-redis';
+/** The model servers' Deployments (Redis's is apart). */
+const deployments = ofKind('Deployment').filter(isModel).map((d) => d.obj as unknown as IDeployment);
+const modelServices = ofKind('Service').filter(isModel);
+const hfCache = ofKind('PersistentVolumeClaim').find((d) => d.obj.metadata.name === 'gpt-oss-hf-cache')!;
+/** GPT_OSS_* variables read outside serve's flag table: the reasoning-sealing key (src/server's encrypted reasoning). */
+const READ_OUTSIDE_FLAGS = new Set(['GPT_OSS_REASONING_KEY']);
 const serverContainer = (d: IDeployment): IContainer => d.spec!.template.spec!.containers.find((c) => c.name === 'server')!;
-const envOf = (c: IContainer): Record<string, string> => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? '']));
+const envOf = (c: IContainer): Record<string, string> => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
 
 /** The Dockerfile's instructions of one stage, continuation lines joined, comments dropped. */
 function dockerfileStage(stage: string): Array<{ op: string; args: string }> {
@@ -86,12 +94,18 @@ const dockerEnv: Record<string, string> = Object.fromEntries(
 const dockerArgs = (op: string) => runtime.filter((i) => i.op === op).map((i) => i.args);
 
 describe('deploy/kubernetes', () => {
-  it('has both models, each with a Deployment, Service and PodDisruptionBudget, plus the PVC, ScaledObjects and a ServiceMonitor', () => {
+  it('has both models, each with a Deployment, Service and PodDisruptionBudget, plus the PVC, ScaledObjects, a ServiceMonitor and Redis', () => {
     expect(deployments.map((d) => d.metadata!.name).sort()).toEqual(['gpt-oss-120b', 'gpt-oss-20b']);
-    for (const kind of ['Service', 'PodDisruptionBudget', 'ScaledObject']) {
+    expect(modelServices.map((d) => d.obj.metadata.name).sort()).toEqual(['gpt-oss-120b', 'gpt-oss-20b']);
+    for (const kind of ['PodDisruptionBudget', 'ScaledObject']) {
       expect(ofKind(kind).map((d) => d.obj.metadata.name).sort(), kind).toEqual(['gpt-oss-120b', 'gpt-oss-20b']);
     }
-    expect(ofKind('PersistentVolumeClaim')).toHaveLength(1);
+    expect(docs.filter(isRedis).map((d) => `${d.obj.kind}/${d.obj.metadata.name}`).sort()).toEqual([
+      'Deployment/gpt-oss-redis',
+      'PersistentVolumeClaim/gpt-oss-redis-data',
+      'Service/gpt-oss-redis',
+    ]);
+    expect(ofKind('PersistentVolumeClaim').map((d) => d.obj.metadata.name).sort()).toEqual(['gpt-oss-hf-cache', 'gpt-oss-redis-data']);
     expect(ofKind('ServiceMonitor')).toHaveLength(1);
     // `kubectl apply -f deploy/kubernetes/` (not recursive) needs no CRD: those live in subfolders.
     for (const d of docs.filter((x) => !x.file.includes('/'))) expect(['v1', 'apps/v1', 'policy/v1'], d.file).toContain(d.obj.apiVersion);
@@ -162,9 +176,9 @@ describe('deploy/kubernetes', () => {
       expect(d.spec!.template.metadata!.annotations?.['prometheus.io/port'], name).toBe(String(port));
       // Every GPT_OSS_* variable is one serve reads; the rest are the image's own.
       const env = envOf(c);
-      const known = new Set<string>(Object.values(FLAGS));
-      for (const key of Object.keys(env)) {
-        if (key.startsWith('GPT_OSS_')) expect(known, `${name}: ${key} is read by serve`).toContain(key);
+      const known = new Set<string>([...Object.values(FLAGS), ...READ_OUTSIDE_FLAGS]);
+      for (const key of (c.env ?? []).map((e) => e.name)) {
+        if (key.startsWith('GPT_OSS_')) expect(known, `${name}: ${key} is read by the server`).toContain(key);
         else expect(Object.keys(dockerEnv), `${name}: ${key} is set by the Dockerfile too`).toContain(key);
       }
       // What serve makes of the container's args and environment over the image's.
@@ -175,7 +189,7 @@ describe('deploy/kubernetes', () => {
       expect(env['HF_HOME'], name).toBe(dockerEnv['HF_HOME']);
       expect(dockerArgs('VOLUME')).toEqual([JSON.stringify([dockerEnv['HF_HOME']])]);
       const mount = c.volumeMounts?.find((m) => m.mountPath === env['HF_HOME']);
-      expect(pod.volumes?.find((v) => v.name === mount?.name)?.persistentVolumeClaim?.claimName, name).toBe(ofKind('PersistentVolumeClaim')[0]!.obj.metadata.name);
+      expect(pod.volumes?.find((v) => v.name === mount?.name)?.persistentVolumeClaim?.claimName, name).toBe(hfCache.obj.metadata.name);
       const before = process.env['HF_HOME'];
       process.env['HF_HOME'] = env['HF_HOME'];
       try {
@@ -232,12 +246,47 @@ describe('deploy/kubernetes', () => {
       expect(ofKind('Service').map((s) => s.obj.metadata.name)).toContain(metric![2]);
     }
     const monitor = ofKind('ServiceMonitor')[0]!.obj;
-    for (const { obj: svc } of ofKind('Service')) {
+    for (const { obj: svc } of modelServices) {
       for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels?.[k], svc.metadata.name).toBe(v);
       expect(svc.spec.ports.map((p: { name: string }) => p.name)).toContain(monitor.spec.endpoints[0].port);
       const d = deployments.find((x) => x.metadata!.name === svc.metadata.name)!;
       for (const [k, v] of Object.entries(svc.spec.selector as Record<string, string>)) expect(d.spec!.template.metadata!.labels?.[k]).toBe(v);
     }
     expect(monitor.spec.endpoints[0].path).toBe('/metrics');
+  });
+
+  it('the replicas share the Redis Service as their Responses store, and one Secret as the reasoning key', () => {
+    const redis = ofKind('Deployment').find(isRedis)!.obj as unknown as IDeployment;
+    const redisService = ofKind('Service').find(isRedis)!.obj;
+    const redisContainer = redis.spec!.template.spec!.containers[0]!;
+    // The Service selects the Redis pods and reaches the container's port.
+    for (const [k, v] of Object.entries(redisService.spec.selector as Record<string, string>)) expect(redis.spec!.template.metadata!.labels?.[k]).toBe(v);
+    const port = redisService.spec.ports[0];
+    expect(redisContainer.ports?.find((p) => p.name === port.targetPort)?.containerPort).toBe(6379);
+    // The data volume is the Redis PVC, mounted where redis writes its append-only file.
+    expect(redis.spec!.template.spec!.volumes?.[0]?.persistentVolumeClaim?.claimName).toBe('gpt-oss-redis-data');
+    expect(redisContainer.volumeMounts?.[0]?.mountPath).toBe('/data');
+    expect(redisContainer.args).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'volatile-lru']));
+    const secrets = new Set<string>();
+    for (const d of deployments) {
+      const name = d.metadata!.name!;
+      const c = serverContainer(d);
+      const config = parseServeArgs(c.args!.slice(1), { ...dockerEnv, ...envOf(c) });
+      // What serve makes of it: a Redis URL naming the Service, its port, database 0.
+      const url = new URL(config.responseStore!);
+      expect(url.protocol, name).toBe('redis:');
+      expect(url.hostname, name).toBe(redisService.metadata.name);
+      expect(Number(url.port), name).toBe(port.port);
+      expect(config.responseTtlSeconds, name).toBe(30 * 24 * 3600);
+      expect(config.onDeviceLost, name).toBe('reload');
+      const key = (c.env ?? []).find((e) => e.name === 'GPT_OSS_REASONING_KEY');
+      expect(key?.valueFrom?.secretKeyRef, name).toEqual({ name: 'gpt-oss-reasoning-key', key: 'key' });
+      secrets.add(JSON.stringify(key?.valueFrom?.secretKeyRef));
+    }
+    // One Secret for all: a reply sealed by one pod opens on any other.
+    expect(secrets.size).toBe(1);
+    // The Secret is not in the repository (no key in git): the README says how to create it.
+    expect(ofKind('Secret')).toHaveLength(0);
+    expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('create secret generic gpt-oss-reasoning-key --from-literal=key=');
   });
 });

@@ -22,15 +22,16 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
     });
     const several = models.length > 1 ? { models } : {};
     const failed = all.find((m) => m.host.status === 'failed');
-    const loading = all.find((m) => m.host.status === 'loading');
+    // loading, or reloading after a lost GPU device (device_lost)
+    const loading = all.find((m) => m.host.status === 'loading' || m.host.status === 'recovering');
     if (!failed && !loading) {
       // `model`, `queue_depth`, `running`: the first model's, as before several models were served.
       const first = models[0]!;
       return { status: 'ok', model: first.name, queue_depth: first.queue_depth, running: first.running, ...several };
     }
     const why = failed?.host.error?.message ?? 'unknown error';
-    const err = failed ? modelFailed(models.length > 1 ? `${failed.name}: ${why}` : why) : modelLoading();
+    const err = failed ? modelFailed(models.length > 1 ? `${failed.name}: ${why}` : why) : loading!.host.unavailable();
     reply.code(503).headers(err.headers);
-    return { status: failed ? 'failed' : 'loading', ...several, ...err.toJSON() };
+    return { status: failed ? 'failed' : loading!.host.status, ...several, ...err.toJSON() };
   });
 };

@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
-import type { ResponseStore } from '../response-store.js';
+import type { ResponseStore } from '../store/index.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { lastUserText } from '../models.js';
@@ -24,16 +24,21 @@ const newId = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`
  * alone, as OpenAI's ItemReference allows) replaced by the stored items they name; 404 for an id
  * no stored response holds.
  */
-function resolveItemReferences(store: ResponseStore, items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
-  return items.map((item, i) => {
+async function resolveItemReferences(store: ResponseStore, owner: string, items: Array<Record<string, unknown>>): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const [i, item] of items.entries()) {
     const reference = item['type'] === 'item_reference' || (item['type'] === undefined && item['role'] === undefined && Object.keys(item).every((k) => k === 'id'));
-    if (!reference) return item;
+    if (!reference) {
+      out.push(item);
+      continue;
+    }
     const id = item['id'];
     if (typeof id !== 'string') throw invalidRequest(`input[${i}].id must be the id of a stored item`, `input[${i}].id`);
-    const found = store.item(id);
+    const found = await store.item(owner, id);
     if (found === undefined) throw new ApiError(404, `Item with id '${id}' not found.`, 'invalid_request_error', `input[${i}].id`, 'not_found');
-    return found as Record<string, unknown>;
-  });
+    out.push(found as Record<string, unknown>);
+  }
+  return out;
 }
 
 type Item = Record<string, unknown> & { type: string; id: string };
@@ -138,7 +143,8 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
   const ctx = app.gptOss;
   const response = { 200: responseSchema, ...errorResponses };
   app.get<{ Params: { id: string } }>('/v1/responses/:id', { schema: { response } }, async (request) => {
-    const stored = ctx.store.get(request.params.id);
+    // Another API key's response is a 404, as if the id did not exist.
+    const stored = await ctx.store.get(request.gptOssKey, request.params.id);
     if (!stored) throw new ApiError(404, `No response found with id '${request.params.id}'.`, 'invalid_request_error', 'id', 'not_found');
     return stored.response;
   });
@@ -167,10 +173,11 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const callable = [...tools, ...members];
     const toolNames = functionNames(callable, body.tool_choice, (i) => callable[i]!.param);
 
-    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : resolveItemReferences(ctx.store, body.input);
+    const owner = request.gptOssKey;
+    const own: unknown[] = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : await resolveItemReferences(ctx.store, owner, body.input);
     let input = own;
     if (body.previous_response_id) {
-      const prev = ctx.store.get(body.previous_response_id);
+      const prev = await ctx.store.get(owner, body.previous_response_id);
       if (!prev) {
         throw invalidRequest(`Previous response with id '${body.previous_response_id}' not found.`, 'previous_response_id', 'previous_response_not_found');
       }
@@ -210,6 +217,8 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const store = body.store !== false;
     const seal = body.include?.includes('reasoning.encrypted_content') ? (text: string) => ctx.reasoningSeal.seal(text) : undefined;
     const itemOptions = { seal, namespaced };
+    // A response to store needs the store: an unreachable one is a 503 before any generation.
+    if (store) await ctx.store.check();
 
     const responseObject = (status: string, items: Item[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
       id,
@@ -244,7 +253,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     });
 
     /** After generation: close open items, build the final object, remember it. */
-    const conclude = (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
+    const conclude = async (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
       const incomplete = result.finishReason === 'length' || result.finishReason === 'context';
       builder.cutOff = incomplete;
       builder.apply(output.end());
@@ -259,7 +268,8 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
           total_tokens: promptIds.length + result.tokens.length,
         },
       });
-      if (store) ctx.store.put({ id, input, output: builder.items, response: final });
+      // Stored before the client hears it is done: its next request may land on another replica.
+      if (store) await ctx.store.put(owner, { id, input, output: builder.items, response: final });
       return { final, incomplete };
     };
 
@@ -269,7 +279,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       const builder = new ResponseItemsBuilder(() => {}, itemOptions);
       const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
       if (!result) return reply;
-      return conclude(builder, result).final;
+      return (await conclude(builder, result)).final;
     }
 
     return streamTurn(ctx, request, reply, turn, false, (sse) => {
@@ -280,8 +290,8 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
         onToken: (t) => builder.apply(output.push(t)),
-        finish: (result) => {
-          const { final, incomplete } = conclude(builder, result);
+        finish: async (result) => {
+          const { final, incomplete } = await conclude(builder, result);
           emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
         },
         // A generation that fails ends with `response.failed`, its response carrying the error
