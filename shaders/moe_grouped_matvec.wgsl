@@ -1,16 +1,19 @@
 // Expert-grouped MXFP4 matvec for steps of a few tokens (2 to ~128): a workgroup owns ROWS output
 // rows of one used expert (moe_route_parallel's list) and computes them for every sorted row
 // (token, slot) routed to that expert. Each lane decodes its 16-byte block once per pass and
-// applies it to all of the pass's rows; the rows' activations are staged in workgroup memory one
-// K chunk (TEAM blocks) at a time, up to P rows per pass, in more passes when the expert has more.
-// Absent rows cost nothing: loops stop at the expert's row count (no padding arithmetic).
+// applies it to all of the pass's rows (up to P <= 16; more rows take more passes). Absent rows cost
+// nothing: each row's accumulation is skipped past the expert's row count (no padding arithmetic).
+// The rows' activations are staged in workgroup memory one K chunk (TEAM blocks) at a time.
 //   UP:    h[row][i] = SwiGLU(W1[e] x[t] + b1[e])  (rows 2i / 2i+1 = gate / up; t = order[row] / k)
 //   DOWN:  y[row][c] = W2[e][c] · h[row] + b2[e][c]
 // (moe_gather then adds the routing-weighted outputs to x in slot order.) SwiGLU is written here
 // with moe_up_swiglu's clamp/alpha/limit; it moves to a shared library once there is one.
+// The 16 accumulators are separate scalars and each decoded word is used and dropped before the
+// next: an array indexed in the hot loop, or a whole decoded block kept live across the rows,
+// spills on lavapipe (a CPU with 16 vector registers; measured 2-3x slower).
 // Grid: x = row group of the expert's matrix, y = this shard's used experts (an upper bound; the
 // surplus returns at once). defines: WG, TEAM (lanes per row, within the smallest subgroup with
-// SUBGROUPS), P (rows per pass, a multiple of 4); WG <= 32·TEAM; flag UP.
+// SUBGROUPS), P (rows per pass, a multiple of 4, <= 16); WG <= 32·TEAM; flag UP.
 #include lib/mxfp4
 
 struct Params {
@@ -37,11 +40,19 @@ struct Params {
 
 const ROWS: u32 = WG / TEAM;
 const KC: u32 = TEAM * 8u;  // vec4s of one row's activations per K chunk (TEAM blocks of 32)
-// The staged activations; without subgroups the lanes' partial sums reuse it after the last chunk.
+// The staged activations; without subgroups the lanes' partial sums reuse it after the K loop.
 var<workgroup> xs: array<vec4<f32>, P * KC>;
 var<workgroup> red: array<f32, ROWS * P>;
+// activation row of each row of the pass
+var<workgroup> srcs: array<u32, P>;
 // (expert within the shard, first sorted row, rows, valid); workgroup-uniform.
 var<workgroup> wg_expert: vec4<u32>;
+
+// Row t's dot product of 8 decoded weights (lo, hi) with its staged activations at vec4 v of the lane's block.
+fn row_dot(lo: vec4<f32>, hi: vec4<f32>, t: u32, v: u32, lane: u32) -> f32 {
+  let xb = t * KC + lane * 8u + v;
+  return dot(lo, xs[xb]) + dot(hi, xs[xb + 1u]);
+}
 
 @compute @workgroup_size(WG)
 @diagnostic(off, subgroup_uniformity)
@@ -68,55 +79,101 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let lane = lid % TEAM;
   let r = wid.x * ROWS + team;
   let live = r < p.n;
-  let nch = (kb + TEAM - 1u) / TEAM;
+  let rb = (le * p.n + min(r, p.n - 1u)) * kb;
   for (var q0 = 0u; q0 < cnt; q0 += P) {
     let pc = min(P, cnt - q0);
-    var acc: array<f32, P>;
-    for (var t = 0u; t < P; t++) {
-      acc[t] = 0.0;
+    if (lid < pc) {
+#if UP
+      srcs[lid] = order[row0 + q0 + lid] / p.k;
+#else
+      srcs[lid] = row0 + q0 + lid;
+#endif
     }
-    for (var ch = 0u; ch < nch; ch++) {
+    workgroupBarrier();
+    var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+    var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
+    var a8 = 0.0; var a9 = 0.0; var a10 = 0.0; var a11 = 0.0;
+    var a12 = 0.0; var a13 = 0.0; var a14 = 0.0; var a15 = 0.0;
+    for (var ch = 0u; ch < kb; ch += TEAM) {
       for (var i = lid; i < pc * KC; i += WG) {
         let t = i / KC;
         let q = i % KC;
-        let kvec = ch * KC + q;
-#if UP
-        let src = order[row0 + q0 + t] / p.k;
-#else
-        let src = row0 + q0 + t;
-#endif
+        let kvec = ch * 8u + q;
         var v = vec4<f32>(0.0);
         if (kvec < kv) {
-          v = a[src * kv + kvec];
+          v = a[srcs[t] * kv + kvec];
         }
         xs[t * KC + q] = v;
       }
       workgroupBarrier();
-      let c = ch * TEAM + lane;
-      if (live && c < kb) {
-        let b = (le * p.n + r) * kb + c;
-        let wv = blocks[b];
-        let s = mxfp4_scale_byte(scales[b / 4u], b);
-        let w0 = mxfp4_word(wv.x);
-        let w1 = mxfp4_word(wv.y);
-        let w2 = mxfp4_word(wv.z);
-        let w3 = mxfp4_word(wv.w);
-        // 2^(s-113) as one f32 when s <= 240, else 2^15 · 2^(s-128) (lib/mxfp4 mxfp4_scale)
+      let c0 = ch + lane;
+      let cstep = TEAM;
+      let cend = select(0u, min(kb, ch + TEAM), live);
+      for (var c = c0; c < cend; c += cstep) {
+        let wv = blocks[rb + c];
+        let s = mxfp4_scale_byte(scales[(rb + c) / 4u], rb + c);
+        // 2^(s-113) as one f32 when s <= 240, else 2^15 · 2^(s-128) (lib/mxfp4 mxfp4_block):
+        // folded into the decoded weights, exactly; one word (8 weights) live at a time
         let big = s > 240u;
         let f1 = select(bitcast<f32>((s + 14u) << 23u), 32768.0, big);
         let f2 = select(1.0, bitcast<f32>((s - 1u) << 23u), big);
-        let xo = lane * 8u;
-        for (var t = 0u; t < P; t++) {
-          if (t < pc) {
-            let xb = t * KC + xo;
-            let d = dot(w0.lo, xs[xb]) + dot(w0.hi, xs[xb + 1u]) + dot(w1.lo, xs[xb + 2u]) + dot(w1.hi, xs[xb + 3u])
-                  + dot(w2.lo, xs[xb + 4u]) + dot(w2.hi, xs[xb + 5u]) + dot(w3.lo, xs[xb + 6u]) + dot(w3.hi, xs[xb + 7u]);
-            acc[t] += (d * f1) * f2;
+        for (var q = 0u; q < 4u; q++) {
+          let d = mxfp4_word(wv[q]);
+          let lo = (d.lo * f1) * f2;
+          let hi = (d.hi * f1) * f2;
+          let v = 2u * q;
+          a0 += row_dot(lo, hi, 0u, v, lane);
+          // nested, so a pass of r rows tests r conditions per word, not 15
+          if (pc > 1u) {
+            a1 += row_dot(lo, hi, 1u, v, lane);
+            if (pc > 2u) {
+              a2 += row_dot(lo, hi, 2u, v, lane);
+              if (pc > 3u) {
+                a3 += row_dot(lo, hi, 3u, v, lane);
+                if (pc > 4u) {
+                  a4 += row_dot(lo, hi, 4u, v, lane);
+                  if (pc > 5u) {
+                    a5 += row_dot(lo, hi, 5u, v, lane);
+                    if (pc > 6u) {
+                      a6 += row_dot(lo, hi, 6u, v, lane);
+                      if (pc > 7u) {
+                        a7 += row_dot(lo, hi, 7u, v, lane);
+                        if (pc > 8u) {
+                          a8 += row_dot(lo, hi, 8u, v, lane);
+                          if (pc > 9u) {
+                            a9 += row_dot(lo, hi, 9u, v, lane);
+                            if (pc > 10u) {
+                              a10 += row_dot(lo, hi, 10u, v, lane);
+                              if (pc > 11u) {
+                                a11 += row_dot(lo, hi, 11u, v, lane);
+                                if (pc > 12u) {
+                                  a12 += row_dot(lo, hi, 12u, v, lane);
+                                  if (pc > 13u) {
+                                    a13 += row_dot(lo, hi, 13u, v, lane);
+                                    if (pc > 14u) {
+                                      a14 += row_dot(lo, hi, 14u, v, lane);
+                                      if (pc > 15u) {
+                                        a15 += row_dot(lo, hi, 15u, v, lane);
+                                      }
+                                    }
+                                  }
+                                }
+                              }
+                            }
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
           }
         }
       }
       workgroupBarrier();
     }
+    let acc = array<f32, 16>(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
     // the team's sum per row of the pass -> red[team][t]
 #if SUBGROUPS
     for (var t = 0u; t < P; t++) {

@@ -124,7 +124,7 @@ export interface MoeSmallMArgs {
   swigluLimit: number;
   /** Steps of fewer tokens (or more than group.maxTokens) skip these dispatches. Default 1. */
   minTokens?: number;
-  /** Rows per pass (a multiple of 4; default SMALLM_PASS_ROWS) and lanes per weight row (tests). */
+  /** Rows per pass (4, 8, 12 or 16; default SMALLM_PASS_ROWS) and lanes per weight row (tests). */
   passRows?: number;
   team?: number;
   label: string;
@@ -143,7 +143,7 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
   const min = a.minTokens ?? 1;
   const on = stepIn(min, g.maxTokens);
   const P = a.passRows ?? SMALLM_PASS_ROWS;
-  if (!Number.isInteger(P) || P < 4 || P % 4 !== 0) throw new Error(`${a.label}: pass rows ${P} must be a positive multiple of 4`);
+  if (!Number.isInteger(P) || P < 4 || P > 16 || P % 4 !== 0) throw new Error(`${a.label}: pass rows ${P} must be 4, 8, 12 or 16`);
   const team = a.team ?? defaultTeam(ctx);
   if (!isPow2(team) || team < 2) throw new Error(`${a.label}: team ${team} must be a power of two >= 2`);
   if (ctx.shaders.useSubgroups && team > ctx.gpu.subgroupMinSize) {
