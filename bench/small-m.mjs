@@ -7,6 +7,7 @@
 // With --dense, also the bf16 qkv / attn_out / router products: matmul_bf16 (8 tokens per tile)
 // against the multi-row matvec (dense-rows).
 // Usage: npm run build && node bench/small-m.mjs [--ms 1,2,4,8,16,32,64] [--reps 3] [--dense]
+//   [--profile: each MoE dispatch timed in its own pass] [--pass 4|8|12|16: rows per grouped pass]
 import { acquireGpu } from '../dist/gpu/device.js';
 import { ShaderCache, subgroupLayoutHolds } from '../dist/gpu/shaders.js';
 import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, writeBuffer } from '../dist/gpu/buffers.js';

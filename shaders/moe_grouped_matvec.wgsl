@@ -10,7 +10,7 @@
 // with moe_up_swiglu's clamp/alpha/limit; it moves to a shared library once there is one.
 // The 16 accumulators are separate scalars and each decoded word is used and dropped before the
 // next: an array indexed in the hot loop, or a whole decoded block kept live across the rows,
-// spills on lavapipe (a CPU with 16 vector registers; measured 2-3x slower).
+// spills on lavapipe (a CPU with 16 vector registers).
 // Grid: x = row group of the expert's matrix, y = this shard's used experts (an upper bound; the
 // surplus returns at once). defines: WG, TEAM (lanes per row, within the smallest subgroup with
 // SUBGROUPS), P (rows per pass, a multiple of 4, <= 16); WG <= 32·TEAM; flag UP.

@@ -11,8 +11,6 @@ import { GEMM_TILE, MAX_TOP_K, type MoeGroupBuffers } from './moe.js';
 
 /** Rows (token, slot) of one expert that one pass of the grouped matvec stages and serves. */
 export const SMALLM_PASS_ROWS = 16;
-/** Tokens a small-step MoE is planned for by default (the routing mask is sized for them). */
-export const SMALLM_MAX_TOKENS = 128;
 
 const ROUTE_WG = 256;
 /** Workgroup words the routing bitmask may take (16 KiB; lavapipe has 32 KiB in all). */
