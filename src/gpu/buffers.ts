@@ -111,6 +111,8 @@ export interface Dispatch {
    * tile, an expert once per (token, slot) or per tile of its rows): what bench reports.
    */
   weightBytes?: (s: StepShape, r: StepRouting) => number;
+  /** Multiply-adds the dispatch executes in a step, idle and padding rows included. */
+  macs?: (s: StepShape, r: StepRouting) => number;
 }
 
 /**
