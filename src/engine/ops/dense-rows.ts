@@ -2,7 +2,9 @@
 // matvec variants (matmul_rows_bf16) holding 2, 4, 8, 16 or 32 rows per token tile, so a step's
 // rows share each weight load; a step runs the smallest variant that holds its rows in one tile
 // (more than 32 rows: tiles of 32). Same arguments as matmulOp (./basic.ts).
-import { bindGroup, grid, uniformBuffer, Params, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext } from './context.js';
 import type { MatmulArgs } from './basic.js';
 
@@ -35,7 +37,7 @@ export function denseRowsOps(ctx: OpContext, a: DenseRowsArgs): Dispatch[] {
   const rowsOf = (s: StepShape) => (a.outRows ? s.rows : s.tokens);
   const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
   const team = rowTeam(ctx, a.k);
-  const params = uniformBuffer(ctx.gpu, new Params().u32(a.k).u32(a.n).u32(a.n0 ?? 0).u32(a.ny ?? a.n), `${a.label}.rows.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_rows_bf16, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, `${a.label}.rows.params`);
   const bytes = 2 * a.k * a.n + (a.bias ? 4 * a.n : 0);
   return DENSE_ROW_VARIANTS.map((rt, i): Dispatch => {
     // the portable reduction keeps WG * RT partial sums in workgroup memory (at most 16 KiB)

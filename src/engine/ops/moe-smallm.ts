@@ -4,7 +4,9 @@
 // per pass of up to SMALLM_PASS_ROWS of its rows, no arithmetic for absent rows), then moe_gather
 // adds the routing-weighted outputs to x. Buffer layouts as in ./moe.ts; h is [T·k][I] and y
 // [T·k][H] at expert-sorted rows, like the grouped GEMM path's.
-import { bindGroup, grid, storageBuffer, uniformBuffer, Params, type Dispatch, type StepRouting, type StepShape } from '../../gpu/buffers.js';
+import { bindGroup, grid, storageBuffer, type Dispatch, type StepRouting, type StepShape } from '../../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
+import { paramsBuffer } from '../../gpu/params.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
 import { GEMM_TILE, MAX_TOP_K, type MoeGroupBuffers } from './moe.js';
@@ -81,7 +83,7 @@ export function moeRouteParallelOp(ctx: OpContext, a: MoeRouteParallelArgs): Dis
     shader: 'moe_route_parallel',
     defines: { WG: wg, E, EPT: Math.ceil(E / wg), MASKW: maskWords, BM: GEMM_TILE.BM },
   });
-  const params = uniformBuffer(ctx.gpu, new Params().u32(k).u32(g.tilesOffset).u32(g.usedOffset), `${a.label}.params`);
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_route_parallel, { k, tiles_off: g.tilesOffset, used_off: g.usedOffset }, `${a.label}.params`);
   const on = stepIn(a.minTokens ?? 1, g.maxTokens);
   return {
     label: a.label,
@@ -163,9 +165,10 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
     const n = up ? 2 * I : H;
     const kdim = up ? H : I;
     const pipeline = ctx.shaders.pipeline({ shader: 'moe_grouped_matvec', defines: { WG: wg, TEAM: team, P }, flags: up ? ['UP'] : [] });
-    const params = uniformBuffer(
+    const params = paramsBuffer(
       ctx.gpu,
-      new Params().u32(kdim).u32(n).u32(k).u32(E).u32(e.first).u32(e.count).u32(g.usedOffset).f32(a.swigluLimit),
+      KERNEL_PARAMS.moe_grouped_matvec,
+      { kdim, n, k, e: E, e0: e.first, ec: e.count, used_off: g.usedOffset, limit: a.swigluLimit },
       `${a.label}.matvec.params`,
     );
     const bufs = up
@@ -196,7 +199,7 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
   };
   ops.push(...a.experts.map((e) => matvec(true, e)), ...a.experts.map((e) => matvec(false, e)));
   const gather = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
-  const gatherParams = uniformBuffer(ctx.gpu, new Params().u32(H).u32(k), `${a.label}.gather.params`);
+  const gatherParams = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: H, k }, `${a.label}.gather.params`);
   ops.push({
     label: `${a.label}.gather`,
     pipeline: gather,
