@@ -208,7 +208,7 @@ describe('Responses for agents', () => {
 
   it('a generation that fails ends the stream with response.failed', async () => {
     engine.next = () => {
-      throw new Error('device lost');
+      throw new Error('kernel failed');
     };
     const res = await fetch(`${s.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, input: 'hi', stream: true }) });
     const evs = events(await res.text());

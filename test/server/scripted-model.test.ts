@@ -373,7 +373,7 @@ describe('request limits', () => {
 describe('engine failures', () => {
   it('are 500s that leak nothing, error events inside streams, and the server keeps serving', async () => {
     engine.next = () => {
-      throw new Error('device lost: internal detail /srv/secret');
+      throw new Error('kernel failed: internal detail /srv/secret');
     };
     const r = await post(s.baseURL, '/chat/completions', ask);
     expect(r.status).toBe(500);

@@ -138,7 +138,7 @@ function battery(): BadRequest[] {
   add(chat, 'tool_choice naming an unknown function', { ...chatBase, tools: fn({}), tool_choice: { type: 'function', function: { name: 'g' } } });
   add(chat, 'tool_choice of another tool kind', { ...chatBase, tools: fn({}), tool_choice: { type: 'allowed_tools', mode: 'auto' } }, 400, 'unsupported_parameter');
   add(chat, 'tool_choice named, parameters outside the supported subset', { ...chatBase, tools: params({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }), tool_choice: { type: 'function', function: { name: 'f' } } }, 400, 'unsupported_schema');
-  for (const schema of [{ type: 'string', format: 'email' }, { oneOf: [{ type: 'string' }] }, { type: 'object', patternProperties: { a: {} } }]) {
+  for (const schema of [{ type: 'string', format: 'email' }, { type: 'string', pattern: '^a+$' }, { type: 'object', patternProperties: { a: {} } }]) {
     add(chat, `response_format schema ${JSON.stringify(schema)}`, { ...chatBase, response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } }, 400, 'unsupported_schema');
   }
   field(chat, 'reasoning_effort', ['extreme', 5, '', 'none', {}]);

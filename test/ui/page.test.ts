@@ -160,7 +160,7 @@ describe('the chat page', () => {
       expect(JSON.parse(r.body).error.type, p).toBe('invalid_request_error');
     }
     // outside /ui/ nothing is public
-    expect((await rawGet('/package.json')).status).toBe(401);
+    expect((await rawGet('/package.json')).status).toBe(404);
     expect((await rawGet('/v1/models')).status).toBe(401);
     expect((await rawGet('/v1/models', { authorization: `Bearer ${KEY}` })).status).toBe(200);
     // --no-ui: no page
