@@ -127,6 +127,9 @@ describe('tool_choice', () => {
     return ajv.validate(schema, JSON.parse(args));
   };
 
+  // 30 requests at once on a 16-sequence engine: the second half waits for the first half to
+  // finish, which on a 2-core lavapipe machine can take longer than the client's default 120 s.
+  const LONG_WAIT = { timeout: 480_000 };
   it('named function, every compat case (Chat Completions; streaming for odd cases): a valid call to that tool', async () => {
     expect(cases).toHaveLength(30);
     const failures: string[] = [];
@@ -144,12 +147,12 @@ describe('tool_choice', () => {
       let finish: string | null;
       let calls: Array<{ name: string; arguments: string }>;
       if (i % 2 === 0) {
-        const r = await s.client.chat.completions.create(request);
+        const r = await s.client.chat.completions.create(request, LONG_WAIT);
         finish = r.choices[0]!.finish_reason;
         calls = (r.choices[0]!.message.tool_calls ?? []).map((t) => (t as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall).function);
         expect(r.choices[0]!.message.content).toBeNull();
       } else {
-        const stream = await s.client.chat.completions.create({ ...request, stream: true });
+        const stream = await s.client.chat.completions.create({ ...request, stream: true }, LONG_WAIT);
         finish = null;
         calls = [];
         for await (const chunk of stream) {
