@@ -245,7 +245,11 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
     const given = values[f.flag];
     const fromEnv = env[f.env];
     const raw = typeof given === 'string' ? given : given === true ? 'true' : fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
-    if (raw !== undefined) config[f.key] = f.parse(raw, f.flag);
+    if (raw !== undefined) {
+      const value = f.parse(raw, f.flag);
+      // a switch turned off by its variable leaves an optional field out, as if not given
+      if (!(f.boolean && value === false && f.default === undefined)) config[f.key] = value;
+    }
     else if (f.default !== undefined) config[f.key] = f.default;
   }
   const given = values[MODEL_FLAG.flag] as string[] | undefined;

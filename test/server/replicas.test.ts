@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type LocalRedis } from '../../bench/local-redis.mjs';
 import { RedisResponseStore } from '../../src/server/store/index.js';
-import { MODEL, startServer, type TestServer } from './helpers.js';
+import { FIXED_LENGTH, MODEL, startServer, type TestServer } from './helpers.js';
 
 let redis: LocalRedis;
 beforeAll(async () => {
@@ -52,9 +52,9 @@ describe('two replicas, one Redis', () => {
   it('serve one conversation alternately, and again after both restart', async () => {
     let [a, b] = [await replica(), await replica()];
     try {
-      const turn1 = await a.alice.responses.create({ model: MODEL, input: 'My name is Ada. Remember it.', max_output_tokens: 6 });
+      const turn1 = await a.alice.responses.create({ model: MODEL, input: 'My name is Ada. Remember it.', max_output_tokens: 6, ...FIXED_LENGTH });
       // Turn 2 on the other replica continues turn 1: its input holds turn 1's input and output.
-      const turn2 = await b.alice.responses.create({ model: MODEL, input: 'What is my name?', previous_response_id: turn1.id, max_output_tokens: 6 });
+      const turn2 = await b.alice.responses.create({ model: MODEL, input: 'What is my name?', previous_response_id: turn1.id, max_output_tokens: 6, ...FIXED_LENGTH });
       expect(turn2.previous_response_id).toBe(turn1.id);
       expect(turn2.usage!.input_tokens).toBeGreaterThan(turn1.usage!.input_tokens + turn1.usage!.output_tokens);
       // Turn 3 back on the first, naming an item of turn 2 (made on the other replica) by reference.
@@ -63,11 +63,11 @@ describe('two replicas, one Redis', () => {
         model: MODEL,
         input: [{ type: 'item_reference', id: item.id! }, { type: 'message', role: 'user', content: 'And again?' }],
         previous_response_id: turn2.id,
-        max_output_tokens: 6,
+        max_output_tokens: 6, ...FIXED_LENGTH,
       });
       expect(turn3.usage!.input_tokens).toBeGreaterThan(turn2.usage!.input_tokens);
       // Streamed, on the second replica.
-      const stream = await b.alice.responses.create({ model: MODEL, input: 'One more, streamed.', previous_response_id: turn3.id, max_output_tokens: 6, stream: true });
+      const stream = await b.alice.responses.create({ model: MODEL, input: 'One more, streamed.', previous_response_id: turn3.id, max_output_tokens: 6, ...FIXED_LENGTH, stream: true });
       let turn4: OpenAI.Responses.Response | null = null;
       for await (const e of stream) if (e.type === 'response.completed' || e.type === 'response.incomplete') turn4 = e.response;
       expect(turn4?.previous_response_id).toBe(turn3.id);
@@ -83,8 +83,8 @@ describe('two replicas, one Redis', () => {
       // Bob, on either replica, finds none of Alice's conversation.
       for (const r of [a, b]) {
         await expect(r.bob.responses.retrieve(turn1.id)).rejects.toMatchObject({ status: 404 });
-        await expect(r.bob.responses.create({ model: MODEL, input: 'x', previous_response_id: turn2.id, max_output_tokens: 2 })).rejects.toMatchObject({ status: 400, code: 'previous_response_not_found' });
-        await expect(r.bob.responses.create({ model: MODEL, input: [{ type: 'item_reference', id: item.id! }], max_output_tokens: 2 })).rejects.toMatchObject({ status: 404 });
+        await expect(r.bob.responses.create({ model: MODEL, input: 'x', previous_response_id: turn2.id, max_output_tokens: 2, ...FIXED_LENGTH })).rejects.toMatchObject({ status: 400, code: 'previous_response_not_found' });
+        await expect(r.bob.responses.create({ model: MODEL, input: [{ type: 'item_reference', id: item.id! }], max_output_tokens: 2, ...FIXED_LENGTH })).rejects.toMatchObject({ status: 404 });
       }
 
       // Both restart: nothing of either process survives but what Redis holds.
@@ -92,13 +92,13 @@ describe('two replicas, one Redis', () => {
       await b.close();
       [a, b] = [await replica(), await replica()];
       for (const t of [turn1, turn2, turn3, turn4!]) expect((await b.alice.responses.retrieve(t.id)).id).toBe(t.id);
-      const turn5 = await b.alice.responses.create({ model: MODEL, input: 'After the restart: still there?', previous_response_id: turn4!.id, max_output_tokens: 6 });
+      const turn5 = await b.alice.responses.create({ model: MODEL, input: 'After the restart: still there?', previous_response_id: turn4!.id, max_output_tokens: 6, ...FIXED_LENGTH });
       expect(turn5.usage!.input_tokens).toBeGreaterThan(turn4!.usage!.input_tokens);
       const turn6 = await a.alice.responses.create({
         model: MODEL,
         input: [{ type: 'item_reference', id: turn5.output.find((o) => o.id)!.id! }, { type: 'message', role: 'user', content: 'Last one.' }],
         previous_response_id: turn5.id,
-        max_output_tokens: 6,
+        max_output_tokens: 6, ...FIXED_LENGTH,
       });
       expect((await b.alice.responses.retrieve(turn6.id)).previous_response_id).toBe(turn5.id);
     } finally {
