@@ -123,7 +123,7 @@ node --input-type=module -e '
   const res = await fetch(process.argv[1], {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "synthetic:tiny", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, seed: 1 }),
+    body: JSON.stringify({ model: "synthetic:tiny", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, seed: 1, ignore_eos: true }),
   });
   const body = await res.json();
   const ok = res.status === 200 && body.object === "chat.completion" && body.model === "synthetic:tiny" &&
