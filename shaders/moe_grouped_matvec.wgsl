@@ -6,8 +6,7 @@
 // The rows' activations are staged in workgroup memory one K chunk (TEAM blocks) at a time.
 //   UP:    h[row][i] = SwiGLU(W1[e] x[t] + b1[e])  (rows 2i / 2i+1 = gate / up; t = order[row] / k)
 //   DOWN:  y[row][c] = W2[e][c] · h[row] + b2[e][c]
-// (moe_gather then adds the routing-weighted outputs to x in slot order.) SwiGLU is written here
-// with moe_up_swiglu's clamp/alpha/limit; it moves to a shared library once there is one.
+// (moe_gather then adds the routing-weighted outputs to x in slot order.)
 // The 16 accumulators are separate scalars and each decoded word is used and dropped before the
 // next: an array indexed in the hot loop, or a whole decoded block kept live across the rows,
 // spills on lavapipe (a CPU with 16 vector registers).
@@ -15,6 +14,7 @@
 // surplus returns at once). defines: WG, TEAM (lanes per row, within the smallest subgroup with
 // SUBGROUPS), P (rows per pass, a multiple of 4, <= 16); WG <= 32·TEAM; flag UP.
 #include lib/mxfp4
+#include lib/swiglu
 
 struct Params {
   kdim: u32,      // K: H (UP) or I (DOWN), a multiple of 32
@@ -208,12 +208,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       let col = wid.x * ROWS + 2u * j;
       if (col < p.n) {
         let bb = le * p.n + col;
-        let gate = min(red[2u * j * P + t] + bias[bb], p.limit);
-        let up = clamp(red[(2u * j + 1u) * P + t] + bias[bb + 1u], -p.limit, p.limit);
-        // sigmoid without overflow: z = exp(-|a|) <= 1.
-        let z = exp(-1.702 * abs(gate));
-        let sig = select(z / (1.0 + z), 1.0 / (1.0 + z), gate >= 0.0);
-        out[(row0 + q0 + t) * (p.n / 2u) + col / 2u] = gate * sig * (up + 1.0);
+        out[(row0 + q0 + t) * (p.n / 2u) + col / 2u] = swiglu(red[2u * j * P + t] + bias[bb], red[(2u * j + 1u) * P + t] + bias[bb + 1u], p.limit);
       }
     }
 #else
