@@ -10,7 +10,7 @@
 //   [--profile: each MoE dispatch timed in its own pass] [--pass 4|8|12|16: rows per grouped pass]
 import { acquireGpu } from '../dist/gpu/device.js';
 import { ShaderCache, subgroupLayoutHolds } from '../dist/gpu/shaders.js';
-import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, writeBuffer } from '../dist/gpu/buffers.js';
+import { encodeDispatches, groupsOf, readBuffer, storageBuffer, uploadBuffer, writeBuffer } from '../dist/gpu/buffers.js';
 import { OpContext } from '../dist/engine/ops/context.js';
 import { allocateMoeGroup, GEMM_TILE, MOE_GROUPED_MIN_TOKENS, moeDownOp, moeGroupedOps, moeUpOp } from '../dist/engine/ops/moe.js';
 import { allocateMoeSmallM, moeSmallMOps } from '../dist/engine/ops/moe-smallm.js';
@@ -201,7 +201,7 @@ for (const M of MS) {
 }
 
 function groupOn(o, shape) {
-  return (typeof o.groups === 'function' ? o.groups(shape) : o.groups) !== null;
+  return groupsOf(o, shape) !== null;
 }
 
 if (DENSE) {

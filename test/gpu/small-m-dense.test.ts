@@ -4,7 +4,7 @@
 // columns; outputs poisoned, guard words after them untouched; each step runs exactly one variant,
 // whose weight bytes are W once per tile and whose multiply-adds are exactly the step's rows'.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer } from '../../src/gpu/buffers.js';
+import { encodeDispatches, groupsOf, uploadBuffer } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
 import { DENSE_ROW_VARIANTS, denseRowsOps } from '../../src/engine/ops/dense-rows.js';
 import { noGpuErrors, poisoned, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
@@ -53,7 +53,7 @@ describe.each(variants)('multi-row bf16 matvec ($name)', ({ shaders }) => {
     const y = acc ? uploadBuffer(gpu, Float32Array.from([...y0, ...new Array(GUARD).fill(-1)]), 'y') : poisoned(gpu, (T * N + GUARD) * 4);
     const ops = denseRowsOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), bias: bias ? uploadBuffer(gpu, bias, 'b') : undefined, y, k: K, n: N, accumulate: acc, label: 'mm' });
     const shape = { tokens: T, rows: 0, samples: 0 };
-    const active = ops.filter((o) => (typeof o.groups === 'function' ? o.groups(shape) : o.groups) !== null);
+    const active = ops.filter((o) => groupsOf(o, shape) !== null);
     expect(active.length, 'one variant per step').toBe(1);
     const rt = DENSE_ROW_VARIANTS.find((v) => v >= T) ?? 32;
     expect(active[0]!.label).toBe(`mm.rows${rt}`);
@@ -87,7 +87,7 @@ describe.each(variants)('multi-row bf16 matvec ($name)', ({ shaders }) => {
   it('steps of one row (or fewer than minRows) leave the variants idle', () => {
     const dummy = uploadBuffer(gpu, new Uint32Array(64), 'dummy');
     const ops = denseRowsOps(ctx, { x: dummy, w: dummy, y: dummy, k: 64, n: 8, label: 'idle' });
-    const at = (tokens: number) => ops.filter((o) => (typeof o.groups === 'function' ? o.groups({ tokens, rows: 0, samples: 0 }) : o.groups) !== null).length;
+    const at = (tokens: number) => ops.filter((o) => groupsOf(o, { tokens, rows: 0, samples: 0 }) !== null).length;
     expect(at(1)).toBe(0);
     for (const t of [2, 3, 4, 5, 9, 17, 32, 33, 200]) expect(at(t)).toBe(1);
   });

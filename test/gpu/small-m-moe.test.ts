@@ -7,7 +7,7 @@
 // Weight bytes are checked against the floor (each used expert once), multiply-adds against the
 // step's routing.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer, type Dispatch, type StepRouting } from '../../src/gpu/buffers.js';
+import { encodeDispatches, groupsOf, uploadBuffer, type Dispatch, type StepRouting } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
 import { GEMM_TILE } from '../../src/engine/ops/moe.js';
 import { allocateMoeSmallM, moeSmallMOps, SMALLM_PASS_ROWS } from '../../src/engine/ops/moe-smallm.js';
@@ -194,7 +194,7 @@ describe.each(variants)('small-step MoE ($name)', ({ shaders }) => {
       experts: [{ first: 0, count: 4, mlp1Blocks: dummy, mlp1Scales: dummy, mlp1Bias: dummy, mlp2Blocks: dummy, mlp2Scales: dummy, mlp2Bias: dummy }],
       hidden: 32, intermediate: 32, topK: 2, numExperts: 4, swigluLimit: LIMIT, minTokens: 2, label: 'idle',
     });
-    const at = (tokens: number) => ops.map((op) => (typeof op.groups === 'function' ? op.groups({ tokens, rows: 0, samples: 0 }) : op.groups));
+    const at = (tokens: number) => ops.map((op) => groupsOf(op, { tokens, rows: 0, samples: 0 }));
     expect(at(1).every((g) => g === null)).toBe(true);
     expect(at(17).every((g) => g === null)).toBe(true);
     expect(at(2).every((g) => g !== null)).toBe(true);

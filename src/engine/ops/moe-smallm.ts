@@ -9,7 +9,7 @@ import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
-import { GEMM_TILE, MAX_TOP_K, type MoeGroupBuffers } from './moe.js';
+import { GEMM_TILE, MAX_TOP_K, moeGatherOp, type MoeGroupBuffers } from './moe.js';
 
 /** Rows (token, slot) of one expert that one pass of the grouped matvec stages and serves. */
 export const SMALLM_PASS_ROWS = 16;
@@ -198,16 +198,7 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
     };
   };
   ops.push(...a.experts.map((e) => matvec(true, e)), ...a.experts.map((e) => matvec(false, e)));
-  const gather = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
-  const gatherParams = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: H, k }, `${a.label}.gather.params`);
-  ops.push({
-    label: `${a.label}.gather`,
-    pipeline: gather,
-    bindGroup: bindGroup(ctx.gpu, gather, [ctx.step, gatherParams, a.routing, g.dst, g.y, a.x], `${a.label}.gather`),
-    groups: (s) => (on(s) ? grid(s.tokens) : null),
-    weightBytes: () => 0,
-    macs: (s) => s.tokens * k * H,
-  });
+  ops.push({ ...moeGatherOp(ctx, { label: a.label, hidden: H, topK: k, routing: a.routing, group: g, x: a.x }, on), weightBytes: () => 0, macs: (s) => s.tokens * k * H });
   return ops;
 }
 

@@ -278,16 +278,25 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
     };
   };
   ops.push(...a.experts.map((e) => gemm(true, e)), ...a.experts.map((e) => gemm(false, e)));
-  const gather = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
-  const gatherParams = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: H, k }, `${a.label}.gather.params`);
-  ops.push({
+  ops.push(moeGatherOp(ctx, { label: a.label, hidden: H, topK: k, routing: a.routing, group: g, x: a.x }, on));
+  return ops;
+}
+
+/** x += the routing-weighted expert outputs of each token, in slot order (moe_gather). */
+export function moeGatherOp(
+  ctx: OpContext,
+  a: { label: string; hidden: number; topK: number; routing: GPUBuffer; group: { dst: GPUBuffer; y: GPUBuffer }; x: GPUBuffer },
+  on: (s: StepShape) => boolean,
+): Dispatch {
+  const pipeline = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: a.hidden, k: a.topK }, `${a.label}.gather.params`);
+  return {
     label: `${a.label}.gather`,
-    pipeline: gather,
-    bindGroup: bindGroup(ctx.gpu, gather, [ctx.step, gatherParams, a.routing, g.dst, g.y, a.x], `${a.label}.gather`),
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.routing, a.group.dst, a.group.y, a.x], `${a.label}.gather`),
     when: on,
     groups: (s) => grid(s.tokens),
-  });
-  return ops;
+  };
 }
 
 export interface Mxfp4DecodeArgs {
