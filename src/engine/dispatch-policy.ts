@@ -7,48 +7,73 @@
 // as the buffers between them agree (noted below where they must switch together).
 //
 // What a step of T tokens and R logits rows runs today:
-//   attention block  T < 8:  qkv_rope (norm + QKV + RoPE + KV write in one matvec)
-//                    T >= 8: rmsnorm, QKV, rope_kv_write
+//   attention block  T <= 4: qkv_rope (norm + QKV + RoPE + KV write in one matvec of 4 tokens)
+//                    T > 4:  rmsnorm, QKV, rope_kv_write
 //                    then the attention kernels the host plan asks for (decode items, prefill
 //                    items, combine: AttentionPlan) and the out projection
-//   dense matmuls    rows < 16: matmul_bf16 (W streamed per 8 tokens); rows >= 16: matmul_tiled
-//   MoE block        T < 8:  router_norm (norm + router), moe_up_swiglu (top-k inside), moe_down_acc
-//                    T >= 8: rmsnorm, router, topk_softmax, moe_route, moe_gemm ×2, moe_gather
-//                    (its four parts switch together: the matvec mlp1 picks the experts from the
-//                    router's logits, the grouped path reads topk's routing)
-//   head             R < 16: unembed with the final norm folded in (1, 2, 4 or 8 rows a workgroup,
-//                    the smallest that holds R) and the sampler's greedy fast path;
-//                    R >= 16 (every prompt row's logits): rmsnorm of the rows, the dense unembedding
+//   dense matmuls    1 row: matmul_bf16; 2..31 rows: matmul_rows_bf16, the variant of 2, 4, 8, 16
+//                    or 32 rows that holds them (each weight read once for all of them, no padding
+//                    rows); 32 and more: matmul_tiled (its 32-row tiles are full)
+//   MoE block        T = 1:   router_norm (norm + router), moe_up_swiglu (top-k inside), moe_down_acc
+//                    T >= 2:  rmsnorm, the router as a multi-row matvec, topk_softmax, then
+//                    T <= 128: moe_route_parallel + moe_grouped_matvec ×2 (each used expert's
+//                              weights read once per 16 of its rows; no padding rows)
+//                    T > 128:  moe_route + moe_gemm ×2 (32-row tiles, mostly full there)
+//                    and moe_gather. The grouped parts read topk's routing; the T = 1 matvec picks
+//                    the experts from the router's logits itself, so its parts switch together.
+//   head             R <= 16: unembed with the final norm folded in (1, 2, 4, 8 or 16 rows a
+//                    workgroup, the smallest that holds R) and the sampler's greedy fast path;
+//                    R > 16 (every prompt row's logits): rmsnorm of the rows, the dense unembedding
 //                    (rule above), the sampler without it
+// Why these switch points: on a GPU a decode step is bound by the weight bytes it reads, so from
+// two rows every product reads each matrix (and each used expert) once per step; the tiled GEMMs,
+// which pay for whole tiles, start where their tiles fill.
 import type { StepShape } from '../gpu/buffers.js';
 
 export type When = (s: StepShape) => boolean;
 
-/** Steps of fewer tokens run the fused blocks (dispatches and barriers, not arithmetic, cost the time there). */
-export const FUSED_MAX_TOKENS = 8;
+/**
+ * Steps of at most this many tokens run the fused attention-block matvec (dispatches and barriers,
+ * not arithmetic, cost the time there). It is also that kernel's tokens per workgroup
+ * (fused.ts FUSED_TOKENS), so the steps that run it read the QKV weights once.
+ */
+export const FUSED_MAX_TOKENS = 4;
 /** Matmuls over at least this many rows (tokens, or logits rows) run the tiled GEMM. */
-export const DENSE_TILED_MIN_ROWS = 16;
-/** Steps with at least this many tokens run the expert-grouped MoE. */
-export const MOE_GROUPED_MIN_TOKENS = FUSED_MAX_TOKENS;
-/** Steps with at least this many logits rows run the unfused head (norm + dense unembedding). */
-export const HEAD_TILED_ROWS = 16;
+export const DENSE_TILED_MIN_ROWS = 32;
+/** Matmuls over at least this many rows (and fewer than DENSE_TILED_MIN_ROWS) run the multi-row matvec. */
+export const DENSE_ROWS_MIN_ROWS = 2;
+/** Steps with at least this many tokens route with topk and run an expert-grouped MoE. */
+export const MOE_ROUTED_MIN_TOKENS = 2;
+/** Steps with more tokens than this run the grouped GEMM MoE (else the grouped matvec). */
+export const MOE_SMALLM_MAX_TOKENS = 128;
+/** Steps with more logits rows than this run the unfused head (norm + dense unembedding). */
+export const HEAD_FUSED_MAX_ROWS = 16;
 /** Logits rows per workgroup of the fused unembedding's variants. */
-export const UNEMBED_ROW_VARIANTS = [1, 2, 4, 8] as const;
+export const UNEMBED_ROW_VARIANTS = [1, 2, 4, 8, 16] as const;
 
 /** The attention block's QKV: qkv_rope (norm, QKV, RoPE and KV write fused). */
-export const fusedQkv: When = (s) => s.tokens < FUSED_MAX_TOKENS;
+export const fusedQkv: When = (s) => s.tokens <= FUSED_MAX_TOKENS;
 /** The attention block's QKV: rmsnorm, the dense QKV matmul, rope_kv_write. */
 export const unfusedQkv: When = (s) => !fusedQkv(s);
 
-/** A dense matmul over `rows` rows runs matmul_tiled (else matmul_bf16). */
-export const denseTiled = (rows: number): boolean => rows >= DENSE_TILED_MIN_ROWS;
+/** Which bf16 matmul kernel a product over `rows` rows runs. */
+export type DenseKernel = 'matvec' | 'rows' | 'tiled';
+export function denseKernel(rows: number): DenseKernel {
+  if (rows >= DENSE_TILED_MIN_ROWS) return 'tiled';
+  return rows >= DENSE_ROWS_MIN_ROWS ? 'rows' : 'matvec';
+}
 
-/** The MoE block: the grouped GEMMs (else router_norm and the matvec experts). */
-export const moeGrouped: When = (s) => s.tokens >= MOE_GROUPED_MIN_TOKENS;
-export const moeMatvec: When = (s) => !moeGrouped(s);
+/** The MoE block of one token: router_norm and the per-slot matvec experts. */
+export const moeMatvec: When = (s) => s.tokens < MOE_ROUTED_MIN_TOKENS;
+/** The MoE block routed by topk: rmsnorm, router, topk_softmax, then one of the two below. */
+export const moeRouted: When = (s) => !moeMatvec(s);
+/** The expert-grouped matvec (moe_route_parallel, moe_grouped_matvec). */
+export const moeSmallM: When = (s) => moeRouted(s) && s.tokens <= MOE_SMALLM_MAX_TOKENS;
+/** The grouped GEMM (moe_route, moe_gemm). */
+export const moeGrouped: When = (s) => s.tokens > MOE_SMALLM_MAX_TOKENS;
 
 /** The head: rmsnorm + dense unembedding + the sampler's full pass (else the fused unembedding). */
-export const headTiled: When = (s) => s.rows >= HEAD_TILED_ROWS;
+export const headTiled: When = (s) => s.rows > HEAD_FUSED_MAX_ROWS;
 export const headFused: When = (s) => !headTiled(s);
 
 /**

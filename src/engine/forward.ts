@@ -9,11 +9,14 @@ import type { Dispatch, StepShape } from '../gpu/buffers.js';
 import { encodeDispatches, storageBuffer } from '../gpu/buffers.js';
 import type { ModelConfig } from '../model/config.js';
 import type { OpContext, StepInputs } from './ops/context.js';
-import { denseOps, embedOps, rmsnormOp } from './ops/basic.js';
+import { embedOps, rmsnormOp } from './ops/basic.js';
+import { denseOps } from './ops/dense.js';
+import { denseRowsOps } from './ops/dense-rows.js';
+import { allocateMoeSmallM, moeSmallMGroupBytes, moeSmallMOps, type MoeSmallMBuffers } from './ops/moe-smallm.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
 import { qkvRopeOp, routerNormOp, unembedOps } from './ops/fused.js';
-import { fusedQkv, headFused, headTiled, moeGrouped, moeMatvec, unfusedQkv, type When } from './dispatch-policy.js';
+import { fusedQkv, headFused, headTiled, MOE_ROUTED_MIN_TOKENS, MOE_SMALLM_MAX_TOKENS, moeGrouped, moeMatvec, moeRouted, moeSmallM, unfusedQkv, type When } from './dispatch-policy.js';
 import { sampleOps } from './ops/sample.js';
 import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
@@ -32,7 +35,8 @@ export interface Activations {
   routerLogits: GPUBuffer; // f32 [T][E]
   routing: GPUBuffer[]; // per layer u32 [T][k][2]: (expert, weight bits)
   h: GPUBuffer; // f32 [T][k][I] (matvec MoE) or [T·k][I] at expert-sorted rows (grouped MoE)
-  moe: MoeGroupBuffers; // the grouped MoE's routing metadata and expert outputs
+  moe: MoeGroupBuffers; // the grouped GEMM MoE's routing metadata and expert outputs
+  moeSmall: MoeSmallMBuffers; // the same for the grouped matvec MoE (steps up to MOE_SMALLM_MAX_TOKENS)
   xf: GPUBuffer; // f32 [R][H] final-normed rows that need logits
   logits: GPUBuffer; // f32 [R][V]
 }
@@ -59,8 +63,14 @@ export function activationBytes(s: ForwardShape): number {
       c.numLayers * T * c.expertsPerToken * 2 +
       T * c.expertsPerToken * c.intermediateSize +
       s.rows * (c.hiddenSize + c.vocabSize)) +
-    moeGroupBytes(T, c)
+    moeGroupBytes(T, c) +
+    moeSmallMGroupBytes(smallMTokens(T), c)
   );
+}
+
+/** Most tokens a step sends through the grouped matvec MoE. */
+function smallMTokens(tokens: number): number {
+  return Math.max(MOE_ROUTED_MIN_TOKENS, Math.min(tokens, MOE_SMALLM_MAX_TOKENS));
 }
 
 export function allocateActivations(ctx: OpContext, s: ForwardShape): Activations {
@@ -76,6 +86,7 @@ export function allocateActivations(ctx: OpContext, s: ForwardShape): Activation
     routing: c.layerTypes.map((_, i) => f32(T * c.expertsPerToken * 2, `routing.${i}`)),
     h: f32(T * c.expertsPerToken * c.intermediateSize, 'h'),
     moe: allocateMoeGroup(ctx.gpu, T, c),
+    moeSmall: allocateMoeSmallM(ctx.gpu, smallMTokens(T), c),
     xf: f32(s.rows * c.hiddenSize, 'xf'),
     logits: f32(s.rows * c.vocabSize, 'logits'),
   };
@@ -178,13 +189,16 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
         moeDownOp(ctx, { ...experts, h: a.h, routing, blocks: e.mlp2Blocks, scales: e.mlp2Scales, bias: e.mlp2Bias, firstExpert: e.first, expertCount: e.count, x: a.x, label: `${name}.mlp2${shard(e)}` }),
       ),
     ]),
-    ...only(moeGrouped, [
+    ...only(moeRouted, [
       rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
-      ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
+      // the router is a matvec at any step size: E rows are too few for a GEMM tile
+      ...denseRowsOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
       topkOp(ctx, { logits: a.routerLogits, routing, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
-      // the (token, slot) pairs grouped by expert: each expert's weights read once per tile of rows
-      ...moeGroupedOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, label: name }),
     ]),
+    // the (token, slot) pairs grouped by expert: each used expert's weights read once per pass of
+    // its rows (few tokens) or per GEMM tile of them (many)
+    ...only(moeSmallM, moeSmallMOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moeSmall, experts: l.experts, swigluLimit: c.swigluLimit, label: name })),
+    ...only(moeGrouped, moeGroupedOps(ctx, { ...experts, xn: a.xn, routing, h: a.h, x: a.x, group: a.moe, experts: l.experts, swigluLimit: c.swigluLimit, label: name })),
   ];
   if (f.capture) {
     items.push({ copy: { src: a.routerLogits, dst: f.capture.routerLogits[i]!, bytes: rowBytes(c.numExperts) } });

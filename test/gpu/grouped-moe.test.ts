@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { encodeDispatches, groupsOf, uploadBuffer, type Dispatch } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
 import { allocateMoeGroup, GEMM_TILE, moeGroupedOps } from '../../src/engine/ops/moe.js';
-import { DENSE_TILE, denseOps } from '../../src/engine/ops/basic.js';
+import { DENSE_TILE, denseOps } from '../../src/engine/ops/dense.js';
+import type { DenseKernel } from '../../src/engine/dispatch-policy.js';
 import { noGpuErrors, poisoned, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomBf16, randomF32, rng } from '../helpers/random.js';
 import { expectClose } from '../helpers/compare.js';
@@ -154,7 +155,7 @@ function matmulRef(x: Float32Array, w: Float64Array, bias: Float32Array | null, 
   return y;
 }
 
-describe('tiled bf16 GEMM (matmul_tiled)', () => {
+describe('the bf16 matmul variants (matmul_bf16, matmul_rows_bf16, matmul_tiled), each pinned', () => {
   it.each([
     // [T, K, N, bias, accumulate]
     [37, 96, 203, true, false],
@@ -162,6 +163,10 @@ describe('tiled bf16 GEMM (matmul_tiled)', () => {
     [16, 128, 64, true, true],
     [100, 64, 9, true, false],
   ] as const)('T=%i K=%i N=%i bias=%s accumulate=%s', async (T, K, N, useBias, acc) => {
+    for (const kernel of ['matvec', 'rows', 'tiled'] as DenseKernel[]) await denseCase(T, K, N, useBias, acc, kernel);
+  });
+
+  async function denseCase(T: number, K: number, N: number, useBias: boolean, acc: boolean, kernel: DenseKernel) {
     const r = rng(T * 13 + K + N);
     const x = randomF32(r, T * K);
     const w = randomBf16(r, N * K, 0.05);
@@ -170,21 +175,24 @@ describe('tiled bf16 GEMM (matmul_tiled)', () => {
     const want = matmulRef(x, w.values, bias, T, K, N);
     if (acc) for (let i = 0; i < want.length; i++) want[i]! += y0[i]!;
     const y = acc ? uploadBuffer(gpu, Float32Array.from([...y0, ...new Array(GUARD).fill(-1)]), 'y') : poisoned(gpu, (T * N + GUARD) * 4);
-    const ops = denseOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), bias: bias ? uploadBuffer(gpu, bias, 'b') : undefined, y, k: K, n: N, accumulate: acc, minRows: 16, label: 'mm' });
-    expect(ops.map((o) => o.label)).toEqual(['mm', 'mm.tiled']);
+    const ops = denseOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), bias: bias ? uploadBuffer(gpu, bias, 'b') : undefined, y, k: K, n: N, accumulate: acc, kernel: () => kernel, label: 'mm' });
+    expect(ops.map((o) => o.label)).toEqual(['mm', 'mm.rows2', 'mm.rows4', 'mm.rows8', 'mm.rows16', 'mm.rows32', 'mm.tiled']);
+    const shape = { tokens: T, rows: 0, samples: 0 };
+    const ran = ops.filter((o) => (o.when ? o.when(shape) : true) && groupsOf(o, shape));
+    expect(ran.map((o) => o.label)).toEqual([kernel === 'matvec' ? 'mm' : kernel === 'tiled' ? 'mm.tiled' : `mm.rows${T <= 2 ? 2 : T <= 4 ? 4 : T <= 8 ? 8 : T <= 16 ? 16 : 32}`]);
     await run(ops, T);
-    expectClose(await readF32(gpu, y, T * N), want, 2e-5 * Math.sqrt(K), 1e-5, 'y');
+    expectClose(await readF32(gpu, y, T * N), want, 2e-5 * Math.sqrt(K), 1e-5, `${kernel} y`);
     const guard = await readU32(gpu, y, GUARD, T * N);
     expect(Array.from(guard)).toEqual(new Array(GUARD).fill(acc ? 0xbf800000 : 0xffffffff));
-  });
+  }
 
-  it('a shard of the unembedding writes its own columns of the logits rows', async () => {
+  it.each(['matvec', 'rows', 'tiled'] as DenseKernel[])('%s: a shard of the unembedding writes its own columns of the logits rows', async (kernel) => {
     const [R, K, V, n0, n] = [3, 64, 300, 110, 150];
     const r = rng(99);
     const x = randomF32(r, R * K);
     const w = randomBf16(r, n * K, 0.05);
     const y = poisoned(gpu, R * V * 4);
-    const ops = denseOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), y, k: K, n, n0, ny: V, outRows: true, minRows: 1, label: 'unemb' });
+    const ops = denseOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), y, k: K, n, n0, ny: V, outRows: true, kernel: () => kernel, label: 'unemb' });
     await run(ops, 5, R);
     const got = await readF32(gpu, y, R * V);
     const want = matmulRef(x, w.values, null, R, K, n);

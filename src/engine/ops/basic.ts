@@ -1,10 +1,10 @@
-// Factories for the dense kernels: embedding gather, RMSNorm and the bf16 matmul.
+// Factories for the dense kernels: embedding gather, RMSNorm and the one-row bf16 matmul (./dense.ts
+// picks among the matmul variants).
 import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext } from './context.js';
 import type { Shard } from '../weights.js';
-import { denseTiled } from '../dispatch-policy.js';
 
 /**
  * x[t] = embedding row of token t (its literal id, or its slot's last sampled id); one dispatch per
@@ -101,40 +101,10 @@ export function matmulOp(ctx: OpContext, a: MatmulArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     // W once per tile of TT tokens
     weightBytes: (s) => bytes * Math.ceil((a.outRows ? s.rows : s.tokens) / TT),
+    macs: (s) => (a.outRows ? s.rows : s.tokens) * a.n * a.k,
     groups: (s) => {
       const rows = a.outRows ? s.rows : s.tokens;
       return rows ? grid(rowGroups, 1, Math.ceil(rows / TT)) : null;
     },
   };
-}
-
-/** Tile of matmul_tiled (lib/gemm.wgsl). */
-export const DENSE_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
-
-/**
- * The bf16 matmul for any step: matmul_bf16 (rows of W streamed per few tokens; decode) or the
- * tiled GEMM (W read once per BM tokens; prefill, big batches), as dispatch-policy.ts denseTiled
- * says. Returns both dispatches; each step runs one of them. `minRows` pins the switch (tests).
- */
-export function denseOps(ctx: OpContext, a: MatmulArgs & { minRows?: number }): Dispatch[] {
-  const tiled = a.minRows === undefined ? denseTiled : (rows: number) => rows >= a.minRows!;
-  const rowsOf = (s: StepShape) => (a.outRows ? s.rows : s.tokens);
-  const small = matmulOp(ctx, a);
-  if (a.k % DENSE_TILE.BK !== 0) return [small];
-  const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
-  const pipeline = ctx.shaders.pipeline({ shader: 'matmul_tiled', defines: { ...DENSE_TILE }, flags });
-  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_tiled, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, `${a.label}.tiled.params`);
-  const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
-  return [
-    { ...small, when: (s) => !tiled(rowsOf(s)) },
-    {
-      label: `${a.label}.tiled`,
-      pipeline,
-      bindGroup: bindGroup(ctx.gpu, pipeline, bufs, `${a.label}.tiled`),
-      // W once per tile of BM tokens
-      weightBytes: (s) => (2 * a.k * a.n + (a.bias ? 4 * a.n : 0)) * Math.ceil(rowsOf(s) / DENSE_TILE.BM),
-      when: (s) => tiled(rowsOf(s)),
-      groups: (s) => [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1],
-    },
-  ];
 }

@@ -4,7 +4,7 @@
 // greedy argmax in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
 // KB from cache) instead of a separate dispatch writing them.
 import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
-import { UNEMBED_ROW_VARIANTS, unembedRowsPerGroup } from '../dispatch-policy.js';
+import { FUSED_MAX_TOKENS, UNEMBED_ROW_VARIANTS, unembedRowsPerGroup } from '../dispatch-policy.js';
 import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { ModelConfig } from '../../model/config.js';
@@ -12,12 +12,14 @@ import type { KvLayout } from './attention.js';
 import type { OpContext } from './context.js';
 import type { Shard } from '../weights.js';
 
-/** Tokens per workgroup in the fused matvecs (accumulators per lane: rows × tokens). */
-export const FUSED_TOKENS = 4;
+/** Tokens per workgroup in the fused matvecs (accumulators per lane: rows × tokens): all of a step's that runs them. */
+export const FUSED_TOKENS = FUSED_MAX_TOKENS;
 /** Vocabulary rows per team in the fused unembedding. */
 const UNEMBED_RPT = 4;
 /** Vocabulary rows per team when the step has one logits row: more loads in flight per lane. */
 const UNEMBED_ONE_ROW_RPT = 16;
+/** Vocabulary rows per team for 16 logits rows: 32 accumulators a lane, as for 8 rows. */
+const UNEMBED_16_ROWS_RPT = 2;
 const NTEAMS = 8;
 
 /** Lanes per team: within the smallest subgroup (a barrier-free butterfly), else 8 in workgroup memory. */
@@ -62,6 +64,7 @@ export function qkvRopeOp(ctx: OpContext, a: QkvRopeArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     groups: (s) => [nq + 2 * nkv, 1, Math.ceil(s.tokens / FUSED_TOKENS)],
     weightBytes: (s) => ((nq + 2 * nkv) * d * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
+    macs: (s) => s.tokens * (nq + 2 * nkv) * d * H,
   };
 }
 
@@ -90,6 +93,7 @@ export function routerNormOp(ctx: OpContext, a: RouterNormArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.x, a.normScale, a.w, a.bias, a.logits, a.xn], a.label),
     groups: (s) => [Math.ceil(E / NTEAMS), 1, Math.ceil(s.tokens / FUSED_TOKENS)],
     weightBytes: (s) => (E * (2 * H + 4) + 4 * H) * Math.ceil(s.tokens / FUSED_TOKENS),
+    macs: (s) => s.tokens * E * H,
   };
 }
 
@@ -114,7 +118,7 @@ export interface UnembedArgs {
  */
 export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
   const { vocabSize: V, hiddenSize: H } = a.cfg;
-  const variants = UNEMBED_ROW_VARIANTS.map((rt) => ({ rt, rpt: rt === 1 ? UNEMBED_ONE_ROW_RPT : UNEMBED_RPT, when: (s: StepShape) => unembedRowsPerGroup(s.rows) === rt }));
+  const variants = UNEMBED_ROW_VARIANTS.map((rt) => ({ rt, rpt: rt === 1 ? UNEMBED_ONE_ROW_RPT : rt === 16 ? UNEMBED_16_ROWS_RPT : UNEMBED_RPT, when: (s: StepShape) => unembedRowsPerGroup(s.rows) === rt }));
   return variants.flatMap(({ rt, rpt, when }) => {
     const perGroup = NTEAMS * rpt;
     const pipeline = ctx.shaders.pipeline({
@@ -134,6 +138,8 @@ export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
         when,
         groups: (s) => [g[0], g[1], Math.ceil(s.rows / rt)],
         weightBytes: (s) => (sh.count * 2 * H + (i === 0 ? 4 * H : 0)) * Math.ceil(s.rows / rt),
+        // every workgroup computes all rt rows (the last row repeats in a partial group)
+        macs: (s) => Math.ceil(s.rows / rt) * rt * sh.count * H,
       };
     });
   });

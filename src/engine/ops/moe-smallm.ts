@@ -153,7 +153,7 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
   const wg = Math.min(256, 32 * team, ctx.wg);
   const rowsPerGroup = wg / team;
   if (rowsPerGroup % 2 !== 0) throw new Error(`${a.label}: ${rowsPerGroup} rows per workgroup cannot hold gate/up pairs`);
-  const ops: Dispatch[] = [moeRouteParallelOp(ctx, { routing: a.routing, group: g, topK: k, numExperts: E, minTokens: min, label: `${a.label}.route` })];
+  const ops: Dispatch[] = [moeRouteParallelOp(ctx, { routing: a.routing, group: g, topK: k, numExperts: E, minTokens: min, label: `${a.label}.route_parallel` })];
 
   const counts = (s: StepShape, r: StepRouting) => {
     const c = new Uint32Array(E);
@@ -198,7 +198,7 @@ export function moeSmallMOps(ctx: OpContext, a: MoeSmallMArgs): Dispatch[] {
     };
   };
   ops.push(...a.experts.map((e) => matvec(true, e)), ...a.experts.map((e) => matvec(false, e)));
-  ops.push({ ...moeGatherOp(ctx, { label: a.label, hidden: H, topK: k, routing: a.routing, group: g, x: a.x }, on), weightBytes: () => 0, macs: (s) => s.tokens * k * H });
+  ops.push(moeGatherOp(ctx, { label: a.label, hidden: H, topK: k, routing: a.routing, group: g, x: a.x }, on));
   return ops;
 }
 

@@ -116,6 +116,7 @@ export function moeUpOp(ctx: OpContext, a: MoeUpArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     // an expert's mlp1 per (token, slot) routed to this shard
     weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
+    macs: (s, r) => 2 * I * H * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
     groups: (s) => grid(outGroups * k, 1, tokenDim(a.label, s)),
   };
 }
@@ -165,6 +166,7 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
     pipeline,
     bindGroup: bindGroup(ctx.gpu, pipeline, bufs, a.label),
     weightBytes: (s, r) => perExpert * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
+    macs: (s, r) => H * I * countIn(r.ids(a.routing), s.tokens * k, e0, ec),
     groups: (s) => grid(rowGroups, 1, tokenDim(a.label, s)),
   };
 }
@@ -265,13 +267,9 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
       label,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
-      // an expert's matrix once per tile of BM of its rows
-      weightBytes: (s, r) => {
-        const ids = r.ids(a.routing).subarray(0, s.tokens * k);
-        let tiles = 0;
-        for (let x = e.first; x < e.first + e.count; x++) tiles += Math.ceil(ids.filter((id) => id === x).length / T.BM);
-        return perExpert * tiles;
-      },
+      // an expert's matrix once per tile of BM of its rows, and a whole tile's arithmetic
+      weightBytes: (s, r) => perExpert * tilesIn(r.ids(a.routing), s.tokens * k, e.first, e.count, T.BM),
+      macs: (s, r) => T.BM * n * (up ? H : I) * tilesIn(r.ids(a.routing), s.tokens * k, e.first, e.count, T.BM),
       // an upper bound on this shard's tiles: its rows in BM-row tiles, plus one partial tile per expert
       when: on,
       groups: (s) => [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1],
@@ -321,6 +319,13 @@ export function mxfp4DecodeOp(ctx: OpContext, a: Mxfp4DecodeArgs): Dispatch {
     bindGroup: bindGroup(ctx.gpu, pipeline, [params, a.blocks, a.scales, a.out], 'mxfp4_decode'),
     groups,
   };
+}
+
+/** Tiles of `bm` rows the experts [e0, e0 + ec) take for the first n ids. */
+function tilesIn(ids: Uint32Array, n: number, e0: number, ec: number, bm: number): number {
+  const rows = new Uint32Array(ec);
+  for (let i = 0; i < n; i++) if (ids[i]! >= e0 && ids[i]! < e0 + ec) rows[ids[i]! - e0]!++;
+  return rows.reduce((t, r) => t + Math.ceil(r / bm), 0);
 }
 
 /** How many of the first n ids fall in [e0, e0 + ec). */
