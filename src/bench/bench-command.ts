@@ -4,8 +4,8 @@
 // bandwidth roofline measured in the same run.
 import { parseArgs } from 'node:util';
 import { loadEngine } from '../engine/load-model.js';
-import { decodeWeightBytes } from './cost.js';
-import type { Engine, StepBytes } from '../engine/engine.js';
+import { decodeWeightBytes, stepMacsFloor, stepWeightFloor } from './cost.js';
+import type { Engine } from '../engine/engine.js';
 import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
 
@@ -31,14 +31,6 @@ function kvBytes(c: ModelConfig, pos: number, bytesPerValue: number): number {
 }
 
 /** The least a step over `tokens` tokens must fetch: every matrix once, each expert used once. */
-function stepFloor(c: ModelConfig, bytes: StepBytes, expertsUsed: number): number {
-  const H = c.hiddenSize;
-  const I = c.intermediateSize;
-  const dense = c.numLayers * 2 * ((c.numHeads + 2 * c.numKvHeads) * c.headDim * H + H * c.numHeads * c.headDim + c.numExperts * H);
-  const expert = (2 * I * H + H * I) * (0.5 + 1 / 32);
-  return dense + expertsUsed * expert + (bytes.sequences ? 2 * c.vocabSize * H : 0) + bytes.tokens * 2 * H;
-}
-
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 function prompts(c: ModelConfig, n: number, len: number, seed = 12345): number[][] {
@@ -126,9 +118,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
   // the weight bytes of one prefill step (the first chunk) and one decode step, counted as they run
   const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
-  // the first step that only decodes (decode_step_tokens says how many sequences it held;
-  // bench/batch-weight-bytes.mjs counts steps of a given batch size)
-  const decodeBytes = engine.countNextStep((tokens, seqs) => tokens === seqs);
+  // a step that decodes every stream at once, else the first that only decodes
+  // (decode_step_tokens says how many it held; bench/batch-weight-bytes.mjs counts steps of a given batch size)
+  const fullDecode = engine.countNextStep((tokens, seqs) => tokens === seqs && seqs === concurrency);
+  const anyDecode = engine.countNextStep((tokens, seqs) => tokens === seqs);
   const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
   const results = await Promise.all(
@@ -141,7 +134,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   );
   const wallMs = performance.now() - tStart;
   const pb = await prefillBytes;
-  const db = await decodeBytes;
+  const db = (await Promise.race([fullDecode, Promise.resolve(null)])) ?? (await anyDecode);
   const totalTokens = results.reduce((a, r) => a + r.tokens.length, 0);
   const ttfts = streams.map((s) => s.stamps[0]! - s.submit).sort((a, b) => a - b);
   const steps = streams.flatMap((s) => s.stamps.slice(1).map((t, j) => t - s.stamps[j]!)).sort((a, b) => a - b);
@@ -193,12 +186,20 @@ export async function benchCommand(argv: string[]): Promise<number> {
     weight_bytes_per_step: db.total,
     weight_bytes_per_step_by_kernel: db.byKernel,
     decode_step_tokens: db.tokens,
-    // the batch-1 floor, computed from the config (performance.md)
-    weight_bytes_min_per_step: wb.min,
+    // that step's floor: every matrix once, each expert its routing used once
+    weight_bytes_min_per_step: stepWeightFloor(c, db),
+    // the batch-1 floor, computed from the config (performance.md; the roofline's)
+    weight_bytes_min_per_token_step: wb.min,
+    // multiply-adds of that step's weight products (padding and idle tile rows included), and the minimum
+    macs_per_step: db.macs,
+    macs_min_per_step: stepMacsFloor(c, db),
+    macs_per_step_by_kernel: db.macsByKernel,
     prefill_step_tokens: pb.tokens,
     prefill_weight_bytes_per_token: Math.round(pb.total / pb.tokens),
     // every matrix once and each expert the chunk used once, over the chunk's tokens
-    prefill_weight_bytes_per_token_floor: Math.round(stepFloor(c, pb, c.numExperts) / pb.tokens),
+    prefill_weight_bytes_per_token_floor: Math.round(stepWeightFloor(c, pb) / pb.tokens),
+    prefill_macs_per_token: Math.round(pb.macs / pb.tokens),
+    prefill_macs_min_per_token: Math.round(stepMacsFloor(c, pb) / pb.tokens),
     kv_bytes_per_step_at_mid_decode: kvBytes(c, midPos, kvDtype === 'f32' ? 4 : 2),
     bandwidth_gb_per_s: r2(bw.gbPerS),
     bandwidth_timer: bw.timer,

@@ -29,3 +29,36 @@ export function decodeWeightBytes(c: ModelConfig): DecodeBytes {
     min: c.numLayers * perLayerMin + outside + 2 * H,
   };
 }
+
+/** What a measured step's minimum depends on (engine StepBytes). */
+export interface StepSize {
+  tokens: number;
+  /** Logits rows. */
+  rows: number;
+  /** Distinct experts its tokens used, summed over layers. */
+  usedExperts: number;
+}
+
+/**
+ * The weight bytes a step must read: every dense matrix once, each expert its routing used once,
+ * the unembedding once when it has logits rows, an embedding row per token (bf16 vectors).
+ */
+export function stepWeightFloor(c: ModelConfig, s: StepSize): number {
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const o = c.numHeads * c.headDim;
+  const dense = c.numLayers * 2 * (qkv * H + H * o + c.numExperts * H + 2 * H + qkv + H + c.numExperts);
+  const expert = (2 * I * H + H * I) * (0.5 + 1 / 32) + 2 * (2 * I + H);
+  return dense + s.usedExperts * expert + (s.rows ? 2 * c.vocabSize * H + 2 * H : 0) + s.tokens * 2 * H;
+}
+
+/** The weight-product multiply-adds a step must do: each token through every matrix and its k experts, each logits row through the unembedding. */
+export function stepMacsFloor(c: ModelConfig, s: Pick<StepSize, 'tokens' | 'rows'>): number {
+  const H = c.hiddenSize;
+  const I = c.intermediateSize;
+  const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const o = c.numHeads * c.headDim;
+  const perToken = c.numLayers * (qkv * H + o * H + c.numExperts * H + c.expertsPerToken * 3 * I * H);
+  return s.tokens * perToken + s.rows * c.vocabSize * H;
+}

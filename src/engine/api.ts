@@ -128,12 +128,22 @@ export interface EngineStats {
   prefixCacheHitTokens: number;
 }
 
-/** Weight bytes one step's kernels fetched (Dispatch.weightBytes), in all and per kernel. */
+/**
+ * What one step's kernels did, counted from the dispatches that ran (Dispatch.weightBytes and
+ * macs) and the step's routing: weight bytes fetched and weight-product multiply-adds, in all and
+ * per kernel, with what the minimum depends on (tokens, logits rows, experts used).
+ */
 export interface StepBytes {
   tokens: number;
   sequences: number;
+  /** Logits rows (unembedded rows). */
+  rows: number;
   total: number;
   byKernel: Record<string, number>;
+  macs: number;
+  macsByKernel: Record<string, number>;
+  /** Distinct experts the step's tokens were routed to, summed over layers. */
+  usedExperts: number;
 }
 
 /** The continuous-batching state: sequences, KV pages in use and free, prefix-cache hits, preemptions. */

@@ -72,15 +72,25 @@ export class Instruments implements StepObserver {
     }
     const routing = { ids: (b: GPUBuffer) => ids.get(b) ?? new Uint32Array(0) };
     const byKernel: Record<string, number> = {};
+    const macsByKernel: Record<string, number> = {};
     let total = 0;
+    let macs = 0;
     for (const it of f.items) {
-      if ('copy' in it || !it.weightBytes || !groupsOf(it, f.shape)) continue;
-      const bytes = it.weightBytes(f.shape, routing);
+      if ('copy' in it || !groupsOf(it, f.shape)) continue;
       const key = it.label.replace(/^layers\.\d+\./, '');
-      byKernel[key] = (byKernel[key] ?? 0) + bytes;
-      total += bytes;
+      if (it.weightBytes) {
+        const bytes = it.weightBytes(f.shape, routing);
+        byKernel[key] = (byKernel[key] ?? 0) + bytes;
+        total += bytes;
+      }
+      if (it.macs) {
+        const m = it.macs(f.shape, routing);
+        if (m) macsByKernel[key] = (macsByKernel[key] ?? 0) + m;
+        macs += m;
+      }
     }
-    return { tokens: T, sequences: f.step.plan.entries.length, total, byKernel };
+    const usedExperts = [...ids.values()].reduce((n, layer) => n + new Set(layer).size, 0);
+    return { tokens: T, sequences: f.step.plan.entries.length, rows: f.shape.rows, total, byKernel, macs, macsByKernel, usedExperts };
   }
 
   /** The first logits row of the last step. */
