@@ -6,13 +6,14 @@
 // and multiply-adds. The two paths' outputs are compared, so a broken kernel cannot look fast.
 // With --dense, also the bf16 qkv / attn_out / router products: matmul_bf16 (8 tokens per tile)
 // against the multi-row matvec (dense-rows).
+// today = the policy before it was wired in (below 8 tokens the matvecs, from 8 the GEMM).
 // Usage: npm run build && node bench/small-m.mjs [--ms 1,2,4,8,16,32,64] [--reps 3] [--dense]
 //   [--profile: each MoE dispatch timed in its own pass] [--pass 4|8|12|16: rows per grouped pass]
 import { acquireGpu } from '../dist/gpu/device.js';
 import { ShaderCache, subgroupLayoutHolds } from '../dist/gpu/shaders.js';
 import { encodeDispatches, groupsOf, readBuffer, storageBuffer, uploadBuffer, writeBuffer } from '../dist/gpu/buffers.js';
 import { OpContext } from '../dist/engine/ops/context.js';
-import { allocateMoeGroup, GEMM_TILE, MOE_GROUPED_MIN_TOKENS, moeDownOp, moeGroupedOps, moeUpOp } from '../dist/engine/ops/moe.js';
+import { allocateMoeGroup, GEMM_TILE, moeDownOp, moeGroupedOps, moeUpOp } from '../dist/engine/ops/moe.js';
 import { allocateMoeSmallM, moeSmallMOps } from '../dist/engine/ops/moe-smallm.js';
 import { matmulOp } from '../dist/engine/ops/basic.js';
 
@@ -74,10 +75,14 @@ const hGrp = storageBuffer(gpu, MAXT * K * I * 4, 'h.grouped');
 const group = allocateMoeGroup(gpu, MAXT, { numExperts: E, expertsPerToken: K, hiddenSize: H });
 const small = allocateMoeSmallM(gpu, MAXT, { numExperts: E, expertsPerToken: K, hiddenSize: H });
 
+// "today" is the policy before the small-step path was wired in (engine commit fb991ed): the
+// per-(token, slot) matvecs below 8 tokens, the grouped 32-row GEMM from 8
+const OLD_SWITCH = 8;
+const below = (d) => ({ ...d, when: (s) => s.tokens < OLD_SWITCH });
 const today = [
-  ...experts.map((e) => moeUpOp(ctx, { ...dims, xn, routing, blocks: e.mlp1Blocks, scales: e.mlp1Scales, bias: e.mlp1Bias, firstExpert: e.first, expertCount: e.count, h: hMat, below: MOE_GROUPED_MIN_TOKENS, label: `mlp1.${e.first}` })),
-  ...experts.map((e) => moeDownOp(ctx, { ...dims, h: hMat, routing, blocks: e.mlp2Blocks, scales: e.mlp2Scales, bias: e.mlp2Bias, firstExpert: e.first, expertCount: e.count, x, below: MOE_GROUPED_MIN_TOKENS, label: `mlp2.${e.first}` })),
-  ...moeGroupedOps(ctx, { ...dims, xn, routing, h: hGrp, x, group, experts, minTokens: MOE_GROUPED_MIN_TOKENS, label: 'grouped' }),
+  ...experts.map((e) => below(moeUpOp(ctx, { ...dims, xn, routing, blocks: e.mlp1Blocks, scales: e.mlp1Scales, bias: e.mlp1Bias, firstExpert: e.first, expertCount: e.count, h: hMat, label: `mlp1.${e.first}` }))),
+  ...experts.map((e) => below(moeDownOp(ctx, { ...dims, h: hMat, routing, blocks: e.mlp2Blocks, scales: e.mlp2Scales, bias: e.mlp2Bias, firstExpert: e.first, expertCount: e.count, x, label: `mlp2.${e.first}` }))),
+  ...moeGroupedOps(ctx, { ...dims, xn, routing, h: hGrp, x, group, experts, minTokens: OLD_SWITCH, label: 'grouped' }),
 ];
 const fresh = moeSmallMOps(ctx, { ...dims, xn, routing, h: hGrp, x, group: small, experts, minTokens: 1, passRows: Number(arg('pass', 16)), label: 'smallm' });
 
@@ -156,9 +161,7 @@ for (const M of MS) {
   const used = counts.filter((c) => c > 0).length;
   const per = (2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4 + (H * I) / 2 + (H * I) / 32 + H * 4;
   // today's multiply-adds: per (token, slot) below 8 tokens; 32-row tiles from 8
-  const todayMacs = M < MOE_GROUPED_MIN_TOKENS
-    ? M * K * 3 * I * H
-    : counts.reduce((s, c) => s + Math.ceil(c / GEMM_TILE.BM), 0) * GEMM_TILE.BM * 3 * I * H + M * K * H;
+  const todayMacs = sum(today, (o) => (groupOn(o, shape) ? o.macs?.(shape, rt) : 0));
   // warm-up (pipeline compilation, first touch) and the outputs of both paths compared
   await timed(today, shape);
   const xa = new Float32Array(await readBuffer(gpu, x, 0, M * H * 4));

@@ -65,13 +65,39 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-export interface GenerateOptions extends SamplingOptions {
+/**
+ * Changes to a row's logits before the sampler draws from it (OpenAI's and vLLM's request
+ * fields): bias on given ids, presence and frequency penalties on the tokens generated so far,
+ * a repetition penalty on every token of the prompt and the output, min-p.
+ */
+export interface LogitsProcessing {
+  /** Added to these ids' logits (OpenAI logit_bias, -100..100). */
+  logitBias?: ReadonlyMap<number, number>;
+  /** Subtracted once from the logit of every token generated so far (-2..2). */
+  presencePenalty?: number;
+  /** Subtracted per occurrence from the logits of the tokens generated so far (-2..2). */
+  frequencyPenalty?: number;
+  /** > 0; the logits of the prompt's and output's tokens are divided by it (positive) or multiplied (negative); 1: off. */
+  repetitionPenalty?: number;
+  /** Drops tokens whose probability (at the row's temperature) is below minP times the most likely token's; 0: off. */
+  minP?: number;
+}
+
+/** A sampled token's log probability under the model's raw distribution, and the most likely tokens'. */
+export interface TokenLogprob {
+  logprob: number;
+  top: { id: number; logprob: number }[];
+}
+
+export interface GenerateOptions extends SamplingOptions, LogitsProcessing {
+  /** Log probabilities of each sampled token and of the `logprobs` most likely (0..20), reported to onToken. */
+  logprobs?: number;
   maxTokens: number;
   /** Token ids that end generation (included in the output). */
   stopTokens?: readonly number[];
   signal?: AbortSignal;
-  /** Called with each sampled token; return false to stop. */
-  onToken?: (id: number) => boolean | void;
+  /** Called with each sampled token (and its logprobs when asked for); return false to stop. */
+  onToken?: (id: number, logprob?: TokenLogprob) => boolean | void;
   /** Receive the prefill logits of every prompt row ([prompt][vocab]); needs allLogits. */
   onPrefillLogits?: (logits: Float32Array) => void;
   /** Constrained decoding (src/constrain): which tokens the sampler may pick at each step. */

@@ -18,6 +18,7 @@ import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, top
 import { qkvRopeOp, routerNormOp, unembedOps } from './ops/fused.js';
 import { fusedQkv, headFused, headTiled, MOE_ROUTED_MIN_TOKENS, MOE_SMALLM_MAX_TOKENS, moeGrouped, moeMatvec, moeRouted, moeSmallM, unfusedQkv, type When } from './dispatch-policy.js';
 import { sampleOps } from './ops/sample.js';
+import { logitsProcessOps } from './ops/logits-process.js';
 import type { ExpertShard, LayerWeights, ModelWeights } from './weights.js';
 
 /** A copy between buffers, recorded outside compute passes (debug captures only). */
@@ -216,6 +217,7 @@ function head(f: ForwardState, w: ModelWeights): Dispatch[] {
   const { ctx, c, a } = f;
   const H = c.hiddenSize;
   const argmax = ctx.gpu.features.atomicVec2uMinMax ? f.inputs.argmax : undefined;
+  const proc = logitsProcessOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize });
   return [
     ...only(headFused, unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax, cfg: c, label: 'unembedding' })),
     ...only(headTiled, [
@@ -224,8 +226,11 @@ function head(f: ForwardState, w: ModelWeights): Dispatch[] {
         denseOps(ctx, { x: a.xf, w: sh.buffer, y: a.logits, k: H, n: sh.count, n0: sh.first, ny: c.vocabSize, outRows: true, label: w.unembedding.length > 1 ? `unembedding.${i}` : 'unembedding' }),
       ),
     ]),
+    // rows with logprobs, a logit bias, penalties or min-p (the host lists them)
+    proc.before,
     ...only(headFused, sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize, argmax })),
     ...only(headTiled, sampleOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize })),
+    proc.after,
   ];
 }
 

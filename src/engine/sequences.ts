@@ -2,7 +2,9 @@
 // its first step is prepared, receives its sampled ids after each step (callbacks, stop tokens,
 // max tokens, aborts, the context), keeps its prefill accounting, and ends with a result or an
 // error. The step loop (core.ts) calls it; nothing here touches the GPU.
-import { zeroStats, type EngineStats, type FinishReason, type GenerateOptions, type GenerateResult, type StepStats } from './api.js';
+import { zeroStats, type EngineStats, type FinishReason, type GenerateOptions, type GenerateResult, type StepStats, type TokenLogprob } from './api.js';
+import { needsTokenHistory } from './logits-processing.js';
+import { MAX_TOP_LOGPROBS } from './ops/context.js';
 import { Seq, type Scheduler, type StepPlan } from './scheduler.js';
 
 /** What the engine keeps per generate() call. */
@@ -26,6 +28,23 @@ export type EngineSeq = Seq<SeqRequest>;
 export interface StepOutput {
   ids: Uint32Array;
   logits: Float32Array | null;
+  /** The logprobs of the sampled rows that asked, by sample index. */
+  logprobs?: Map<number, TokenLogprob> | null;
+}
+
+function checkProcessing(o: GenerateOptions, V: number): void {
+  if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= MAX_TOP_LOGPROBS)) {
+    throw new Error(`logprobs ${o.logprobs} must be an integer in [0, ${MAX_TOP_LOGPROBS}]`);
+  }
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) throw new Error(`repetition penalty ${o.repetitionPenalty} must be > 0`);
+  if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw new Error(`min_p ${o.minP} must be in [0, 1]`);
+  for (const [name, v] of [['presence', o.presencePenalty], ['frequency', o.frequencyPenalty]] as const) {
+    if (v !== undefined && !Number.isFinite(v)) throw new Error(`${name} penalty ${v} is not a number`);
+  }
+  for (const [id, b] of o.logitBias ?? []) {
+    if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`logit bias token id ${id} is outside the vocabulary [0, ${V})`);
+    if (!Number.isFinite(b)) throw new Error(`logit bias ${b} of token ${id} is not a number`);
+  }
 }
 
 export class Sequences {
@@ -53,6 +72,7 @@ export class Sequences {
         throw new Error(`the prompt has ${prompt.length} tokens, more than the context of ${this.contextLength}`);
       }
       if (o.onPrefillLogits && !this.o.allLogits) throw new Error('prefill logits need an engine loaded with allLogits');
+      checkProcessing(o, V);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -93,7 +113,7 @@ export class Sequences {
   /** Whether a sequence needs the host between its steps (masks, logits): no run-ahead then. */
   needsHost(): boolean {
     for (const list of [this.scheduler.runningSeqs(), this.scheduler.waitingSeqs()]) {
-      for (const { request: r } of list) if (r.opts.constraint || r.opts.onLogits || r.prefillLogits) return true;
+      for (const { request: r } of list) if (r.opts.constraint || r.opts.onLogits || r.prefillLogits || needsTokenHistory(r.opts)) return true;
     }
     return false;
   }
@@ -115,6 +135,7 @@ export class Sequences {
     let s = 0;
     let row = 0;
     const sampled = new Map<EngineSeq, number>();
+    const logprobs = new Map<EngineSeq, TokenLogprob>();
     for (const e of plan.entries) {
       const seq = e.seq;
       const req = seq.request;
@@ -133,12 +154,14 @@ export class Sequences {
         req.prefill.chunks++;
       }
       if (e.sample) {
+        const lp = out.logprobs?.get(s);
         const id = ids[s++]!;
         // a sequence that ended while this step ran (it was planned ahead) drops its token
         if (seq.state !== 'running') continue;
         seq.tokens.push(id);
         seq.pending--;
         sampled.set(seq, id);
+        if (lp) logprobs.set(seq, lp);
       }
     }
     this.scheduler.complete(plan);
@@ -159,7 +182,7 @@ export class Sequences {
         this.finishPrefill(seq);
       }
       try {
-        this.deliver(seq, id);
+        this.deliver(seq, id, logprobs.get(seq));
       } catch (err) {
         this.fail(seq, err);
       }
@@ -176,10 +199,10 @@ export class Sequences {
   }
 
   /** One sampled id for a sequence: callbacks, then the checks that end it. */
-  private deliver(seq: EngineSeq, id: number): void {
+  private deliver(seq: EngineSeq, id: number, lp?: TokenLogprob): void {
     const o = seq.request.opts;
     o.constraint?.accept(id);
-    if (o.onToken?.(id) === false) return this.end(seq, 'abort');
+    if (o.onToken?.(id, lp) === false) return this.end(seq, 'abort');
     if (seq.request.stop.has(id)) return this.end(seq, 'stop');
     if (seq.generated >= o.maxTokens) return this.end(seq, 'length');
     if (o.signal?.aborted) return this.end(seq, 'abort');

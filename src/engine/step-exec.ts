@@ -3,7 +3,8 @@
 // for) and submitted with one command buffer, and the sampled ids come back through a ring of two
 // readback buffers (a step planned ahead copies its ids while the previous one is mapped).
 import { encodeDispatches, groupsOf, readBuffer, writeBuffer, type Dispatch, type StepShape } from '../gpu/buffers.js';
-import type { StepStats } from './api.js';
+import type { StepStats, TokenLogprob } from './api.js';
+import { LOGPROB_WORDS, NO_LOGPROBS, PROC_ROW_WORDS } from './ops/context.js';
 import type { InFlight, StepExecutor } from './core.js';
 import { encodeProgram, type ProgramItem } from './forward.js';
 import { PageTableMirror } from './kv-cache.js';
@@ -22,6 +23,8 @@ export interface GpuInFlight extends InFlight {
   readonly items: readonly ProgramItem[];
   readonly readback: GPUBuffer;
   readonly staging: GPUBuffer | null;
+  /** The logprobs records of the step's processed rows, when one asked. */
+  readonly lpReadback: GPUBuffer | null;
   readonly timings: { count: number; read: () => Promise<DispatchTimes> } | null;
 }
 
@@ -36,6 +39,7 @@ export interface StepObserver {
 
 export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
   private readonly readbacks: GPUBuffer[];
+  private readonly lpReadbacks: GPUBuffer[];
   private readonly pageTables: PageTableMirror;
   private logitsStaging: GPUBuffer | null = null;
   private submits = 0;
@@ -48,6 +52,7 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
   ) {
     const cap = r.inputs.cap;
     this.readbacks = [0, 1].map(() => r.ctx.gpu.device.createBuffer({ label: 'readback.ids', size: Math.max(16, cap.samples * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    this.lpReadbacks = [0, 1].map(() => r.ctx.gpu.device.createBuffer({ label: 'readback.logprobs', size: Math.max(16, cap.samples * LOGPROB_WORDS * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     this.pageTables = new PageTableMirror(r.gpu, r.kv, maxBlocks);
   }
 
@@ -72,13 +77,16 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
     writeBuffer(gpu, inputs.toks, 0, step.tokWords);
     if (shape.rows) writeBuffer(gpu, inputs.rows, 0, step.rowWords);
     if (shape.samples) writeBuffer(gpu, inputs.sampling, 0, step.sampleWords);
+    if (step.procWords.length) writeBuffer(gpu, inputs.procRows, 0, step.procWords);
+    if (step.entryWords.length) writeBuffer(gpu, inputs.procEntries, 0, step.entryWords);
     ctx.writeStep(shape);
 
     const enc = gpu.device.createCommandEncoder();
     const timings = this.observer.profiles(step) ? this.encodeProfiled(enc, items, shape) : null;
     const dispatches = timings ? timings.count : encodeProgram(enc, items, shape);
     let readbacks = 0;
-    const readback = this.readbacks[this.submits++ % 2]!;
+    const ring = this.submits++ % 2;
+    const readback = this.readbacks[ring]!;
     if (shape.samples) {
       enc.copyBufferToBuffer(inputs.sampled, 0, readback, 0, shape.samples * 4);
       readbacks++;
@@ -89,9 +97,14 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
       enc.copyBufferToBuffer(this.r.act.logits, 0, staging, 0, logitsBytes);
       readbacks++;
     }
+    const lpReadback = step.readLogprobs ? this.lpReadbacks[ring]! : null;
+    if (lpReadback) {
+      enc.copyBufferToBuffer(inputs.logprobs, 0, lpReadback, 0, step.procSamples.length * LOGPROB_WORDS * 4);
+      readbacks++;
+    }
     gpu.device.queue.submit([enc.finish()]);
     const stats: StepStats = { dispatches, submits: 1, readbacks, pipelinesCreated: shaders.created - created0 };
-    return { step, stats, shape, items, readback, staging, timings };
+    return { step, stats, shape, items, readback, staging, lpReadback, timings };
   }
 
   async finish(f: GpuInFlight): Promise<StepOutput> {
@@ -101,8 +114,9 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
     const ids = n ? await mapRead(f.readback, n * 4, (b) => new Uint32Array(b)) : new Uint32Array(0);
     if (!n && !f.staging) await this.r.gpu.device.queue.onSubmittedWorkDone();
     const logits = f.staging ? await mapRead(f.staging, f.shape.rows * this.vocab * 4, (b) => new Float32Array(b)) : null;
+    const logprobs = f.lpReadback ? await mapRead(f.lpReadback, f.step.procSamples.length * LOGPROB_WORDS * 4, (b) => parseLogprobs(new Uint32Array(b), f.step)) : null;
     await this.observer.finished(f);
-    return { ids, logits };
+    return { ids, logits, logprobs };
   }
 
   private stagingFor(bytes: number): GPUBuffer {
@@ -140,6 +154,20 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
       },
     };
   }
+}
+
+/** The records of the rows that asked for logprobs, by sample index. */
+function parseLogprobs(words: Uint32Array, step: PreparedStep): Map<number, TokenLogprob> {
+  const f = new Float32Array(words.buffer, words.byteOffset, words.length);
+  const out = new Map<number, TokenLogprob>();
+  step.procSamples.forEach((sample, r) => {
+    if (step.procWords[r * PROC_ROW_WORDS + 4] === NO_LOGPROBS) return;
+    const w = r * LOGPROB_WORDS;
+    const n = words[w + 3]!;
+    const top = Array.from({ length: n }, (_, j) => ({ id: words[w + 4 + 2 * j]!, logprob: f[w + 5 + 2 * j]! }));
+    out.set(sample, { logprob: f[w + 2]!, top });
+  });
+  return out;
 }
 
 async function mapRead<T>(buf: GPUBuffer, bytes: number, view: (b: ArrayBuffer) => T): Promise<T> {

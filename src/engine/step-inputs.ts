@@ -3,7 +3,8 @@
 // constrained rows), the attention entries the host plans from, and its typed StepShape. The
 // executor (step-exec.ts) writes them to the GPU.
 import type { AttentionWork, StepShape } from '../gpu/buffers.js';
-import { SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
+import { NO_LOGPROBS, PROC_ENTRIES, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
+import { rowProcessing } from './logits-processing.js';
 import type { AttentionEntry } from './ops/attention.js';
 import type { StepPlan } from './scheduler.js';
 import type { SeqRequest } from './sequences.js';
@@ -22,6 +23,12 @@ export interface PreparedStep {
   attention: AttentionEntry[];
   /** Logits rows come back to the host (every prompt row's, or a sampled row's for onLogits). */
   readLogits: boolean;
+  /** ProcRows and their entries (logits processing, logprobs); the sample index of each row. */
+  procWords: Uint32Array;
+  entryWords: Uint32Array;
+  procSamples: number[];
+  /** Some processed row wants logprobs: their records come back. */
+  readLogprobs: boolean;
 }
 
 export const NO_ATTENTION: AttentionWork = { decode: 0, prefill: 0, combine: 0 };
@@ -31,6 +38,11 @@ export class StepInputWriter {
   private readonly rowWords: Uint32Array;
   private readonly sampleWords: Uint32Array;
   private readonly sampleFloats: Float32Array;
+  private readonly procWords: Uint32Array;
+  private readonly procFloats: Float32Array;
+  private readonly entryWords = new Uint32Array(PROC_ENTRIES * PROC_ENTRY_WORDS);
+  private readonly entryFloats = new Float32Array(this.entryWords.buffer);
+  private allOnes: Uint32Array | null = null;
 
   constructor(
     cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples'>,
@@ -41,6 +53,8 @@ export class StepInputWriter {
     this.rowWords = new Uint32Array(Math.max(1, cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, cap.samples) * SAMPLE_ROW_WORDS);
     this.sampleFloats = new Float32Array(this.sampleWords.buffer);
+    this.procWords = new Uint32Array(Math.max(1, cap.samples) * PROC_ROW_WORDS);
+    this.procFloats = new Float32Array(this.procWords.buffer);
   }
 
   /** The step's inputs (views into this writer's arrays: valid until the next prepare). */
@@ -51,6 +65,9 @@ export class StepInputWriter {
     let readLogits = false;
     const attention: AttentionEntry[] = [];
     const masks: PreparedStep['masks'] = [];
+    const procSamples: number[] = [];
+    let entries = 0;
+    let readLogprobs = false;
     for (const e of plan.entries) {
       const seq = e.seq;
       const req = seq.request;
@@ -72,11 +89,32 @@ export class StepInputWriter {
       if (!e.sample) continue;
       const o = req.opts;
       if (o.onLogits) readLogits = true;
-      const mask = o.constraint?.next() ?? null;
-      if (mask) {
-        if (mask.length !== this.maskWords) throw new Error(`sampler mask has ${mask.length} words, expected ${this.maskWords}`);
-        masks.push({ slot: seq.slot, words: mask });
+      let mask = o.constraint?.next() ?? null;
+      if (mask && mask.length !== this.maskWords) throw new Error(`sampler mask has ${mask.length} words, expected ${this.maskWords}`);
+      const proc = rowProcessing(o, seq.tokens, seq.promptLength, PROC_ENTRIES - entries);
+      if (proc) {
+        const pw = procSamples.length * PROC_ROW_WORDS;
+        this.procWords[pw] = samples;
+        this.procWords[pw + 1] = rows - 1;
+        this.procWords[pw + 2] = proc.ids.length;
+        this.procWords[pw + 3] = entries;
+        this.procWords[pw + 4] = proc.top;
+        this.procFloats[pw + 5] = proc.minP;
+        this.procFloats[pw + 6] = o.temperature ?? 0;
+        proc.ids.forEach((id, j) => {
+          const ew = (entries + j) * PROC_ENTRY_WORDS;
+          this.entryWords[ew] = id;
+          this.entryFloats[ew + 1] = proc.add[j]!;
+          this.entryFloats[ew + 2] = proc.rep[j]!;
+        });
+        entries += proc.ids.length;
+        procSamples.push(samples);
+        readLogprobs ||= proc.top !== NO_LOGPROBS;
+        // changed logits are not the unembedding's greedy pick: the row takes the sampler's full
+        // path, as a masked row does (with every token allowed when it has no constraint)
+        if (proc.changes && !mask) mask = this.allOnes ??= new Uint32Array(this.maskWords).fill(0xffffffff);
       }
+      if (mask) masks.push({ slot: seq.slot, words: mask });
       const w = samples++ * SAMPLE_ROW_WORDS;
       this.sampleWords[w] = rows - 1;
       this.sampleWords[w + 1] = seq.slot;
@@ -91,13 +129,17 @@ export class StepInputWriter {
     }
     return {
       plan,
-      shape: { tokens: plan.tokens, rows, samples, sampleScan, attention: { sliding: NO_ATTENTION, full: NO_ATTENTION } },
+      shape: { tokens: plan.tokens, rows, samples, sampleScan, processRows: procSamples.length, attention: { sliding: NO_ATTENTION, full: NO_ATTENTION } },
       tokWords: this.tokWords.subarray(0, plan.tokens * TOK_INFO_WORDS),
       rowWords: this.rowWords.subarray(0, rows),
       sampleWords: this.sampleWords.subarray(0, samples * SAMPLE_ROW_WORDS),
       masks,
       attention,
       readLogits,
+      procWords: this.procWords.subarray(0, procSamples.length * PROC_ROW_WORDS),
+      entryWords: this.entryWords.subarray(0, entries * PROC_ENTRY_WORDS),
+      procSamples,
+      readLogprobs,
     };
   }
 }

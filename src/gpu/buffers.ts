@@ -88,6 +88,8 @@ export interface StepShape {
   samples: number;
   /** Sampled rows that need the sampler's candidate pass (temperature > 0 or a mask); default: all. */
   sampleScan?: number;
+  /** Sampled rows with logits processing or logprobs (ops/logits-process.ts); default 0. */
+  processRows?: number;
   attention?: Readonly<Partial<Record<AttentionGroup, Readonly<AttentionWork>>>>;
 }
 

@@ -34,6 +34,8 @@ export const KERNEL_PARAMS = {
   unembed: declareParams({ n: 'u32', n0: 'u32', ny: 'u32', eps: 'f32' }),
   sample_candidates: SAMPLE_PARAMS,
   sample: SAMPLE_PARAMS,
+  logits_process: declareParams({ vocab: 'u32' }),
+  logprobs_pick: declareParams({ vocab: 'u32' }),
   fill_random: declareParams({
     words: 'u32',
     seed: 'u32',

@@ -91,6 +91,19 @@ export const TOK_INFO_WORDS = 4;
 /** Per-sample-row settings (shaders/sample.wgsl SampleRow): 8 u32 per row. */
 export const SAMPLE_ROW_WORDS = 8;
 
+/** Per processed row (logits_process.wgsl ProcRow): 8 u32. */
+export const PROC_ROW_WORDS = 8;
+/** Per biased or penalised token (logits_process.wgsl Entry): 4 u32. */
+export const PROC_ENTRY_WORDS = 4;
+/** Bias and penalty entries one step may hold, over all its rows. */
+export const PROC_ENTRIES = 65536;
+/** Most top logprobs a row may ask for (OpenAI's limit for chat). */
+export const MAX_TOP_LOGPROBS = 20;
+/** u32 words of one logprobs record: normaliser, chosen id, chosen logprob, top count, then (id, logprob) pairs. */
+export const LOGPROB_WORDS = 4 + 2 * MAX_TOP_LOGPROBS;
+/** ProcRow.top of a row that wants no logprobs. */
+export const NO_LOGPROBS = 0xffffffff;
+
 export interface StepCapacity {
   tokens: number;
   rows: number;
@@ -116,6 +129,10 @@ export class StepInputs {
   readonly sampled: GPUBuffer;
   /** vec2<u32> per logits row: the unembedding's greedy pick (needs atomic-vec2u-min-max). */
   readonly argmax: GPUBuffer;
+  /** ProcRow per processed sample row, their bias/penalty entries, and their logprobs records (read back). */
+  readonly procRows: GPUBuffer;
+  readonly procEntries: GPUBuffer;
+  readonly logprobs: GPUBuffer;
 
   constructor(
     gpu: Gpu,
@@ -129,9 +146,12 @@ export class StepInputs {
     this.lastIds = storageBuffer(gpu, cap.seqs * 4, 'step.last_ids');
     this.sampled = storageBuffer(gpu, Math.max(1, cap.samples) * 4, 'step.sampled');
     this.argmax = storageBuffer(gpu, Math.max(1, cap.rows) * 8, 'step.argmax');
+    this.procRows = storageBuffer(gpu, Math.max(1, cap.samples) * PROC_ROW_WORDS * 4, 'step.proc_rows');
+    this.procEntries = storageBuffer(gpu, PROC_ENTRIES * PROC_ENTRY_WORDS * 4, 'step.proc_entries');
+    this.logprobs = storageBuffer(gpu, Math.max(1, cap.samples) * LOGPROB_WORDS * 4, 'step.logprobs');
   }
 
   destroy(): void {
-    for (const b of [this.toks, this.rows, this.sampling, this.masks, this.lastIds, this.sampled, this.argmax]) b.destroy();
+    for (const b of [this.toks, this.rows, this.sampling, this.masks, this.lastIds, this.sampled, this.argmax, this.procRows, this.procEntries, this.logprobs]) b.destroy();
   }
 }
