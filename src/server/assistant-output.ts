@@ -65,6 +65,11 @@ export class AssistantOutput {
     this.parser = new HarmonyStreamParser(o.tokenizer, { role: 'assistant', strict: false });
   }
 
+  /** Inside a message the client reads as content (its body, not its header or end token). */
+  get inText(): boolean {
+    return this.open?.kind === 'text' && !this.finished;
+  }
+
   /** The model ended a message with <|call|> (asked for a tool run). */
   get endedWithCall(): boolean {
     return this.parser.finishReason === 'tool_calls';

@@ -4,7 +4,7 @@
 // only its request: a 500 through the error handler, or an error event that ends its stream.
 import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import type { GenerateResult, SamplingOptions } from '../engine/engine.js';
+import type { GenerateResult, LogitsProcessing, SamplingOptions, TokenLogprob } from '../engine/engine.js';
 import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js';
 import type { RequestLimits, ServerContext } from './context.js';
 import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } from './errors.js';
@@ -122,6 +122,10 @@ export interface Turn {
   promptIds: readonly number[];
   maxTokens: number;
   sampling: Required<SamplingOptions>;
+  /** Logit bias, penalties, min-p. */
+  processing?: LogitsProcessing;
+  /** Top logprobs per token (0..20): each token's logprobs reach onToken. */
+  logprobs?: number;
   signal: AbortSignal;
   /** Structured output: the token mask the engine applies at every step. */
   constraint?: TimedConstraint;
@@ -129,8 +133,8 @@ export interface Turn {
   ignoreEos?: boolean;
   /** The engine is ours; prefill is about to start. */
   onStart?: () => void;
-  /** Each sampled token; return false to end the generation (a stop string matched). */
-  onToken: (id: number) => boolean | void;
+  /** Each sampled token (with its logprobs when asked for); return false to end the generation (a stop string matched). */
+  onToken: (id: number, logprob?: TokenLogprob) => boolean | void;
 }
 
 /** Engine finish reasons, plus what the routes report. */
@@ -160,10 +164,12 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         const r = await turn.engine.generate(turn.promptIds, {
           maxTokens: turn.maxTokens,
           ...turn.sampling,
+          ...turn.processing,
+          ...(turn.logprobs !== undefined ? { logprobs: turn.logprobs } : {}),
           stopTokens: turn.ignoreEos && !turn.constraint ? [] : stopTokens(turn.engine),
           signal: turn.signal,
           ...(turn.constraint ? { constraint: turn.constraint } : {}),
-          onToken: (id) => {
+          onToken: (id, lp) => {
             const now = performance.now();
             if (count === 0) metrics.timeToFirstToken.observe((now - t0) / 1000);
             else metrics.interTokenLatency.observe((now - last) / 1000);
@@ -171,7 +177,7 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
             count++;
             metrics.generationTokens.inc();
             if (turn.signal.aborted) return false;
-            return turn.onToken(id);
+            return turn.onToken(id, lp);
           },
         });
         cached = r.cachedTokens;
@@ -216,8 +222,8 @@ export async function completeTurn(ctx: ServerContext, request: FastifyRequest, 
 export interface StreamWriter {
   /** The engine is ours; prefill is about to start. */
   onStart?: () => void;
-  /** Each sampled token; return false to end the generation (a stop string matched). */
-  onToken: (id: number) => boolean | void;
+  /** Each sampled token (and its logprobs); return false to end the generation (a stop string matched). */
+  onToken: (id: number, logprob?: TokenLogprob) => boolean | void;
   /** After a normal end: the final events (the stream is ended after them; awaited). */
   finish: (result: GenerateResult) => void | Promise<void>;
   /** Writes an OpenAI error body as the API's error event (default: a `data:` line). */

@@ -1,33 +1,15 @@
 // OpenAI request parameters this server cannot honour answer a 400 that says why, instead of being
-// silently ignored; and the small normalisations the three generation routes share.
+// silently ignored (logits processing and logprobs: ./logprobs.ts); and the small normalisations the
+// three generation routes share.
 import { invalidRequest, unsupported } from './errors.js';
 import { checkToolSchema } from './request-checks.js';
 
-const NO_LOGITS = 'the engine samples on the GPU and reads back only the sampled token id, so per-token log probabilities are not available';
-
 export interface CommonParams {
   n?: number | null;
-  min_p?: number | null;
-  repetition_penalty?: number | null;
-  logprobs?: boolean | number | null;
-  top_logprobs?: number | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  logit_bias?: Record<string, unknown> | null;
 }
 
 export function rejectUnsupported(b: CommonParams): void {
-  if (b.n !== undefined && b.n !== null && b.n !== 1) throw unsupported('n', 'only n=1 is supported: the engine generates one sequence per request');
-  if (b.logprobs === true || (typeof b.logprobs === 'number' && b.logprobs > 0)) throw unsupported('logprobs', NO_LOGITS);
-  if (b.top_logprobs !== undefined && b.top_logprobs !== null && b.top_logprobs > 0) throw unsupported('top_logprobs', NO_LOGITS);
-  for (const p of ['presence_penalty', 'frequency_penalty'] as const) {
-    if (b[p] !== undefined && b[p] !== null && b[p] !== 0) throw unsupported(p, 'penalties are not implemented by the sampler; send 0 or leave it out');
-  }
-  if (b.logit_bias && Object.keys(b.logit_bias).length > 0) throw unsupported('logit_bias', 'logit biases are not implemented by the sampler');
-  if (b.min_p !== undefined && b.min_p !== null && b.min_p !== 0) throw unsupported('min_p', `min_p=${b.min_p}: min-p sampling is not implemented by the sampler yet; send 0 or leave it out`);
-  if (b.repetition_penalty !== undefined && b.repetition_penalty !== null && b.repetition_penalty !== 1) {
-    throw unsupported('repetition_penalty', `repetition_penalty=${b.repetition_penalty}: repetition penalties are not implemented by the sampler yet; send 1 or leave it out`);
-  }
+  if (b.n !== undefined && b.n !== null && b.n !== 1) throw unsupported('n', `n=${b.n}: only n=1 is supported (one choice per request; send n copies of the request for more)`);
 }
 
 /**

@@ -69,11 +69,9 @@ describe(`logits processing on ${MODEL}`, () => {
         const out = tokens.slice(0, i);
         const counts = new Map<number, number>();
         for (const id of out) counts.set(id, (counts.get(id) ?? 0) + 1);
-        if ('repetitionPenalty' in pen) {
-          for (const id of new Set(history)) want[id] = raw[id]! > 0 ? raw[id]! / pen.repetitionPenalty : raw[id]! * pen.repetitionPenalty;
-        } else {
-          for (const [id, c] of counts) want[id] = raw[id]! - pen.presencePenalty - pen.frequencyPenalty * c;
-        }
+        const { repetitionPenalty: rp = 1, presencePenalty: pp = 0, frequencyPenalty: fp = 0 } = pen as { repetitionPenalty?: number; presencePenalty?: number; frequencyPenalty?: number };
+        if (rp !== 1) for (const id of new Set(history)) want[id] = raw[id]! > 0 ? raw[id]! / rp : raw[id]! * rp;
+        for (const [id, c] of counts) want[id] = want[id]! - pp - fp * c;
         for (let j = 0; j < want.length; j++) expect(Math.abs(row[j]! - want[j]!), `token ${i} logit ${j}`).toBeLessThan(1e-4);
       }
     }

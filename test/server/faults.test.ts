@@ -66,15 +66,17 @@ describe('cancellation', () => {
     // The role chunk goes out as prefill starts; the abort then lands in its first chunks. (Other
     // words than above: a cached prefix would skip most of the prefill.) Counted in engine steps,
     // not milliseconds, so a loaded machine cannot change the verdict.
-    const stepsBefore = engine.stats.steps;
+    // the engine behind the server's ServingEngine view counts its steps
+    const steps = () => (engine as unknown as { stats: { steps: number } }).stats.steps;
+    const stepsBefore = steps();
     const { ac, first } = await longStream(s.client, 1, ' world'.repeat(1850));
     await first;
     await new Promise((r) => setTimeout(r, 0.5 * chunkMs));
-    const stepsAtAbort = engine.stats.steps;
+    const stepsAtAbort = steps();
     ac.abort();
     await until('the engine is idle', () => !s.model.queue.busy && !engine.isBusy, { timeoutMs: 60_000 });
-    const after = engine.stats.steps - stepsAtAbort;
-    const what = `${after} steps after the abort, ${engine.stats.steps - stepsBefore} in all; ${chunks} chunks of ${chunk} tokens`;
+    const after = steps() - stepsAtAbort;
+    const what = `${after} steps after the abort, ${steps() - stepsBefore} in all; ${chunks} chunks of ${chunk} tokens`;
     expect(ctx.lastGeneration, what).toMatchObject({ finishReason: 'abort', tokens: 0 });
     // 'abort' with no token means the prefill never finished. Without a bound on the work in
     // flight it all ran first: the step in flight and the one planned ahead of it may finish, no more.

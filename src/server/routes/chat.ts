@@ -12,6 +12,8 @@ import { lastUserText } from '../models.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
 import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
+import { chatLogprob, chatLogprobCount, logitsProcessing } from '../logprobs.js';
+import type { TokenLogprob } from '../../engine/engine.js';
 import { chatCompletion, errorResponses } from './response-schemas.js';
 
 interface ChatDelta {
@@ -117,6 +119,8 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
     const maxTokens = completionBudget(ctx.limits, requestedTokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
+    const processing = logitsProcessing(body, maskVocabSize(engine, tokenizer));
+    const logprobs = chatLogprobCount(body);
     const output = new AssistantOutput({
       tokenizer,
       tools: toolNames,
@@ -137,18 +141,38 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
       completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, processing, logprobs, signal, constraint, ignoreEos: body.ignore_eos === true };
+    // logprobs of the tokens the client reads as content: the plain tokens since the last special
+    // one (harmony's <|message|>, <|end|>, ...) are held until the parser turns them into text
+    // (it may buffer a few), and dropped when they turn out a header, reasoning or a tool call
+    type Entry = ReturnType<typeof chatLogprob>;
+    const content: Entry[] = [];
+    let held: Entry[] = [];
+    const settle = (events: OutputEvent[]) => {
+      if (output.inText || events.some((e) => e.type === 'text_end')) {
+        if (events.some((e) => e.type === 'text_delta')) content.push(...held.splice(0));
+      }
+      return builder.apply(events);
+    };
+    const push = (t: number, lp: TokenLogprob | undefined): ChatDelta[] => {
+      const special = tokenizer.isSpecialToken(t);
+      if (lp && !special) held.push(chatLogprob(tokenizer, t, lp));
+      // a special token may flush the text before it, then ends what was held
+      const deltas = settle(output.push(t));
+      if (special) held = [];
+      return deltas;
+    };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {
         ...turn,
-        onToken: (t) => {
-          builder.apply(output.push(t));
+        onToken: (t, lp) => {
+          push(t, lp);
           return !output.stoppedByString;
         },
       });
       if (!result) return reply;
-      builder.apply(output.end());
+      settle(output.end());
       const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
       ctx.metrics.finished.inc({ reason: finish });
       const hasTools = builder.toolCalls.length > 0;
@@ -168,7 +192,7 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
               ...(hasTools ? { tool_calls: builder.toolCalls } : {}),
               refusal: null,
             },
-            logprobs: null,
+            logprobs: logprobs === undefined ? null : { content, refusal: null },
             finish_reason: finish,
           },
         ],
@@ -177,22 +201,30 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
+    // a content delta carries the logprobs of the tokens since the last one
+    let sent = 0;
+    const chunkLogprobs = (delta: ChatDelta, finish: string | null) => {
+      if (logprobs === undefined || (delta.content === undefined && finish === null)) return null;
+      const out = { content: content.slice(sent), refusal: null };
+      sent = content.length;
+      return out;
+    };
     const chunk = (delta: ChatDelta, finish: string | null = null) => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      choices: [{ index: 0, delta, logprobs: chunkLogprobs(delta, finish), finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
     return streamTurn(ctx, request, reply, turn, true, (sse) => ({
       onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
-      onToken: (t) => {
-        for (const d of builder.apply(output.push(t))) sse.data(chunk(d));
+      onToken: (t, lp) => {
+        for (const d of push(t, lp)) sse.data(chunk(d));
         return !output.stoppedByString;
       },
       finish: (result) => {
-        for (const d of builder.apply(output.end())) sse.data(chunk(d));
+        for (const d of settle(output.end())) sse.data(chunk(d));
         const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
         ctx.metrics.finished.inc({ reason: finish });
         sse.data(chunk({}, finish));

@@ -10,6 +10,8 @@ import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOpt
 import { ignoreUnknownParams } from '../ignored-params.js';
 import { rejectUnsupported, stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
+import { CompletionLogprobs, logitsProcessing } from '../logprobs.js';
+import { maskVocabSize } from '../constraints.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
 import { errorResponses, textCompletion } from './response-schemas.js';
 
@@ -24,6 +26,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
     if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
+    if (body.echo && body.logprobs !== undefined && body.logprobs !== null) throw unsupported('echo', 'echo with logprobs (the prompt tokens\' logprobs) is not supported; send echo or logprobs, not both');
     const { model: served, engine, tokenizer, prompt } = ctx.models.choose<ReturnType<typeof renderRawPrompt>>(
       reply,
       { model: body.model, effort: null, tools: 0, maxTokens: body.max_tokens, lastUserText: (p) => p.text },
@@ -32,6 +35,9 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
     const promptIds = prompt.tokenIds;
     const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
     const sampling = samplingOptions(body);
+    const processing = logitsProcessing(body, maskVocabSize(engine, tokenizer));
+    const logprobs = body.logprobs ?? undefined;
+    const lps = new CompletionLogprobs(tokenizer);
     const stops = new Set(stopTokens(engine));
     const decoder = tokenizer.createStreamDecoder();
     const matcher = new StopStringMatcher(stopList(body.stop));
@@ -52,13 +58,21 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       prompt_tokens_details: { cached_tokens: result.cachedTokens },
     });
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, ignoreEos: body.ignore_eos === true };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, processing, logprobs, signal, ignoreEos: body.ignore_eos === true };
+    // every token's logprobs, at the offset in the text where its characters start (a stop token adds none)
+    let offset = text.length;
+    const step = (t: number, lp: Parameters<typeof lps.push>[1] | undefined): string => {
+      const delta = next(t);
+      if (lp) lps.push(t, lp, offset);
+      offset += delta.length;
+      return delta;
+    };
 
     if (!body.stream) {
       const result = await completeTurn(ctx, request, reply, {
         ...turn,
-        onToken: (t) => {
-          text += next(t);
+        onToken: (t, lp) => {
+          text += step(t, lp);
           return !matcher.stopped;
         },
       });
@@ -71,26 +85,33 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
         object: 'text_completion',
         created,
         model,
-        choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+        choices: [{ index: 0, text, logprobs: logprobs === undefined ? null : lps.slice(), finish_reason: finish }],
         usage: usage(result),
       };
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
+    let sent = 0;
+    const chunkLogprobs = () => {
+      if (logprobs === undefined) return null;
+      const out = lps.slice(sent);
+      sent = lps.length;
+      return out;
+    };
     const chunk = (delta: string, finish: string | null = null) => ({
       id,
       object: 'text_completion',
       created,
       model,
-      choices: [{ index: 0, text: delta, logprobs: null, finish_reason: finish }],
+      choices: [{ index: 0, text: delta, logprobs: chunkLogprobs(), finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
     return streamTurn(ctx, request, reply, turn, true, (sse) => ({
       onStart: () => {
         if (text !== '') sse.data(chunk(text));
       },
-      onToken: (t) => {
-        const delta = next(t);
+      onToken: (t, lp) => {
+        const delta = step(t, lp);
         if (delta !== '') sse.data(chunk(delta));
         return !matcher.stopped;
       },

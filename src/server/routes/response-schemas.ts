@@ -92,7 +92,7 @@ export const chatCompletion = {
         type: 'object',
         required: ['index', 'message', 'finish_reason'],
         // message: content, reasoning, reasoning_content, tool_calls, refusal; kept whole
-        properties: { index: int, message: open, logprobs: { type: 'null' }, finish_reason: str },
+        properties: { index: int, message: open, logprobs: { anyOf: [{ type: 'null' }, open] }, finish_reason: str },
       },
     },
     usage: completionUsage,
@@ -112,7 +112,7 @@ export const textCompletion = {
       items: {
         type: 'object',
         required: ['index', 'text', 'finish_reason'],
-        properties: { index: int, text: str, logprobs: { type: 'null' }, finish_reason: str },
+        properties: { index: int, text: str, logprobs: { anyOf: [{ type: 'null' }, open] }, finish_reason: str },
       },
     },
     usage: completionUsage,

@@ -13,7 +13,7 @@ import { ApiError, invalidRequest, unsupported } from '../errors.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { lastUserText } from '../models.js';
 import { ignoreUnknownParams, warnOnce } from '../ignored-params.js';
-import { checkToolChoice, dropBuiltinTools, functionNames, rejectUnsupported } from '../openai-params.js';
+import { checkToolChoice, dropBuiltinTools, functionNames } from '../openai-params.js';
 import { responsesRequestSchema, type ResponsesRequestBody } from './responses-schema.js';
 import { errorResponses, responseObject as responseSchema } from './response-schemas.js';
 
@@ -153,7 +153,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
   app.post<{ Body: ResponsesRequestBody }>('/v1/responses', { schema: { body: responsesRequestSchema, response }, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
-    rejectUnsupported(body);
+    if (body.top_logprobs) throw unsupported('top_logprobs', 'the Responses API here returns no logprobs; use /v1/chat/completions with logprobs: true');
     if (body.background) throw unsupported('background', 'background responses are not supported; leave it out');
     checkToolChoice(body.tool_choice);
     const requestTools = dropBuiltinTools(body.tools ?? [], (type) =>

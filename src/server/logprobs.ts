@@ -1,0 +1,91 @@
+// The request fields that shape the sampler's distribution (logit_bias, presence_penalty,
+// frequency_penalty, repetition_penalty, min_p) and ask for log probabilities, turned into engine
+// options; and the logprobs objects of the Chat and (legacy) Completions responses.
+import type { LogitsProcessing, TokenLogprob } from '../engine/engine.js';
+import type { HarmonyTokenizer } from '../tokenizer/index.js';
+import { invalidRequest } from './errors.js';
+
+export interface ProcessingFields {
+  logit_bias?: Record<string, unknown> | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  min_p?: number | null;
+}
+
+/** Engine options for the request's processing fields; OpenAI's ranges, 400s naming the field. */
+export function logitsProcessing(b: ProcessingFields, vocab: number): LogitsProcessing {
+  const out: LogitsProcessing = {};
+  if (b.logit_bias) {
+    const bias = new Map<number, number>();
+    for (const [key, v] of Object.entries(b.logit_bias)) {
+      const id = Number(key);
+      if (!/^\d+$/.test(key) || id >= vocab) throw invalidRequest(`logit_bias: "${key}" is not a token id of this model's vocabulary [0, ${vocab})`, 'logit_bias');
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100) throw invalidRequest(`logit_bias["${key}"]: ${JSON.stringify(v)} is not a number in [-100, 100]`, 'logit_bias');
+      if (v !== 0) bias.set(id, v);
+    }
+    if (bias.size > 1024) throw invalidRequest(`logit_bias: ${bias.size} tokens; at most 1024`, 'logit_bias');
+    if (bias.size) out.logitBias = bias;
+  }
+  if (b.presence_penalty) out.presencePenalty = b.presence_penalty;
+  if (b.frequency_penalty) out.frequencyPenalty = b.frequency_penalty;
+  if (b.repetition_penalty !== undefined && b.repetition_penalty !== null && b.repetition_penalty !== 1) {
+    if (!(b.repetition_penalty > 0)) throw invalidRequest(`repetition_penalty: ${b.repetition_penalty} must be > 0`, 'repetition_penalty');
+    out.repetitionPenalty = b.repetition_penalty;
+  }
+  if (b.min_p) out.minP = b.min_p;
+  return out;
+}
+
+/** Chat's `logprobs: true` with `top_logprobs` (0..20): the engine's logprobs count, or undefined. */
+export function chatLogprobCount(b: { logprobs?: boolean | null; top_logprobs?: number | null }): number | undefined {
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null && b.logprobs !== true) {
+    throw invalidRequest('top_logprobs needs logprobs set to true', 'top_logprobs');
+  }
+  return b.logprobs === true ? (b.top_logprobs ?? 0) : undefined;
+}
+
+const bytesOf = (tokenizer: HarmonyTokenizer, id: number) => Array.from(tokenizer.tokenBytes(id) ?? new TextEncoder().encode(tokenizer.decode([id])));
+const textOf = (tokenizer: HarmonyTokenizer, id: number) => tokenizer.decode([id]);
+
+/** One entry of a chat choice's `logprobs.content`. */
+export function chatLogprob(tokenizer: HarmonyTokenizer, id: number, lp: TokenLogprob) {
+  return {
+    token: textOf(tokenizer, id),
+    logprob: lp.logprob,
+    bytes: bytesOf(tokenizer, id),
+    top_logprobs: lp.top.map((t) => ({ token: textOf(tokenizer, t.id), logprob: t.logprob, bytes: bytesOf(tokenizer, t.id) })),
+  };
+}
+
+/** The legacy Completions logprobs object, built token by token. */
+export class CompletionLogprobs {
+  readonly tokens: string[] = [];
+  readonly token_logprobs: number[] = [];
+  readonly top_logprobs: Record<string, number>[] = [];
+  readonly text_offset: number[] = [];
+
+  constructor(private readonly tokenizer: HarmonyTokenizer) {}
+
+  /** Adds a token that starts at `offset` characters into the choice's text. */
+  push(id: number, lp: TokenLogprob, offset: number): void {
+    this.tokens.push(textOf(this.tokenizer, id));
+    this.token_logprobs.push(lp.logprob);
+    this.top_logprobs.push(Object.fromEntries(lp.top.map((t) => [textOf(this.tokenizer, t.id), t.logprob])));
+    this.text_offset.push(offset);
+  }
+
+  /** The entries from `from` on (a stream chunk's), as the response object. */
+  slice(from = 0) {
+    return {
+      tokens: this.tokens.slice(from),
+      token_logprobs: this.token_logprobs.slice(from),
+      top_logprobs: this.top_logprobs.slice(from),
+      text_offset: this.text_offset.slice(from),
+    };
+  }
+
+  get length(): number {
+    return this.tokens.length;
+  }
+}

@@ -1,0 +1,70 @@
+// Logprobs, logit bias and penalties through the real server and the official openai client:
+// chat's logprobs.content (token, logprob, bytes, top_logprobs) for the tokens the client reads
+// as content, the same streamed (spread over the chunks) as not; the legacy completions object
+// (tokens, token_logprobs, top_logprobs, text_offset) adding up to the text; a logit bias that
+// forces a token. The numbers themselves are checked against float64 in
+// test/engine/logits-processing.test.ts and test/gpu/logits-process.test.ts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXED_LENGTH, MODEL, startServer, type TestServer } from './helpers.js';
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const messages = [{ role: 'user' as const, content: 'Say something.' }];
+
+describe('logprobs', () => {
+  it('chat: greedy tokens are their own top logprob; the entries spell the content; streamed the same', async () => {
+    const req = { model: MODEL, messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3, ...FIXED_LENGTH };
+    const r = await s.client.chat.completions.create(req);
+    const choice = r.choices[0]!;
+    const content = choice.logprobs!.content!;
+    expect(content.length).toBeGreaterThan(0);
+    for (const e of content) {
+      expect(e.logprob).toBeLessThanOrEqual(0);
+      expect(e.top_logprobs).toHaveLength(3);
+      expect(e.top_logprobs[0]!.token).toBe(e.token);
+      expect(e.top_logprobs[0]!.logprob).toBeCloseTo(e.logprob, 5);
+      for (let j = 1; j < 3; j++) expect(e.top_logprobs[j]!.logprob).toBeLessThanOrEqual(e.top_logprobs[j - 1]!.logprob);
+    }
+    // the entries spell the content, up to white space (the server joins messages with a newline
+    // and trims the white space random weights put around a header)
+    const strip = (x: string) => x.replace(/\s+/g, '');
+    expect(strip(Buffer.from(content.flatMap((e) => e.bytes!)).toString('utf8'))).toBe(strip(choice.message.content!));
+
+    const stream = await s.client.chat.completions.create({ ...req, stream: true });
+    const streamed: typeof content = [];
+    for await (const c of stream) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
+    expect(streamed.map((e) => e.token)).toEqual(content.map((e) => e.token));
+    streamed.forEach((e, i) => expect(e.logprob).toBeCloseTo(content[i]!.logprob, 5));
+
+    // without logprobs: null, as OpenAI answers
+    const plain = await s.client.chat.completions.create({ model: MODEL, messages, max_tokens: 4 });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+  });
+
+  it('completions: tokens, token_logprobs, top_logprobs and text_offset add up to the text', async () => {
+    const r = await s.client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 16, temperature: 1, seed: 4, logprobs: 2, ...FIXED_LENGTH });
+    const c = r.choices[0]!;
+    const lp = c.logprobs!;
+    expect(lp.tokens!.length).toBe(16);
+    expect(lp.top_logprobs!.every((t) => Object.keys(t).length >= 1 && Object.keys(t).length <= 2)).toBe(true);
+    expect(lp.token_logprobs!.every((v) => v <= 0)).toBe(true);
+    expect(lp.text_offset![0]).toBe(0);
+    for (let i = 1; i < lp.tokens!.length; i++) expect(lp.text_offset![i]).toBeGreaterThanOrEqual(lp.text_offset![i - 1]!);
+  });
+
+  it('a logit bias of 100 forces its token; penalties are accepted and change a greedy answer', async () => {
+    const forced = s.model.host.ready().tokenizer.encodeOrdinary(' banana')[0]!;
+    const r = await s.client.completions.create({ model: MODEL, prompt: 'Hello', max_tokens: 5, temperature: 1, logit_bias: { [forced]: 100 }, ...FIXED_LENGTH });
+    expect(r.choices[0]!.text).toBe(' banana'.repeat(5));
+    const base = { model: MODEL, prompt: 'Hello', max_tokens: 24, temperature: 0, ...FIXED_LENGTH };
+    const plain = (await s.client.completions.create(base)).choices[0]!.text;
+    const penalised = (await s.client.completions.create({ ...base, frequency_penalty: 2, presence_penalty: 2 })).choices[0]!.text;
+    expect(penalised).not.toBe(plain);
+  });
+});
