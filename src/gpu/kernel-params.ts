@@ -35,6 +35,7 @@ export const KERNEL_PARAMS = {
   moe_grouped_matvec: declareParams({ kdim: 'u32', n: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32', used_off: 'u32', limit: 'f32' }),
   mxfp4_decode_check: declareParams({ blocks: 'u32' }),
   mxfp4_f16_check: declareParams({ blocks: 'u32' }),
+  dispatch_gap: declareParams({ add: 'u32' }),
   unembed: declareParams({ n: 'u32', n0: 'u32', ny: 'u32', eps: 'f32' }),
   sample_candidates: SAMPLE_PARAMS,
   sample: SAMPLE_PARAMS,
