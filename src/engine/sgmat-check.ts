@@ -6,11 +6,11 @@ import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, type Dispatc
 import type { Gpu } from '../gpu/device.js';
 import { ShaderCache } from '../gpu/shaders.js';
 import { dequantMxfp4 } from '../model/mxfp4.js';
-import { sgmatUnsupported } from './dispatch-policy.js';
+import { sgmatMoeScalesExact, sgmatUnsupported, SGMAT_MXFP4_SCALES } from './dispatch-policy.js';
 import { OpContext } from './ops/context.js';
 import { denseOps } from './ops/dense.js';
 import { allocateMoeGroup, moeGroupedOps, mxfp4DecodeOp } from './ops/moe.js';
-import { mxfp4F16DecodeOp, sgmatDenseOp, sgmatMoeOps, sgmatShapeOf, sgmatTwin, type SgmatShape } from './ops/sgmat.js';
+import { mxfp4F16DecodeOp, sgmatDenseOp, sgmatMoeOps, sgmatShapeOf, sgmatTwin, useSgmat, type SgmatShape } from './ops/sgmat.js';
 import { bf16Weights, f16BitsValue, gemmRef, normals, seeded, swiglu64, swigluTol, worst } from './sgmat-ref.js';
 
 export interface CaseResult {
@@ -396,3 +396,42 @@ export async function sgmatSelfCheck(gpu: Gpu, o: { emulate?: boolean; cases?: t
   return { used: !shape.emulate, reason: `${exercised} kernels match the f32 kernels and the float64 reference (${cfg})`, exercised, cases: results };
 }
 
+
+/** The engine's choice, as bench and the engine report it. */
+export interface SgmatChoice {
+  used: boolean;
+  /** The MoE experts run on it too (the checkpoint's scales decode to f16 exactly). */
+  moe: boolean;
+  reason: string;
+}
+
+/**
+ * At engine load: where the adapter has the feature, run the real kernels on random data (the
+ * load cases) and let the engine's factories use them only if every case agrees; otherwise the
+ * f32 kernels, with one log line saying why. GPT_OSS_WEBGPU_SGMAT=0 turns them off; =emulate puts
+ * the emulated twins in their place (wiring tests on adapters without the feature).
+ */
+export async function sgmatAtLoad(gpu: Gpu, shaders: ShaderCache, scales: { lo: number; hi: number }): Promise<SgmatChoice> {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  if (env?.GPT_OSS_WEBGPU_SGMAT === '0') return { used: false, moe: false, reason: 'off (GPT_OSS_WEBGPU_SGMAT=0)' };
+  if (env?.GPT_OSS_WEBGPU_SGMAT === 'emulate') {
+    // the twins in the engine's place, on any adapter with shader-f16: tests the wiring on CPUs
+    if (!gpu.features.shaderF16) return { used: false, moe: false, reason: 'GPT_OSS_WEBGPU_SGMAT=emulate needs shader-f16' };
+    useSgmat(shaders, { shape: sgmatTwin(), moe: true });
+    return { used: true, moe: true, reason: 'emulated twins (GPT_OSS_WEBGPU_SGMAT=emulate): not the tensor cores' };
+  }
+  if (!gpu.features.subgroupMatrix) return { used: false, moe: false, reason: 'the adapter has no chromium-experimental-subgroup-matrix with f16 -> f32' };
+  const check = await sgmatSelfCheck(gpu);
+  const shape = sgmatShapeOf(gpu);
+  if (!check.used || !shape) {
+    console.warn(`subgroup matrix: not used, the f32 kernels run instead: ${check.reason}`);
+    return { used: false, moe: false, reason: check.reason };
+  }
+  // no experts (lo > hi) means nothing to decode: the MoE path never runs
+  const moe = scales.lo > scales.hi || sgmatMoeScalesExact(scales.lo, scales.hi);
+  useSgmat(shaders, { shape, moe });
+  const moeWhy = moe
+    ? 'dense and MoE GEMMs'
+    : `dense GEMMs only: MXFP4 scale bytes ${scales.lo}..${scales.hi} leave the f16-exact ${SGMAT_MXFP4_SCALES.lo}..${SGMAT_MXFP4_SCALES.hi}, the experts stay on the f32 GEMM`;
+  return { used: true, moe, reason: `${check.reason}; ${moeWhy}` };
+}

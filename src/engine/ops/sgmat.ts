@@ -8,6 +8,7 @@ import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffer
 import type { Gpu, SubgroupMatrixConfig } from '../../gpu/device.js';
 import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
+import type { ShaderCache } from '../../gpu/shaders.js';
 import type { OpContext } from './context.js';
 import type { MatmulArgs } from './basic.js';
 import { moeGatherOp, type MoeGroupedArgs } from './moe.js';
@@ -20,6 +21,27 @@ export interface SgmatShape {
   /** Lanes per subgroup (the real kernels: the adapter's fixed subgroup size). */
   sgw: number;
   emulate: boolean;
+}
+
+/** What an engine's self-check at load allowed: the real kernels' shape, and the MoE too or not. */
+export interface SgmatUse {
+  shape: SgmatShape;
+  /** The checkpoint's MXFP4 scales decode to f16 exactly (dispatch-policy.ts sgmatMoeScalesExact). */
+  moe: boolean;
+}
+
+// Per shader cache, i.e. per engine (scoped contexts share their parent's cache): the op
+// factories read it, so forward.ts builds the subgroup-matrix variants without new arguments.
+const uses = new WeakMap<ShaderCache, SgmatUse>();
+
+/** Lets the op factories of contexts on `shaders` build the subgroup-matrix variants. */
+export function useSgmat(shaders: ShaderCache, use: SgmatUse): void {
+  uses.set(shaders, use);
+}
+
+/** The subgroup-matrix kernels this context's engine may use, or null (the f32 kernels only). */
+export function sgmatOf(ctx: OpContext): SgmatUse | null {
+  return uses.get(ctx.shaders) ?? null;
 }
 
 /** The tile every subgroup-matrix GEMM uses: 2 x 4 warps of 32 x 32, K slices of one MXFP4 block. */
