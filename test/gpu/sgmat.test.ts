@@ -7,7 +7,10 @@
 // with guard words after them (sgmat-check.ts checks every word outside the output is unchanged).
 import { describe, expect, it } from 'vitest';
 import { OpContext } from '../../src/engine/ops/context.js';
-import { sgmatTwin } from '../../src/engine/ops/sgmat.js';
+import { sgmatTwin, useSgmat } from '../../src/engine/ops/sgmat.js';
+import { denseOps } from '../../src/engine/ops/dense.js';
+import { allocateMoeGroup, moeGroupedOps } from '../../src/engine/ops/moe.js';
+import { groupsOf, uploadBuffer } from '../../src/gpu/buffers.js';
 import { denseCase, moeCase, mxfp4F16Case, sgmatSelfCheck, SELFTEST_CASES, type CaseResult, type DenseCase, type MoeCase } from '../../src/engine/sgmat-check.js';
 import { f16Round } from '../../src/engine/sgmat-ref.js';
 import { sgmatDense, sgmatMoe, sgmatMoeScalesExact, sgmatUnsupported, DENSE_TILED_MIN_ROWS, MOE_SMALLM_MAX_TOKENS } from '../../src/engine/dispatch-policy.js';
@@ -109,6 +112,29 @@ describe('policy and the self-check', () => {
     expect(sgmatUnsupported({ ...g, subgroupMatrix: false })).toMatch(/no chromium-experimental-subgroup-matrix/);
     expect(sgmatUnsupported({ ...g, config: null })).toMatch(/no f16 x f16 -> f32/);
     expect(sgmatUnsupported({ ...g, subgroupMinSize: 8 })).toMatch(/subgroup size varies/);
+  });
+
+  it('the op factories of an engine whose self-check passed build the subgroup-matrix variants', () => {
+    const shaders = new ShaderCache(gpu, false);
+    const c2 = new OpContext(gpu, shaders);
+    const buf = uploadBuffer(c2.gpu, new Uint32Array(4096), 'dummy');
+    const dense = () => denseOps(c2, { x: buf, w: buf, y: buf, k: 64, n: 96, label: 'mm' });
+    const ran = (ops: ReturnType<typeof dense>, tokens: number) => ops.filter((o) => groupsOf(o, { tokens, rows: 0, samples: 0 })).map((o) => o.label);
+    expect(ran(dense(), 70)).toEqual(['mm.tiled']);
+    useSgmat(shaders, { shape: sgmatTwin(), moe: false });
+    expect(ran(dense(), 70)).toEqual(['mm.sgmat']);
+    expect(ran(dense(), DENSE_TILED_MIN_ROWS)).toEqual(['mm.sgmat']);
+    expect(ran(dense(), 3)).toEqual(['mm.rows4']);
+    const group = allocateMoeGroup(c2.gpu, 4, { numExperts: 4, expertsPerToken: 2, hiddenSize: 32 });
+    const ex = [{ first: 0, count: 4, mlp1Blocks: buf, mlp1Scales: buf, mlp1Bias: buf, mlp2Blocks: buf, mlp2Scales: buf, mlp2Bias: buf }];
+    const moe = () => moeGroupedOps(c2, { xn: buf, routing: buf, h: buf, x: buf, group, experts: ex, hidden: 32, intermediate: 32, topK: 2, numExperts: 4, swigluLimit: 7, label: 'moe' });
+    const big = MOE_SMALLM_MAX_TOKENS + 1;
+    // scales outside the f16-exact range keep the experts on the f32 GEMM
+    expect(ran(moe(), big)).toEqual(['moe.route', 'moe.mlp1_gemm', 'moe.mlp2_gemm', 'moe.gather']);
+    useSgmat(shaders, { shape: sgmatTwin(), moe: true });
+    expect(ran(moe(), big)).toEqual(['moe.route64', 'moe.mlp1_sgmat', 'moe.mlp2_sgmat', 'moe.gather']);
+    expect(ran(moe(), MOE_SMALLM_MAX_TOKENS)).toEqual([]);
+    c2.destroy();
   });
 
   it('runs the real kernels where the adapter has the feature, and says why not elsewhere', async () => {
