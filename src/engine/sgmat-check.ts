@@ -2,13 +2,16 @@
 // against the float64 references of sgmat-ref.ts and against the f32 kernels they replace, with
 // poisoned outputs and guard words. The load-time self-check, the `selftest` command and the tests
 // (test/gpu/sgmat.test.ts) all run these cases.
-import { encodeDispatches, readBuffer, storageBuffer, uploadBuffer, type Dispatch } from '../gpu/buffers.js';
+import { bindGroup, encodeDispatches, readBuffer, storageBuffer, uploadBuffer, type Dispatch } from '../gpu/buffers.js';
+import { KERNEL_PARAMS } from '../gpu/kernel-params.js';
+import { paramsBuffer } from '../gpu/params.js';
+import type { MatmulArgs } from './ops/basic.js';
 import type { Gpu } from '../gpu/device.js';
 import { ShaderCache } from '../gpu/shaders.js';
 import { dequantMxfp4 } from '../model/mxfp4.js';
 import { sgmatMoeScalesExact, sgmatUnsupported, SGMAT_MXFP4_SCALES } from './dispatch-policy.js';
 import { OpContext } from './ops/context.js';
-import { denseOps } from './ops/dense.js';
+import { DENSE_TILE } from './ops/dense.js';
 import { allocateMoeGroup, moeGroupedOps, mxfp4DecodeOp } from './ops/moe.js';
 import { mxfp4F16DecodeOp, sgmatDenseOp, sgmatMoeOps, sgmatShapeOf, sgmatTwin, useSgmat, type SgmatShape } from './ops/sgmat.js';
 import { bf16Weights, f16BitsValue, gemmRef, normals, seeded, swiglu64, swigluTol, worst } from './sgmat-ref.js';
@@ -72,6 +75,23 @@ function withGuard(words: Uint32Array): Uint32Array {
   return out;
 }
 
+/**
+ * matmul_tiled alone (denseOps would build, and a device compile, every variant of the product):
+ * the f32 kernel the subgroup-matrix GEMM replaces.
+ */
+function tiledOp(ctx: OpContext, a: MatmulArgs, rows: number): Dispatch {
+  const flags = [a.bias ? 'BIAS' : '', a.accumulate ? 'ACCUMULATE' : '', a.outRows ? 'OUT_ROWS' : ''].filter(Boolean);
+  const pipeline = ctx.shaders.pipeline({ shader: 'matmul_tiled', defines: { ...DENSE_TILE }, flags });
+  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_tiled, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, 'check.tiled.params');
+  const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
+  return {
+    label: 'check.tiled',
+    pipeline,
+    bindGroup: bindGroup(ctx.gpu, pipeline, bufs),
+    groups: [Math.ceil(rows / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN), 1],
+  };
+}
+
 /** One dense product through matmul_sgmat (and matmul_tiled), checked everywhere it writes or must not. */
 export async function denseCase(ctx: OpContext, shape: SgmatShape, c: DenseCase, opts: CheckOptions = {}): Promise<CaseResult> {
   const r = seeded(c.seed ?? c.tokens * 7919 + c.k * 31 + c.n);
@@ -120,7 +140,7 @@ export async function denseCase(ctx: OpContext, shape: SgmatShape, c: DenseCase,
   let f32 = 0;
   if (opts.withF32 ?? true) {
     const yF = uploadBuffer(gpu, init, 'y.f32');
-    await run(ctx, denseOps(ctx, { ...args, y: yF, kernel: () => 'tiled' }), c.tokens, c.outRows?.rows ?? 0);
+    await run(ctx, [tiledOp(ctx, { ...args, y: yF }, rows)], c.tokens, c.outRows?.rows ?? 0);
     const gotF = new Float32Array(await readBuffer(gpu, yF, 0, rows * ny * 4));
     const inF = new Float32Array(rows * c.n);
     for (let t = 0; t < rows; t++) inF.set(gotF.subarray(t * ny + n0, t * ny + n0 + c.n), t * c.n);
@@ -397,6 +417,8 @@ export async function sgmatSelfCheck(gpu: Gpu, o: { emulate?: boolean; cases?: t
 }
 
 
+const loadChecks = new WeakMap<GPUDevice, Promise<SgmatCheck>>();
+
 /** The engine's choice, as bench and the engine report it. */
 export interface SgmatChoice {
   used: boolean;
@@ -421,7 +443,10 @@ export async function sgmatAtLoad(gpu: Gpu, shaders: ShaderCache, scales: { lo: 
     return { used: true, moe: true, reason: 'emulated twins (GPT_OSS_WEBGPU_SGMAT=emulate): not the tensor cores' };
   }
   if (!gpu.features.subgroupMatrix) return { used: false, moe: false, reason: 'the adapter has no chromium-experimental-subgroup-matrix with f16 -> f32' };
-  const check = await sgmatSelfCheck(gpu);
+  // once per device: engines loaded again on it (tests, tools) reuse the verdict
+  let pending = loadChecks.get(gpu.device);
+  if (!pending) loadChecks.set(gpu.device, (pending = sgmatSelfCheck(gpu)));
+  const check = await pending;
   const shape = sgmatShapeOf(gpu);
   if (!check.used || !shape) {
     console.warn(`subgroup matrix: not used, the f32 kernels run instead: ${check.reason}`);
