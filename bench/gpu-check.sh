@@ -2,7 +2,11 @@
 # GPU check: one prepared run of the portable bundle on a GPU machine (made for an NVIDIA H100/H200
 # with no Node and no network, inside a 10-minute command limit). In order, each step with its own
 # timeout and all of them inside one time budget, so one hang cannot eat the rest:
-#   1. the machine: date, nvidia-smi, Vulkan manifests, the bundle's build-info and run.sh env
+#   1. the machine: date, nvidia-smi, Vulkan manifests, the bundle's build-info and run.sh env;
+#      then `selftest --json` (60 s at most): the real subgroup-matrix GEMMs against the f32 kernels
+#      and float64 references (fails on an adapter that advertises the feature and disagrees; the
+#      emulated twins, saying so, elsewhere) and the dispatch gap (1,000 dependent dispatches
+#      between two timestamps, us per dispatch)
 #   2. adapter report, with no Dawn toggles and with the engine's (limits, features,
 #      subgroupMatrixConfigs), plus a tiny compute and subgroupAdd check on a device
 #   3. the oracle models' greedy tokens (tiny-e32k4, tiny-e64k2, tiny-e128k4) against the manifests
@@ -135,6 +139,9 @@ command -v ldconfig >/dev/null 2>&1 && { ldconfig -p 2>/dev/null | grep -E 'libv
 say "run.sh env"
 timeout 120 "$RUN" env || { echo "run.sh env failed"; exit 1; }
 
+# first, and short: a tensor-core kernel that cannot compile or disagrees shows before any figure
+step selftest 60 20 -- "$RUN" selftest --json
+
 # --- 2. adapter report ---------------------------------------------------------------------------
 step adapter-report 90 20 -- "$RUN" adapter-report
 cp "$STEP_OUT" "$OUTDIR/adapter-report.json" 2>/dev/null || true
@@ -221,7 +228,9 @@ say "summary ($(elapsed)s): $FAILED failed/timed-out step(s); oracle $ORACLE_PAS
       ? ` decode ${r.decode_tokens_per_s} tok/s, prefill ${r.prefill_tokens_per_s} tok/s, ttft ${r.ttft_ms} ms, load ${r.load_s} s, bw ${r.bandwidth_gb_per_s} GB/s, roofline ${r.roofline_fraction}` +
         (r.concurrency > 1 ? `, ${r.concurrency} streams: ${r.aggregate_output_tokens_per_s} tok/s together` : "") +
         (r.prefix_cache ? `, ttft ${r.prefix_cache.ttft_ms_cached} ms with ${r.prefix_cache.cached_tokens} cached vs ${r.prefix_cache.ttft_ms_uncached} ms` : "")
-      : r.generated_ids !== undefined ? ` ${r.generated_ids.length} tokens, decode ${r.decode_tokens_per_s} tok/s` : "";
+      : r.generated_ids !== undefined ? ` ${r.generated_ids.length} tokens, decode ${r.decode_tokens_per_s} tok/s`
+      : r.subgroup_matrix ? ` subgroup matrix ${r.subgroup_matrix.exercised}: ${r.subgroup_matrix.used ? "used" : "not used"} (${r.subgroup_matrix.reason})` +
+        (r.dispatch_gap ? `; dispatch gap ${r.dispatch_gap.usPerDispatch.toFixed(2)} us` : "") : "";
     console.log(`${s.step.padEnd(26)} ${s.status.padEnd(8)} ${String(s.seconds).padStart(4)}s${fig}`);
   }
 ' "$JSONL" || true

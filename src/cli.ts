@@ -18,6 +18,8 @@ Commands:
                [--context C] [--json] [--profile]                             (bench --help for more)
   render     Render a request to harmony token ids, or parse output ids     (render --help for more)
                --request FILE | --responses FILE | --parse FILE
+  selftest   Check the tensor-core (subgroup-matrix) kernels on this adapter against the f32 path
+               and float64 references; time dependent dispatches  [--json]   (selftest --help)
   help       Show this help
 
 Environment: GPT_OSS_WEBGPU_TOGGLES adds Dawn toggles ("enable-dawn-features=a,b").
@@ -49,6 +51,10 @@ async function main(argv: string[]): Promise<number> {
     case 'bench': {
       const { benchCommand } = await import('./bench/bench-command.js');
       return benchCommand(rest);
+    }
+    case 'selftest': {
+      const { selftestCommand } = await import('./cli/selftest.js');
+      return selftestCommand(rest);
     }
     case 'render': {
       const { renderCommand } = await import('./harmony/render-command.js');

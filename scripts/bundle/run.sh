@@ -1,7 +1,7 @@
 #!/bin/sh
 # gpt-oss-webgpu portable bundle launcher (written by scripts/build-bundle.mjs; see README.txt).
 #
-#   ./run.sh <subcommand> [args...]   gpt-oss-webgpu generate | bench | render | help ...
+#   ./run.sh <subcommand> [args...]   gpt-oss-webgpu generate | bench | selftest | render | help ...
 #   ./run.sh adapter-report [--compact] [--no-device]
 #   ./run.sh env                      print the environment the engine would get, and exit
 #   ./run.sh node [args...]           the bundled Node runtime itself

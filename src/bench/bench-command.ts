@@ -154,6 +154,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     adapter: { ...engine.gpu.info, backend: engine.gpu.backend },
     features: engine.gpu.features,
     subgroups_used: engine.shaders.useSubgroups,
+    subgroup_matrix: engine.subgroupMatrix,
     limits: {
       maxStorageBufferBindingSize: engine.gpu.device.limits.maxStorageBufferBindingSize,
       maxBufferSize: engine.gpu.device.limits.maxBufferSize,

@@ -84,3 +84,44 @@ export function unembedRowsPerGroup(rows: number): number | null {
   if (rows <= 0) return null;
   return UNEMBED_ROW_VARIANTS.find((rt) => rows <= rt) ?? UNEMBED_ROW_VARIANTS.at(-1)!;
 }
+
+// --- Subgroup-matrix (tensor core) GEMMs -------------------------------------------------------
+// Where the load-time self-check (engine/sgmat-check.ts) passed, the f16 x f16 -> f32
+// subgroup-matrix GEMMs (matmul_sgmat, moe_gemm_sgmat: 64-row x 128-column tiles) replace the f32
+// tiled GEMMs for the same steps: they do ~4-8x the arithmetic rate there, so their 64-row tile
+// pays off wherever the 32-row f32 tile already did. The small-M kernels keep steps below that.
+
+/** Scale bytes whose MXFP4 values are exact in f16 (lib/mxfp4_f16.wgsl): 2^-23 .. 2^13 with FP4. */
+export const SGMAT_MXFP4_SCALES = { lo: 104, hi: 140 } as const;
+
+/**
+ * Whether a checkpoint's experts whose scale bytes span [lo, hi] may run the subgroup-matrix MoE
+ * GEMM: only when every value decodes to f16 exactly (else the f32 grouped GEMM runs them).
+ */
+export function sgmatMoeScalesExact(lo: number, hi: number): boolean {
+  return lo >= SGMAT_MXFP4_SCALES.lo && hi <= SGMAT_MXFP4_SCALES.hi;
+}
+
+/** The dense product over `rows` rows runs matmul_sgmat instead of matmul_tiled (when usable). */
+export function sgmatDense(rows: number, usable: boolean): boolean {
+  return usable && denseKernel(rows) === 'tiled';
+}
+
+/** The grouped MoE runs moe_gemm_sgmat (64-row tiles) instead of moe_gemm (when usable). */
+export function sgmatMoe(s: StepShape, usable: boolean): boolean {
+  return usable && moeGrouped(s);
+}
+
+/** Why an adapter cannot run the subgroup-matrix kernels, or null when it can (before the self-check). */
+export function sgmatUnsupported(g: {
+  subgroupMatrix: boolean;
+  config: { M: number; N: number; K: number } | null;
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+}): string | null {
+  if (!g.subgroupMatrix) return 'the adapter has no chromium-experimental-subgroup-matrix with f16 -> f32';
+  if (!g.config) return 'no f16 x f16 -> f32 subgroup-matrix config whose M, N, K divide 32';
+  // lib/sgmat.wgsl finds a warp as lid / SGW: every subgroup must have the same, known size
+  if (g.subgroupMinSize !== g.subgroupMaxSize) return `subgroup size varies (${g.subgroupMinSize}..${g.subgroupMaxSize})`;
+  return null;
+}

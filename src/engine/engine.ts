@@ -87,6 +87,11 @@ export class Engine {
     return this.res.shaders;
   }
 
+  /** Whether the subgroup-matrix (tensor core) GEMMs run, and why. */
+  get subgroupMatrix(): { used: boolean; moe: boolean; reason: string } {
+    return this.res.subgroupMatrix;
+  }
+
   /** The continuous-batching scheduler (its pools: tests). */
   get scheduler(): Scheduler<SeqRequest> {
     return this.core.scheduler;

@@ -9,6 +9,7 @@ import { expectedTensors } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { EngineOptions, MemoryPlan } from './api.js';
 import { OpContext, StepInputs } from './ops/context.js';
+import { sgmatAtLoad, type SgmatChoice } from './sgmat-check.js';
 import { AttentionPlan, attentionScratch, checkAttentionShape, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { activationBytes, allocateActivations, buildProgram, type Activations, type LayerKv, type Program } from './forward.js';
 import { allocateKv, planKv, type KvBuffers, type KvPlan } from './kv-cache.js';
@@ -90,6 +91,8 @@ export interface EngineResources {
   scratch: AttentionScratch;
   rope: GPUBuffer;
   program: Program;
+  /** Whether the subgroup-matrix GEMMs replaced the f32 tiled ones, and why (sgmat-check.ts). */
+  subgroupMatrix: SgmatChoice;
 }
 
 export async function allocateEngine(gpu: Gpu, ownsGpu: boolean, src: TensorSource, plan: EnginePlan, opts: EngineOptions): Promise<EngineResources> {
@@ -100,6 +103,8 @@ export async function allocateEngine(gpu: Gpu, ownsGpu: boolean, src: TensorSour
   try {
     const g = ctx.gpu;
     const weights = await uploadWeights(g, shaders, src, { shardBytes: opts.shardBytes, onProgress: opts.onProgress });
+    // before buildProgram: the op factories read the choice
+    const subgroupMatrix = await sgmatAtLoad(gpu, shaders, weights.mxfp4Scales);
     const act = allocateActivations(ctx, { config, tokens: maxBatchTokens, rows: plan.rows });
     const inputs = new StepInputs(g, { tokens: maxBatchTokens, rows: plan.rows, samples: maxNumSeqs, seqs: maxNumSeqs, vocab: config.vocabSize });
     const kv = allocateKv(g, config, kvPlan, maxNumSeqs);
@@ -119,7 +124,7 @@ export async function allocateEngine(gpu: Gpu, ownsGpu: boolean, src: TensorSour
     const rope = uploadBuffer(g, ropeTable(config, context), 'rope');
     const program = buildProgram({ ctx, config, weights, act, inputs, kv: layerKv, kvLayout, scratch, rope });
     await shaders.validate();
-    return { gpu, ownsGpu, shaders, ctx, kvLayout, weights, act, inputs, kv, attnPlans, layerKv, scratch, rope, program };
+    return { gpu, ownsGpu, shaders, ctx, kvLayout, weights, act, inputs, kv, attnPlans, layerKv, scratch, rope, program, subgroupMatrix };
   } catch (e) {
     ctx.destroy();
     throw e;

@@ -54,6 +54,11 @@ export interface ModelWeights {
   norm: GPUBuffer;
   unembedding: Shard[];
   bytes: number;
+  /**
+   * The smallest and largest MXFP4 scale byte of every expert (lo > hi when none): decides whether
+   * the subgroup-matrix MoE's f16 decode is exact for this checkpoint (dispatch-policy.ts).
+   */
+  mxfp4Scales: { lo: number; hi: number };
 }
 
 /** How each canonical tensor lives on the GPU: raw bytes, or widened to f32. */
@@ -122,6 +127,17 @@ export async function uploadWeights(gpu: Gpu, shaders: ShaderCache, src: TensorS
   const total = [...tensors.values()].reduce((a, t) => a + gpuBytes(t), 0);
   let done = 0;
   let sinceFlush = 0;
+  const scaleRange = { lo: 255, hi: 0 };
+  const seeScales = (name: string, bytes: Uint8Array) => {
+    if (!name.endsWith('.scales')) return;
+    let { lo, hi } = scaleRange;
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i]!;
+      if (b < lo) lo = b;
+      if (b > hi) hi = b;
+    }
+    Object.assign(scaleRange, { lo, hi });
+  };
   /** Uploads rows [first, first + count) of a tensor's first dimension into a buffer of their own. */
   const load = async (t: CanonicalTensor, first: number, count: number, units: number): Promise<GPUBuffer> => {
     const size = (gpuBytes(t) / units) * count;
@@ -131,13 +147,18 @@ export async function uploadWeights(gpu: Gpu, shaders: ShaderCache, src: TensorS
     const buf = storageBuffer(gpu, size, count === units ? t.name : `${t.name}[${first}:${first + count}]`);
     if ('fill' in src) {
       fillTensor(gpu, shaders, src, t, buf, ((gpuBytes(t) / units) * first) / 4, size / 4);
+      const f = src.fill(t.name);
+      if (f.kind === 'scales' && t.name.endsWith('.scales')) seeScales(t.name, Uint8Array.of(f.lo, f.lo + f.span - 1));
       const rowBytes = gpuBytes(t) / t.shape[0]!;
       const begin = (gpuBytes(t) / units) * first;
       for (const [row, bytes] of src.rows?.(t.name) ?? []) {
         const at = row * rowBytes - begin;
-        if (at >= 0 && at + rowBytes <= size) writeBuffer(gpu, buf, at, bytes);
+        if (at >= 0 && at + rowBytes <= size) {
+          writeBuffer(gpu, buf, at, bytes);
+          seeScales(t.name, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        }
       }
-    } else await uploadTensor(gpu, src, t, buf, first, count, units);
+    } else await uploadTensor(gpu, src, t, buf, first, count, units, (chunk) => seeScales(t.name, chunk));
     done += size;
     sinceFlush += size;
     // Bound Dawn's staging memory: let the queue drain every few hundred MB.
@@ -196,10 +217,19 @@ export async function uploadWeights(gpu: Gpu, shaders: ShaderCache, src: TensorS
   const norm = await whole('norm');
   const unembedding = await rows('unembedding');
   await gpu.device.queue.onSubmittedWorkDone();
-  return { embedding, layers, norm, unembedding, bytes: total };
+  return { embedding, layers, norm, unembedding, bytes: total, mxfp4Scales: scaleRange };
 }
 
-async function uploadTensor(gpu: Gpu, src: StreamSource, t: CanonicalTensor, buf: GPUBuffer, first: number, count: number, units: number): Promise<void> {
+async function uploadTensor(
+  gpu: Gpu,
+  src: StreamSource,
+  t: CanonicalTensor,
+  buf: GPUBuffer,
+  first: number,
+  count: number,
+  units: number,
+  onChunk?: (chunk: Uint8Array) => void,
+): Promise<void> {
   if (isVector(t.name)) {
     const all = await src.readF32(t);
     const per = all.length / units;
@@ -211,6 +241,7 @@ async function uploadTensor(gpu: Gpu, src: StreamSource, t: CanonicalTensor, buf
   let offset = 0;
   for await (const chunk of src.readChunks(t, 64 << 20, range)) {
     writeBuffer(gpu, buf, offset, chunk);
+    onChunk?.(chunk);
     offset += chunk.byteLength;
   }
   if (offset !== range.end - range.begin) {

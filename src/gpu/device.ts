@@ -6,6 +6,17 @@ export interface GpuFeatures {
   shaderF16: boolean;
   timestampQuery: boolean;
   atomicVec2uMinMax: boolean;
+  /** chromium-experimental-subgroup-matrix (tensor cores), requested together with shader-f16. */
+  subgroupMatrix: boolean;
+}
+
+/** One of the adapter's subgroup-matrix shapes: left M x K times right K x N into a result M x N. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
 }
 
 export interface Gpu {
@@ -16,6 +27,10 @@ export interface Gpu {
   subgroupMinSize: number;
   subgroupMaxSize: number;
   info: { vendor: string; architecture: string; device: string; description: string };
+  /** Every subgroup-matrix config the adapter lists (empty without the feature). */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+  /** The f16 x f16 -> f32 config the subgroup-matrix kernels use, or null when there is none. */
+  sgmatF16: SubgroupMatrixConfig | null;
   backend: 'dawn-node' | 'navigator';
   /** Dawn toggles this device was created with (empty for navigator.gpu). */
   toggles: string[];
@@ -147,6 +162,11 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<Gpu> {
   }
   const has = (f: string) => adapter.features.has(f);
   const want = ['subgroups', 'shader-f16', 'timestamp-query', 'atomic-vec2u-min-max'].filter(has);
+  // the tensor-core kernels take f16 operands, so the feature is only worth asking for with f16
+  const configs = subgroupMatrixConfigsOf(adapter.info);
+  const sgmatF16 = pickF16Config(configs);
+  const subgroupMatrix = has(SUBGROUP_MATRIX_FEATURE) && has('shader-f16') && has('subgroups') && sgmatF16 !== null;
+  if (subgroupMatrix) want.push(SUBGROUP_MATRIX_FEATURE);
   const requiredLimits: Record<string, number> = {};
   for (const key of REQUESTED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
@@ -169,6 +189,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<Gpu> {
       shaderF16: has('shader-f16'),
       timestampQuery: has('timestamp-query'),
       atomicVec2uMinMax: has('atomic-vec2u-min-max'),
+      subgroupMatrix,
     },
     subgroupMinSize: sgInfo.subgroupMinSize ?? 4,
     subgroupMaxSize: sgInfo.subgroupMaxSize ?? 128,
@@ -178,9 +199,39 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<Gpu> {
       device: info.device ?? '',
       description: info.description ?? '',
     },
+    subgroupMatrixConfigs: subgroupMatrix ? configs : [],
+    sgmatF16: subgroupMatrix ? sgmatF16 : null,
     backend,
     toggles: backend === 'dawn-node' ? toggles : [],
   };
   pinned.push(gpu);
   return gpu;
+}
+
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+/** adapter.info.subgroupMatrixConfigs as plain objects (Dawn's are host objects; absent elsewhere). */
+export function subgroupMatrixConfigsOf(info: GPUAdapterInfo | undefined): SubgroupMatrixConfig[] {
+  const list = (info as unknown as { subgroupMatrixConfigs?: Iterable<Record<string, unknown>> } | undefined)?.subgroupMatrixConfigs;
+  if (!list) return [];
+  return [...list].map((c) => ({
+    componentType: String(c.componentType),
+    resultComponentType: String(c.resultComponentType),
+    M: Number(c.M),
+    N: Number(c.N),
+    K: Number(c.K),
+  }));
+}
+
+/**
+ * The f16 x f16 -> f32 config for the GEMMs (f16 accumulation loses too much over K = 2880, and
+ * caused NaNs in ggml-webgpu), the one with the largest M x N (fewest fragment ops per tile); the
+ * kernels need M, N, K to divide their 32 x 32 warp tiles and 32-wide K slices.
+ */
+export function pickF16Config(configs: readonly SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
+  const ok = configs.filter(
+    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && 32 % c.M === 0 && 32 % c.N === 0 && 32 % c.K === 0,
+  );
+  ok.sort((a, b) => b.M * b.N - a.M * a.N || b.K - a.K);
+  return ok[0] ?? null;
 }

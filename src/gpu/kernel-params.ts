@@ -10,6 +10,7 @@ const ATTN_PARAMS = declareParams(
 );
 const SAMPLE_PARAMS = declareParams({ vocab: 'u32', mask_words: 'u32', slices: 'u32' });
 const MATMUL_PARAMS = declareParams({ k: 'u32', n: 'u32', n0: 'u32', ny: 'u32' });
+const MOE_GEMM_PARAMS = declareParams({ kdim: 'u32', n: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32', tiles_off: 'u32', limit: 'f32' });
 
 export const KERNEL_PARAMS = {
   embed: declareParams({ first: 'u32', count: 'u32' }, 'Shard'),
@@ -17,6 +18,7 @@ export const KERNEL_PARAMS = {
   matmul_bf16: MATMUL_PARAMS,
   matmul_tiled: MATMUL_PARAMS,
   matmul_rows_bf16: MATMUL_PARAMS,
+  matmul_sgmat: MATMUL_PARAMS,
   rope_kv_write: declareParams({ nq: 'u32', nkv: 'u32', max_blocks: 'u32' }),
   qkv_rope: declareParams({ nq: 'u32', nkv: 'u32', max_blocks: 'u32', eps: 'f32' }),
   attention: ATTN_PARAMS,
@@ -26,11 +28,14 @@ export const KERNEL_PARAMS = {
   moe_up_swiglu: declareParams({ h: 'u32', i: 'u32', k: 'u32', e: 'u32', limit: 'f32', e0: 'u32', ec: 'u32' }),
   moe_down_acc: declareParams({ h: 'u32', i: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32' }),
   moe_route: declareParams({ k: 'u32', e: 'u32', tiles_off: 'u32' }),
-  moe_gemm: declareParams({ kdim: 'u32', n: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32', tiles_off: 'u32', limit: 'f32' }),
+  moe_gemm: MOE_GEMM_PARAMS,
+  moe_gemm_sgmat: MOE_GEMM_PARAMS,
   moe_gather: declareParams({ h: 'u32', k: 'u32' }),
   moe_route_parallel: declareParams({ k: 'u32', tiles_off: 'u32', used_off: 'u32' }),
   moe_grouped_matvec: declareParams({ kdim: 'u32', n: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32', used_off: 'u32', limit: 'f32' }),
   mxfp4_decode_check: declareParams({ blocks: 'u32' }),
+  mxfp4_f16_check: declareParams({ blocks: 'u32' }),
+  dispatch_gap: declareParams({ add: 'u32' }),
   unembed: declareParams({ n: 'u32', n0: 'u32', ny: 'u32', eps: 'f32' }),
   sample_candidates: SAMPLE_PARAMS,
   sample: SAMPLE_PARAMS,

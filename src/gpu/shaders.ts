@@ -86,7 +86,10 @@ export interface PipelineSpec {
   shader: string;
   /** Compile-time `const NAME: u32` values the kernel expects (shapes, workgroup sizes). */
   defines?: Record<string, number>;
-  /** Extra preprocessor flags (SUBGROUPS is added when the device path uses subgroups). */
+  /**
+   * Extra preprocessor flags (SUBGROUPS is added when the device path uses subgroups). F16 adds
+   * `enable f16`; SGMAT adds those of the subgroup-matrix kernels (f16, subgroups, the extension).
+   */
   flags?: string[];
   /** The kernel's uniform parameters (default: its entry in KERNEL_PARAMS). */
   params?: ParamsDecl;
@@ -131,8 +134,16 @@ export class ShaderCache {
     const flags = this.flagsFor(spec);
     const body = preprocess(withIncludes(spec.shader), flags, spec.shader);
     const head: string[] = [];
-    if (flags.has('SUBGROUPS')) head.push('enable subgroups;');
+    const sgmat = flags.has('SGMAT');
+    if (flags.has('F16') || sgmat) head.push('enable f16;');
+    if (flags.has('SUBGROUPS') || sgmat) head.push('enable subgroups;');
     if (flags.has('ATOMIC_VEC2U')) head.push('enable atomic_vec2u_min_max;');
+    if (sgmat) {
+      head.push('enable chromium_experimental_subgroup_matrix;');
+      // the fragment ops are indexed by warp = lid / SGW, uniform per subgroup by construction
+      // (lib/sgmat.wgsl) but not provably so to Tint
+      head.push('diagnostic(off, chromium.subgroup_matrix_uniformity);');
+    }
     // Scratch arrays for subgroup partials are sized with the smallest subgroup the adapter uses.
     const defines = { SG_MIN: Math.max(1, this.gpu.subgroupMinSize), ...spec.defines };
     for (const [k, v] of Object.entries(defines)) {

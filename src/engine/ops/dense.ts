@@ -7,6 +7,8 @@ import { denseKernel, type DenseKernel } from '../dispatch-policy.js';
 import type { OpContext } from './context.js';
 import { matmulOp, type MatmulArgs } from './basic.js';
 import { denseRowsOps } from './dense-rows.js';
+import { sgmatDenseOp, sgmatOf } from './sgmat.js';
+import { sgmatDense } from '../dispatch-policy.js';
 
 /** Tile of matmul_tiled (lib/gemm.wgsl). */
 export const DENSE_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
@@ -35,6 +37,10 @@ export function denseOps(ctx: OpContext, a: MatmulArgs & { kernel?: (rows: numbe
   const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.matmul_tiled, { k: a.k, n: a.n, n0: a.n0 ?? 0, ny: a.ny ?? a.n }, `${a.label}.tiled.params`);
   const bufs = [ctx.step, params, a.x, a.w, ...(a.bias ? [a.bias] : []), a.y];
   const tiles = (s: StepShape) => [Math.ceil(rowsOf(s) / DENSE_TILE.BM), Math.ceil(a.n / DENSE_TILE.BN)] as const;
+  // where the load-time self-check passed, the subgroup-matrix GEMM takes the tiled steps
+  const sg = sgmatOf(ctx);
+  const tiled = (s: StepShape) => is('tiled')(s) && !sgmatDense(rowsOf(s), sg !== null);
+  if (sg) ops.push(sgmatDenseOp(ctx, a, sg.shape, (s) => is('tiled')(s) && sgmatDense(rowsOf(s), true)));
   ops.push({
     label: `${a.label}.tiled`,
     pipeline,
@@ -42,7 +48,7 @@ export function denseOps(ctx: OpContext, a: MatmulArgs & { kernel?: (rows: numbe
     // W once per tile of BM tokens; whole tiles of arithmetic
     weightBytes: (s) => (2 * a.k * a.n + (a.bias ? 4 * a.n : 0)) * tiles(s)[0],
     macs: (s) => tiles(s)[0] * DENSE_TILE.BM * tiles(s)[1] * DENSE_TILE.BN * a.k,
-    when: is('tiled'),
+    when: tiled,
     groups: (s) => [tiles(s)[0], tiles(s)[1], 1],
   });
   return ops;

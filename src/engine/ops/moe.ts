@@ -16,7 +16,8 @@ import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
-import { moeGrouped } from '../dispatch-policy.js';
+import { moeGrouped, sgmatMoe } from '../dispatch-policy.js';
+import { sgmatMoeOps, sgmatOf } from './sgmat.js';
 
 /** Largest k the top-k kernel supports. */
 export const MAX_TOP_K = 8;
@@ -235,6 +236,9 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   checkMultiple(a.label, 'intermediate', I);
   if (E > 1024) throw new Error(`${a.label}: the routing kernel handles at most 1024 experts (got ${E})`);
   const on = a.minTokens === undefined ? moeGrouped : (s: StepShape) => s.tokens >= a.minTokens!;
+  // the subgroup-matrix GEMMs (64-row tiles) where the self-check passed and the scales allow
+  const sg = sgmatOf(ctx);
+  if (sg?.moe) return sgmatMoeOps(ctx, a, sg.shape, a.minTokens === undefined ? (s) => sgmatMoe(s, true) : on);
   const T = GEMM_TILE;
   const g = a.group;
   const route = ctx.shaders.pipeline({ shader: 'moe_route', defines: { WG: 256, BM: T.BM } });
