@@ -12,8 +12,10 @@
 // slice its max, its mass and its C best; this pass decides from those W·C candidates and reads
 // the whole row (lib/sample_full_row) only when they cannot decide (a slice's C-th candidate
 // still kept, top_k > C). Both run one algorithm (sample_from) over an element source. The draw
-// walks the kept tokens in id order either way. With ARGMAX an unmasked greedy row takes the
-// unembedding's pick (unembed.wgsl) without a pass.
+// walks the kept tokens in id order either way. A Gumbel-max row (temperature over the whole
+// softmax, lib/sample_settings) takes the best of the slices' largest keys. With ARGMAX an
+// unmasked greedy row and a Gumbel-max row take the unembedding's pick (unembed.wgsl, the same
+// key) without a pass.
 // defines: WG (power of two), C (candidates per slice).
 #include lib/step
 #include lib/hash
@@ -242,8 +244,8 @@ fn main(
   let rc = load_sample_row(r_idx, lid);
   sr_idx = r_idx;
 #if ARGMAX
-  // greedy and unmasked: the unembedding already picked it
-  if (rc.temperature <= 0.0 && rc.masked == 0u) {
+  // greedy and unmasked, or Gumbel-max: the unembedding already picked it
+  if (unembed_settles(rc, p.vocab)) {
     if (lid == 0u) {
       let id = ~argmax[rc.row].x;
       sampled[r_idx] = id;
@@ -252,7 +254,8 @@ fn main(
     return;
   }
 #endif
-  // the row's best: the best of the slices' first candidates (lowest id on ties)
+  // the row's best: the best of the slices' first candidates (lowest id on ties); for a
+  // Gumbel-max row their largest keys, so the best is the draw
   var bv = NEG;
   var bi = NONE;
   for (var w = lid; w < p.slices; w += WG) {
@@ -269,7 +272,7 @@ fn main(
   }
   let best = workgroupUniformLoad(&wg_best);
   var id = best.i;
-  if (rc.temperature > 0.0) {
+  if (rc.temperature > 0.0 && !gumbel_draw(rc, p.vocab)) {
     id = sample_from(CANDS, rc, best.v, best.i, lid);
     if (id == NO_PICK) {
       id = sample_from(FULL, rc, best.v, best.i, lid);

@@ -1,6 +1,7 @@
 // The GPU sampler against exact CPU expectations: greedy ties, top-k / top-p support, seeded replay,
 // the sampled frequencies of temperature, top-k and top-p sampling against their exact
-// distributions, masks, and many rows with their own settings in one dispatch.
+// distributions, masks, and many rows with their own settings in one dispatch. (Temperature
+// sampling over the whole softmax is a Gumbel-max draw: gumbel.test.ts checks it draw by draw.)
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
@@ -207,7 +208,8 @@ describe('sampler', () => {
     ];
     // the same row padded to 700 tokens of very low logits, in slices of 256: the kept tokens sit
     // in the first slice, the others decide nothing, and sampling reads only the candidates
-    // (except at temperature 1.6 with no cut, where every token counts and the whole row is read)
+    // (temperature 1.6 with no cut is a Gumbel-max draw, the max of per-slice keys: gumbel.test.ts
+    // tests it over slices)
     const padded = Float32Array.from({ length: 700 }, (_, i) => (i < V ? logits[i]! : -40 - (i % 7)));
     for (const c of cases) {
       // (the padded row for the two cut cases, the ones the candidates decide)
