@@ -30,7 +30,7 @@ export function unembedSettles(s: SampleSettings, vocab: number): boolean {
   return (s.temperature <= 0 && !s.masked) || gumbelDraw(s, vocab);
 }
 
-/** Candidates per slice: top_k up to this is decided from the candidates. */
+/** Candidates per slice: a kept set with at most this many tokens in every slice is decided from the candidates. */
 export const SAMPLE_CANDIDATES = 32;
 const CAND_WG = 256;
 
