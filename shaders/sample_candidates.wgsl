@@ -32,6 +32,44 @@ const REDUCE_N: u32 = 1u;
 
 const PER: u32 = SLICE / WG;
 
+#if SUBGROUPS
+var<workgroup> round_best: Pick;
+#endif
+
+// wg_argmax for the C rounds: with subgroups the first subgroup merges the subgroups' bests,
+// instead of every thread looping over them (the rounds' main cost on CPU adapters). The same
+// order (lib/order better), so the same pick.
+@diagnostic(off, subgroup_uniformity)
+fn round_argmax(v: f32, i: u32, lid: u32) -> Pick {
+#if SUBGROUPS
+  let m = subgroupMax(v);
+  let mi = subgroupMin(select(NONE, i, v == m));
+  if (sg_lane == 0u) {
+    red_pick_v[lid / sg_size] = m;
+    red_pick_i[lid / sg_size] = mi;
+  }
+  workgroupBarrier();
+  if (lid < sg_size) {
+    var bv = LOWEST;
+    var bi = NONE;
+    for (var s = lid; s < (WG + sg_size - 1u) / sg_size; s += sg_size) {
+      if (better(red_pick_v[s], red_pick_i[s], bv, bi)) {
+        bv = red_pick_v[s];
+        bi = red_pick_i[s];
+      }
+    }
+    let m2 = subgroupMax(bv);
+    let mi2 = subgroupMin(select(NONE, bi, bv == m2));
+    if (lid == 0u) {
+      round_best = Pick(m2, mi2);
+    }
+  }
+  return workgroupUniformLoad(&round_best);
+#else
+  return wg_argmax(v, i, lid, p.vocab);
+#endif
+}
+
 @compute @workgroup_size(WG)
 @diagnostic(off, subgroup_uniformity)
 fn main(
@@ -126,7 +164,7 @@ fn main(
       hv = v[min(h, PER - 1u)];
       hi = ix[min(h, PER - 1u)];
     }
-    let win = wg_argmax(hv, hi, lid, p.vocab);
+    let win = round_argmax(hv, hi, lid);
     if (lid == 0u) {
       cand[base + c] = vec2<u32>(bitcast<u32>(win.v), win.i);
     }
