@@ -2,7 +2,7 @@
 // One workgroup per sample row, each with its own settings (SampleRow): greedy (temperature <= 0):
 // argmax, lowest index on ties; otherwise softmax(logits / temperature) restricted to the top_k
 // largest and then to the smallest top set holding top_p of the mass (thresholds found by
-// bisection on order-preserving float bits), sampled with a counter-based random number
+// a SPLITS-way search on order-preserving float bits), sampled with a counter-based random number
 // (seed, counter): the same seed replays the same tokens.
 // Constrained decoding: a row with `masked` 1 may only choose tokens whose bit is set in its
 // sequence slot's mask row (bit i of word i >> 5); the others count as -inf in argmax, top-k, top-p
@@ -11,9 +11,11 @@
 // Second pass of two: sample_candidates has spread the row over many workgroups, leaving per
 // slice its max, its mass and its C best; this pass decides from those W·C candidates and reads
 // the whole row (lib/sample_full_row) only when they cannot decide (a slice's C-th candidate
-// still kept, top_k > C). Both run one algorithm (sample_from) over an element source. The draw
-// walks the kept tokens in id order either way. With ARGMAX an unmasked greedy row takes the
-// unembedding's pick (unembed.wgsl) without a pass.
+// still kept). Both run one algorithm (sample_from) over an element source. The draw
+// walks the kept tokens in id order either way. A Gumbel-max row (temperature over the whole
+// softmax, lib/sample_settings) takes the best of the slices' largest keys. With ARGMAX an
+// unmasked greedy row and a Gumbel-max row take the unembedding's pick (unembed.wgsl, the same
+// key) without a pass.
 // defines: WG (power of two), C (candidates per slice).
 #include lib/step
 #include lib/hash
@@ -39,10 +41,13 @@ struct Params {
 @group(0) @binding(9) var<storage, read> argmax: array<vec2<u32>>;
 #endif
 
-const REDUCE_N: u32 = 1u;
+// The threshold search splits its key range in SPLITS per pass (a pass reads every element).
+const SPLITS: u32 = 8u;
+const REDUCE_N: u32 = SPLITS;
 #include lib/reduce
 
 var<workgroup> chosen: u32;
+var<workgroup> wg_range: vec2<u32>;
 var<workgroup> wg_best: Pick;
 // The row's index among the step's sample rows (its candidates).
 var<private> sr_idx: u32;
@@ -131,17 +136,48 @@ fn kept_sum(src: u32, lo: u32, by_count: bool, m: f32, inv_t: f32, lid: u32) -> 
 }
 
 // The largest threshold key in [lo, hi] whose kept count (by_count) or mass is at least `need`;
-// lo when none is.
-fn bisect(src: u32, lo0: u32, hi0: u32, need: f32, by_count: bool, m: f32, inv_t: f32, lid: u32) -> u32 {
+// lo when none is. Each pass splits the range at SPLITS boundaries lo + j w and sums the elements
+// between consecutive ones, so a pass over the elements cuts the range SPLITS-fold: 11 passes for
+// 32-bit keys, where bisection takes 32.
+fn search(src: u32, lo0: u32, hi0: u32, need: f32, by_count: bool, m: f32, inv_t: f32, lid: u32) -> u32 {
   var lo = lo0;
   var hi = hi0;
   while (lo < hi) {
-    let mid = lo + (hi - lo + 1u) / 2u;
-    if (kept_sum(src, mid, by_count, m, inv_t, lid) >= need) {
-      lo = mid;
-    } else {
-      hi = mid - 1u;
+    // SPLITS w > hi - lo: the boundaries reach past hi
+    let w = (hi - lo) / SPLITS + 1u;
+    var bins: array<f32, SPLITS>;
+    for (var b = 0u; b < SPLITS; b++) {
+      bins[b] = 0.0;
     }
+    for (var j = lid; j < elems(src); j += WG) {
+      let v = elem(src, j);
+      let k = key(v);
+      if (k >= lo) {
+        // bin b holds keys in [lo + b w, lo + (b + 1) w); the last also those above
+        let b = min((k - lo) / w, SPLITS - 1u);
+        bins[b] += select(exp((v - m) * inv_t), 1.0, by_count);
+      }
+    }
+    wg_sum_n(&bins, lid);
+    if (lid == 0u) {
+      // the kept sum at boundary b is that of bins b and above: the highest boundary within hi
+      // holding `need` (else the first) bounds the answer from below, the next one from above
+      var kept = 0.0;
+      var pick = 0u;
+      for (var bb = SPLITS; bb > 0u; bb--) {
+        let b = bb - 1u;
+        kept += red_result[b];
+        if (b * w <= hi - lo && kept >= need) {
+          pick = b;
+          break;
+        }
+      }
+      let base = lo + pick * w;
+      wg_range = vec2<u32>(base, min(hi, base + (w - 1u)));
+    }
+    let r = workgroupUniformLoad(&wg_range);
+    lo = r.x;
+    hi = r.y;
   }
   return lo;
 }
@@ -178,20 +214,31 @@ fn draw(src: u32, rc: SampleRow, lo: u32, m: f32, inv_t: f32, best: u32, lid: u3
   return workgroupUniformLoad(&chosen);
 }
 
-// Sampling from source src: the top-k then the top-p threshold by bisection, the total mass the
-// top-p cut is a share of (the top-k set's, or the whole row's from the slices' masses), and the
-// draw. The candidates give NO_PICK when top_k exceeds C or a slice's C-th candidate is still
-// kept (the kept set may reach past it): the whole row decides then. m and best are the row's
-// largest logit and its lowest id, which the slices' first candidates give for either source.
-fn sample_from(src: u32, rc: SampleRow, m: f32, best: u32, lid: u32) -> u32 {
-  if (src == CANDS && rc.top_k > C) {
-    return NO_PICK;
+// Some slice's C-th candidate is kept at threshold lo: that slice may keep more than its candidates.
+fn cands_cut_short(lo: u32, lid: u32) -> bool {
+  var missing = 0.0;
+  for (var w = lid; w < p.slices; w += WG) {
+    missing += select(0.0, 1.0, key(cand_value(candidate(w * C + C - 1u))) >= lo);
   }
+  return wg_sum(missing, lid, p.vocab) > 0.0;
+}
+
+// Sampling from source src: the top-k then the top-p threshold (search), the total mass the
+// top-p cut is a share of (the top-k set's, or the whole row's from the slices' masses), and the
+// draw. The candidates give NO_PICK when a slice's C-th candidate is still kept at the top-k or
+// the final threshold (the kept set may reach past it, and its count or mass would come short):
+// the whole row decides then. Below both, every kept element is a candidate, so the candidates
+// decide a top_k above C too when the top_k largest spread over the slices. m and best are the
+// row's largest logit and its lowest id, which the slices' first candidates give for either source.
+fn sample_from(src: u32, rc: SampleRow, m: f32, best: u32, lid: u32) -> u32 {
   let inv_t = 1.0 / rc.temperature;
   // masked-out tokens and empty candidates (NEG) sit below every threshold
   var lo = select(0u, key(NEG) + 1u, rc.masked != 0u || src == CANDS);
   if (rc.top_k > 0u && (src == CANDS || rc.top_k < p.vocab)) {
-    lo = bisect(src, lo, key(m), f32(rc.top_k), true, m, inv_t, lid);
+    lo = search(src, lo, key(m), f32(rc.top_k), true, m, inv_t, lid);
+    if (src == CANDS && cands_cut_short(lo, lid)) {
+      return NO_PICK;
+    }
   }
   var total = 0.0;
   if (src == CANDS && rc.top_k == 0u) {
@@ -207,16 +254,10 @@ fn sample_from(src: u32, rc: SampleRow, m: f32, best: u32, lid: u32) -> u32 {
     total = kept_sum(src, lo, false, m, inv_t, lid);
   }
   if (rc.top_p < 1.0) {
-    lo = bisect(src, lo, key(m), rc.top_p * total, false, m, inv_t, lid);
+    lo = search(src, lo, key(m), rc.top_p * total, false, m, inv_t, lid);
   }
-  if (src == CANDS) {
-    var missing = 0.0;
-    for (var w = lid; w < p.slices; w += WG) {
-      missing += select(0.0, 1.0, key(cand_value(candidate(w * C + C - 1u))) >= lo);
-    }
-    if (wg_sum(missing, lid, p.vocab) > 0.0) {
-      return NO_PICK;
-    }
+  if (src == CANDS && cands_cut_short(lo, lid)) {
+    return NO_PICK;
   }
   return draw(src, rc, lo, m, inv_t, best, lid);
 }
@@ -242,8 +283,8 @@ fn main(
   let rc = load_sample_row(r_idx, lid);
   sr_idx = r_idx;
 #if ARGMAX
-  // greedy and unmasked: the unembedding already picked it
-  if (rc.temperature <= 0.0 && rc.masked == 0u) {
+  // greedy and unmasked, or Gumbel-max: the unembedding already picked it
+  if (unembed_settles(rc, p.vocab)) {
     if (lid == 0u) {
       let id = ~argmax[rc.row].x;
       sampled[r_idx] = id;
@@ -252,7 +293,8 @@ fn main(
     return;
   }
 #endif
-  // the row's best: the best of the slices' first candidates (lowest id on ties)
+  // the row's best: the best of the slices' first candidates (lowest id on ties); for a
+  // Gumbel-max row their largest keys, so the best is the draw
   var bv = NEG;
   var bi = NONE;
   for (var w = lid; w < p.slices; w += WG) {
@@ -269,7 +311,7 @@ fn main(
   }
   let best = workgroupUniformLoad(&wg_best);
   var id = best.i;
-  if (rc.temperature > 0.0) {
+  if (rc.temperature > 0.0 && !gumbel_draw(rc, p.vocab)) {
     id = sample_from(CANDS, rc, best.v, best.i, lid);
     if (id == NO_PICK) {
       id = sample_from(FULL, rc, best.v, best.i, lid);

@@ -3,9 +3,12 @@
 // allowed tokens, and its C largest logits with their ids (value descending, ids ascending on
 // ties). sample.wgsl then works on these W·C candidates instead of the whole row (201,088 logits
 // for gpt-oss), falling back to the whole row only when the kept set may reach past a slice's C.
-// Rows the unembedding already picked greedily (ARGMAX, unmasked) skip it.
+// A Gumbel-max row (lib/sample_settings gumbel_draw) needs only the slice's largest key, which
+// goes in its first candidate. Rows the unembedding already settled (ARGMAX: greedy unmasked rows
+// and Gumbel-max rows) skip it.
 // defines: WG (power of two), SLICE (a multiple of WG), C (<= WG); flag ARGMAX.
 #include lib/step
+#include lib/gumbel
 
 struct Params {
   vocab: u32,
@@ -29,6 +32,44 @@ const REDUCE_N: u32 = 1u;
 
 const PER: u32 = SLICE / WG;
 
+#if SUBGROUPS
+var<workgroup> round_best: Pick;
+#endif
+
+// wg_argmax for the C rounds: with subgroups the first subgroup merges the subgroups' bests,
+// instead of every thread looping over them (the rounds' main cost on CPU adapters). The same
+// order (lib/order better), so the same pick.
+@diagnostic(off, subgroup_uniformity)
+fn round_argmax(v: f32, i: u32, lid: u32) -> Pick {
+#if SUBGROUPS
+  let m = subgroupMax(v);
+  let mi = subgroupMin(select(NONE, i, v == m));
+  if (sg_lane == 0u) {
+    red_pick_v[lid / sg_size] = m;
+    red_pick_i[lid / sg_size] = mi;
+  }
+  workgroupBarrier();
+  if (lid < sg_size) {
+    var bv = LOWEST;
+    var bi = NONE;
+    for (var s = lid; s < (WG + sg_size - 1u) / sg_size; s += sg_size) {
+      if (better(red_pick_v[s], red_pick_i[s], bv, bi)) {
+        bv = red_pick_v[s];
+        bi = red_pick_i[s];
+      }
+    }
+    let m2 = subgroupMax(bv);
+    let mi2 = subgroupMin(select(NONE, bi, bv == m2));
+    if (lid == 0u) {
+      round_best = Pick(m2, mi2);
+    }
+  }
+  return workgroupUniformLoad(&round_best);
+#else
+  return wg_argmax(v, i, lid, p.vocab);
+#endif
+}
+
 @compute @workgroup_size(WG)
 @diagnostic(off, subgroup_uniformity)
 fn main(
@@ -49,12 +90,34 @@ fn main(
   }
   let rc = load_sample_row(r_idx, lid);
 #if ARGMAX
-  if (rc.temperature <= 0.0 && rc.masked == 0u) {
+  if (unembed_settles(rc, p.vocab)) {
     return;
   }
 #endif
   let row = rc.row * p.vocab;
   let s0 = wid.x * SLICE;
+  let base = (r_idx * p.slices + wid.x) * C;
+  if (gumbel_draw(rc, p.vocab)) {
+    let inv_t = 1.0 / rc.temperature;
+    let stream = gumbel_stream(rc.seed, rc.counter);
+    var bk = LOWEST;
+    var bi = NONE;
+    for (var j = 0u; j < PER; j++) {
+      let i = s0 + lid + j * WG;
+      if (i < p.vocab) {
+        let k = gumbel_key(logits[row + i], inv_t, stream, i);
+        if (better(k, i, bk, bi)) {
+          bk = k;
+          bi = i;
+        }
+      }
+    }
+    let win = wg_argmax(bk, bi, lid, p.vocab);
+    if (lid == 0u) {
+      cand[base] = vec2<u32>(bitcast<u32>(win.v), win.i);
+    }
+    return;
+  }
   // this thread's values, sorted descending (ids ascending on ties): its head is v[h]
   var v: array<f32, PER>;
   var ix: array<u32, PER>;
@@ -89,7 +152,6 @@ fn main(
   }
   // the tree on both paths, so the masses sample.wgsl draws by have the same bits on every adapter
   let mass = wg_tree_sum(z, lid, p.vocab);
-  let base = (r_idx * p.slices + wid.x) * C;
   if (lid == 0u) {
     stats[r_idx * p.slices + wid.x] = vec2<f32>(m, mass);
   }
@@ -102,7 +164,7 @@ fn main(
       hv = v[min(h, PER - 1u)];
       hi = ix[min(h, PER - 1u)];
     }
-    let win = wg_argmax(hv, hi, lid, p.vocab);
+    let win = round_argmax(hv, hi, lid);
     if (lid == 0u) {
       cand[base + c] = vec2<u32>(bitcast<u32>(win.v), win.i);
     }

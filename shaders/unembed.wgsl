@@ -2,12 +2,19 @@
 // logits rows (recomputed by every workgroup), the bf16 unembedding matvec -> logits, and with
 // ARGMAX the greedy pick: each workgroup's best (value, lowest index) per row goes into an atomic
 // max over packed (orderable value, ~index) pairs (atomic-vec2u-min-max), so greedy decoding needs
-// no pass over the logits after this. A workgroup owns NTEAMS * RPT vocabulary rows (RPT per team
-// of TEAM lanes) for up to RT logits rows; x is loaded once per row for all of them.
+// no pass over the logits after this. A logits row whose sample row asks for temperature
+// sampling over the whole softmax (lib/sample_settings gumbel_draw) takes the same max over
+// Gumbel-max keys instead (lib/gumbel: logit / temperature + noise of the row's seed, counter and
+// token id), which is its draw. A workgroup owns NTEAMS * RPT vocabulary rows (RPT per team of
+// TEAM lanes) for up to RT logits rows; x is loaded once per row for all of them.
 // defines: TEAM, RPT, RT, H; flags: SUBGROUPS, ARGMAX. Grid: x = row group (linearised with y), z = logits-row group.
 #include lib/step
 #include lib/bf16
 #include lib/order
+#if ARGMAX
+#include lib/sample_settings
+#include lib/gumbel
+#endif
 
 const NTEAMS: u32 = 8u;
 const WG: u32 = NTEAMS * TEAM;
@@ -33,6 +40,36 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> logits: array<f32>;
 #if ARGMAX
 @group(0) @binding(7) var<storage, read_write> argmax: array<atomic<vec2<u32>>>;
+// the step's sample rows: the settings of a Gumbel-max row's draw
+@group(0) @binding(8) var<storage, read> samples: array<SampleRow>;
+// per logits row of this workgroup: (stream, 1 / temperature bits) of its Gumbel-max draw, or
+// (0, NONE) for a plain argmax
+var<workgroup> draws: array<vec2<u32>, RT>;
+
+// The sample row of logits row r, or NONE. The engine's decode steps put sample row r on logits
+// row r; a step with other rows (prompt rows with logits) searches.
+fn sample_of_row(r: u32) -> u32 {
+  if (r < step.samples && samples[r].row == r) {
+    return r;
+  }
+  for (var s = 0u; s < step.samples; s++) {
+    if (samples[s].row == r) {
+      return s;
+    }
+  }
+  return NONE;
+}
+
+fn draw_of_row(r: u32) -> vec2<u32> {
+  let s = sample_of_row(r);
+  if (s != NONE) {
+    let rc = samples[s];
+    if (gumbel_draw(rc, p.ny)) {
+      return vec2<u32>(gumbel_stream(rc.seed, rc.counter), bitcast<u32>(1.0 / rc.temperature));
+    }
+  }
+  return vec2<u32>(0u, NONE);
+}
 #endif
 var<workgroup> outs: array<f32, NROWS * RT>;
 
@@ -85,6 +122,11 @@ fn main(
       }
     }
   }
+#if ARGMAX
+  if (lid < nr) {
+    draws[lid] = draw_of_row(r0 + lid);
+  }
+#endif
   team_reduce(&acc, lid);
   if (lane == 0u) {
     for (var i = 0u; i < RPT; i++) {
@@ -100,10 +142,18 @@ fn main(
     let rr = e % nr;
     let n = n_base + local;
     if (n < p.n) {
-      logits[(r0 + rr) * p.ny + p.n0 + n] = outs[local * RT + rr];
+      let v = outs[local * RT + rr];
+      logits[(r0 + rr) * p.ny + p.n0 + n] = v;
+#if ARGMAX
+      let d = draws[rr];
+      if (d.y != NONE) {
+        outs[local * RT + rr] = gumbel_key(v, bitcast<f32>(d.y), d.x, p.n0 + n);
+      }
+#endif
     }
   }
 #if ARGMAX
+  workgroupBarrier();
   // per logits row: the best of this workgroup's rows (a thread per row scans them), one atomic
   if (lid < nr) {
     var bk = 0u;

@@ -1,17 +1,7 @@
 // A sampled row's settings and its logits as the samplers see them (sample_candidates.wgsl and
 // sample.wgsl). Needs the bindings `samples`, `logits` and `mask`, and `p.mask_words`.
 #include lib/order
-
-struct SampleRow {
-  row: u32,          // logits row
-  slot: u32,         // sequence slot
-  seed: u32,
-  counter: u32,      // index of the token being sampled (random stream position)
-  temperature: f32,  // <= 0: greedy
-  top_p: f32,
-  top_k: u32,        // 0: off
-  masked: u32,
-}
+#include lib/sample_settings
 
 // This row's settings, read once and made workgroup-uniform (the samplers' loops hold barriers).
 var<workgroup> wg_row: SampleRow;

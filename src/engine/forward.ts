@@ -210,16 +210,18 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
 
 /**
  * Logits of the step's rows and the sampled ids: final norm folded into the unembedding (which
- * also picks the greedy argmax where the adapter has 64-bit atomics), or for many rows (every
+ * also picks the greedy argmax, or the Gumbel-max draw of a temperature-only row, where the
+ * adapter has 64-bit atomics), or for many rows (every
  * prompt row's logits) a norm dispatch and the tiled unembedding; then the sampler.
  */
 function head(f: ForwardState, w: ModelWeights): Dispatch[] {
   const { ctx, c, a } = f;
   const H = c.hiddenSize;
   const argmax = ctx.gpu.features.atomicVec2uMinMax ? f.inputs.argmax : undefined;
+  const picks = argmax ? { picks: argmax, samples: f.inputs.sampling } : undefined;
   const proc = logitsProcessOps(ctx, { logits: a.logits, inputs: f.inputs, vocab: c.vocabSize });
   return [
-    ...only(headFused, unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax, cfg: c, label: 'unembedding' })),
+    ...only(headFused, unembedOps(ctx, { rows: f.inputs.rows, x: a.x, normScale: w.norm, shards: w.unembedding, logits: a.logits, argmax: picks, cfg: c, label: 'unembedding' })),
     ...only(headTiled, [
       rmsnormOp(ctx, { x: a.x, scale: w.norm, y: a.xf, hidden: H, eps: c.rmsNormEps, rows: f.inputs.rows, label: 'norm' }),
       ...w.unembedding.flatMap((sh, i) =>

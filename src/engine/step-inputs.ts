@@ -6,6 +6,7 @@ import type { AttentionWork, StepShape } from '../gpu/buffers.js';
 import { NO_LOGPROBS, PROC_ENTRIES, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
 import { rowProcessing } from './logits-processing.js';
 import type { AttentionEntry } from './ops/attention.js';
+import { unembedSettles } from './ops/sample.js';
 import type { StepPlan } from './scheduler.js';
 import type { SeqRequest } from './sequences.js';
 
@@ -43,12 +44,14 @@ export class StepInputWriter {
   private readonly entryWords = new Uint32Array(PROC_ENTRIES * PROC_ENTRY_WORDS);
   private readonly entryFloats = new Float32Array(this.entryWords.buffer);
   private allOnes: Uint32Array | null = null;
+  private readonly vocab: number;
 
   constructor(
-    cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples'>,
+    cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples' | 'vocab'>,
     /** u32 words of one allowed-token mask. */
     private readonly maskWords: number,
   ) {
+    this.vocab = cap.vocab;
     this.tokWords = new Uint32Array(cap.tokens * TOK_INFO_WORDS);
     this.rowWords = new Uint32Array(Math.max(1, cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, cap.samples) * SAMPLE_ROW_WORDS);
@@ -61,7 +64,7 @@ export class StepInputWriter {
   prepare(plan: StepPlan<SeqRequest>): PreparedStep {
     let rows = 0;
     let samples = 0;
-    let sampleScan = 0; // sampled rows the unembedding's greedy pick does not settle
+    let sampleScan = 0; // sampled rows the unembedding's pick does not settle
     let readLogits = false;
     const attention: AttentionEntry[] = [];
     const masks: PreparedStep['masks'] = [];
@@ -125,7 +128,9 @@ export class StepInputWriter {
       this.sampleFloats[w + 5] = o.topP ?? 1;
       this.sampleWords[w + 6] = o.topK ?? 0;
       this.sampleWords[w + 7] = mask ? 1 : 0;
-      if ((o.temperature ?? 0) > 0 || mask) sampleScan++;
+      // decided from the words as written (f32), as the kernels decide
+      const settings = { temperature: this.sampleFloats[w + 4]!, topP: this.sampleFloats[w + 5]!, topK: this.sampleWords[w + 6]!, masked: !!mask };
+      if (!unembedSettles(settings, this.vocab)) sampleScan++;
     }
     return {
       plan,

@@ -86,7 +86,7 @@ export interface StepShape {
   tokens: number;
   rows: number;
   samples: number;
-  /** Sampled rows that need the sampler's candidate pass (temperature > 0 or a mask); default: all. */
+  /** Sampled rows the unembedding's pick does not settle, which need the sampler's candidate pass; default: all. */
   sampleScan?: number;
   /** Sampled rows with logits processing or logprobs (ops/logits-process.ts); default 0. */
   processRows?: number;

@@ -217,7 +217,7 @@ describe.each(variants)('fused decode kernels ($name)', ({ shaders }) => {
       normScale: uploadBuffer(gpu, scale, 's'),
       shards,
       logits,
-      argmax: hasArgmax ? inputs.argmax : undefined,
+      argmax: hasArgmax ? { picks: inputs.argmax, samples: inputs.sampling } : undefined,
       cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS },
       label: 'unembed',
     });
@@ -260,7 +260,7 @@ describe('unembed argmax ties', () => {
       { first: 0, count: 400, buffer: uploadBuffer(gpu, w.slice(0, 400 * H), 'w0') },
       { first: 400, count: 300, buffer: uploadBuffer(gpu, w.slice(400 * H), 'w1') },
     ];
-    const ops = unembedOps(ctx, { rows: inputs.rows, x: uploadBuffer(gpu, x, 'x'), normScale: uploadBuffer(gpu, new Float32Array(H).fill(1), 's'), shards, logits, argmax: inputs.argmax, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'tie' });
+    const ops = unembedOps(ctx, { rows: inputs.rows, x: uploadBuffer(gpu, x, 'x'), normScale: uploadBuffer(gpu, new Float32Array(H).fill(1), 's'), shards, logits, argmax: { picks: inputs.argmax, samples: inputs.sampling }, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'tie' });
     await run(ctx, ops.reverse(), 1, 1);
     const a = await readU32(gpu, inputs.argmax, 2);
     expect((~a[0]!) >>> 0).toBe(50);

@@ -1,6 +1,7 @@
 // The GPU sampler against exact CPU expectations: greedy ties, top-k / top-p support, seeded replay,
 // the sampled frequencies of temperature, top-k and top-p sampling against their exact
-// distributions, masks, and many rows with their own settings in one dispatch.
+// distributions, masks, and many rows with their own settings in one dispatch. (Temperature
+// sampling over the whole softmax is a Gumbel-max draw: gumbel.test.ts checks it draw by draw.)
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
@@ -207,7 +208,8 @@ describe('sampler', () => {
     ];
     // the same row padded to 700 tokens of very low logits, in slices of 256: the kept tokens sit
     // in the first slice, the others decide nothing, and sampling reads only the candidates
-    // (except at temperature 1.6 with no cut, where every token counts and the whole row is read)
+    // (temperature 1.6 with no cut is a Gumbel-max draw, the max of per-slice keys: gumbel.test.ts
+    // tests it over slices)
     const padded = Float32Array.from({ length: 700 }, (_, i) => (i < V ? logits[i]! : -40 - (i % 7)));
     for (const c of cases) {
       // (the padded row for the two cut cases, the ones the candidates decide)
@@ -231,6 +233,31 @@ describe('sampler', () => {
         });
       }
     }
+  });
+
+  // top_k above the candidates per slice: decided from the candidates when the top_k largest
+  // spread over the slices, from the whole row when one slice holds more than C of them
+  it.each([
+    ['spread over the slices', 40, undefined],
+    ['spread over the slices, then top-p 0.8', 60, 0.8],
+    ['in one slice', 50, undefined],
+  ] as const)('top-k %s (k = %i > C, top-p %s) follows the exact distribution', async (what, k, topP) => {
+    const V = 700;
+    const r = rng(k + (topP ? 1 : 0));
+    const l = randomF32(r, V, 0.5);
+    if (what === 'in one slice') for (let i = 0; i < 60; i++) l[3 * i + 1]! += 3; // ids 1..178: slice 0 of 256
+    const o = { t: 1, topK: k, topP };
+    const p = exactDistribution(l, o);
+    const kept = [...p.keys()].filter((i) => p[i]! > 1e-9);
+    expect(kept.length).toBeGreaterThan(SAMPLE_CANDIDATES);
+    const N = 4096;
+    for (const i of kept) expect(N * p[i]!).toBeGreaterThanOrEqual(20);
+    const counts = new Array<number>(V).fill(0);
+    for (const id of await manyDraws(l, o, N, 77, 256)) counts[id]!++;
+    expect(counts.filter((n, i) => n > 0 && p[i]! <= 1e-9), 'draws outside the top-k set').toEqual([]);
+    let chi2 = 0;
+    for (const i of kept) chi2 += (counts[i]! - N * p[i]!) ** 2 / (N * p[i]!);
+    expect(chi2, `counts ${counts}`).toBeLessThan(chiSquareQuantile(kept.length - 1, 4.753));
   });
 
   it('candidates and the whole row agree: a nucleus wider than the candidates falls back to the row', async () => {

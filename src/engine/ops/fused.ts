@@ -1,7 +1,7 @@
 // The decode path's fused kernels (steps of a few tokens, where dispatches and barriers, not
 // arithmetic, cost the time): RMSNorm folded into the matvec that follows it, RoPE and the KV write
 // in the QKV epilogue, the router's top-k in mlp1 (moeUpOp's topk option), the final norm and the
-// greedy argmax in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
+// greedy argmax (or the Gumbel-max draw of temperature sampling) in the unembedding. Each workgroup recomputes the norm of its tokens' rows (a few
 // KB from cache) instead of a separate dispatch writing them.
 import { bindGroup, grid, type Dispatch, type StepShape } from '../../gpu/buffers.js';
 import { FUSED_MAX_TOKENS, UNEMBED_ROW_VARIANTS, unembedRowsPerGroup } from '../dispatch-policy.js';
@@ -105,14 +105,18 @@ export interface UnembedArgs {
   shards: readonly Shard[];
   /** f32 [R][V] out. */
   logits: GPUBuffer;
-  /** vec2<u32> [R]: the greedy pick per row (atomic max); absent without atomic-vec2u-min-max. */
-  argmax?: GPUBuffer;
+  /**
+   * The pick per logits row (atomic max): the greedy argmax, or for a row whose sample row asks
+   * for temperature sampling over the whole softmax its Gumbel-max draw; with `samples` (the
+   * step's SampleRow settings, StepInputs.sampling). Absent without atomic-vec2u-min-max.
+   */
+  argmax?: { picks: GPUBuffer; samples: GPUBuffer };
   cfg: Pick<ModelConfig, 'vocabSize' | 'hiddenSize' | 'rmsNormEps'>;
   label: string;
 }
 
 /**
- * Final norm → unembedding (→ greedy argmax), one dispatch per shard of the unembedding and
+ * Final norm → unembedding (→ greedy argmax or Gumbel-max draw), one dispatch per shard of the unembedding and
  * variant: a step runs the variant sized for its logits rows (dispatch-policy.ts
  * unembedRowsPerGroup), so a single decoding sequence does not pay eight rows' arithmetic.
  */
@@ -129,7 +133,7 @@ export function unembedOps(ctx: OpContext, a: UnembedArgs): Dispatch[] {
     return a.shards.map((sh, i): Dispatch => {
       const label = a.shards.length > 1 ? `${a.label}.${i}` : a.label;
       const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.unembed, { n: sh.count, n0: sh.first, ny: V, eps: a.cfg.rmsNormEps }, `${label}.params`);
-      const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax] : [])];
+      const bufs = [ctx.step, params, a.rows, a.x, a.normScale, sh.buffer, a.logits, ...(a.argmax ? [a.argmax.picks, a.argmax.samples] : [])];
       const g = grid(Math.ceil(sh.count / perGroup));
       return {
         label,

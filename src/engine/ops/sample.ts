@@ -9,7 +9,28 @@ import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext, StepInputs } from './context.js';
 
-/** Candidates per slice: top_k up to this is decided from the candidates. */
+/** A sample row's settings as its kernels read them (temperature and top_p as f32). */
+export interface SampleSettings {
+  temperature: number;
+  topP: number;
+  topK: number;
+  masked: boolean;
+}
+
+/**
+ * Temperature sampling over the whole softmax, drawn by Gumbel-max (shaders/lib/sample_settings
+ * gumbel_draw, which this must match: pass temperature and top_p rounded to f32).
+ */
+export function gumbelDraw(s: SampleSettings, vocab: number): boolean {
+  return !s.masked && s.temperature > 0 && s.topP >= 1 && (s.topK === 0 || s.topK >= vocab);
+}
+
+/** The unembedding's pick (ARGMAX) is the row's token: lib/sample_settings unembed_settles. */
+export function unembedSettles(s: SampleSettings, vocab: number): boolean {
+  return (s.temperature <= 0 && !s.masked) || gumbelDraw(s, vocab);
+}
+
+/** Candidates per slice: a kept set with at most this many tokens in every slice is decided from the candidates. */
 export const SAMPLE_CANDIDATES = 32;
 const CAND_WG = 256;
 
@@ -20,8 +41,8 @@ function sliceSize(vocab: number, wg: number, slice?: number): number {
 }
 
 /**
- * With `argmax` (the unembedding's greedy picks, unembed.wgsl) an unmasked greedy row copies its
- * pick and both passes skip it. `slice` sets the logits per slice (tests: several slices on a
+ * With `argmax` (the unembedding's picks, unembed.wgsl) an unmasked greedy row and a Gumbel-max
+ * row copy their pick and both passes skip them. `slice` sets the logits per slice (tests: several slices on a
  * small vocabulary).
  */
 export function sampleOps(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepInputs; vocab: number; argmax?: GPUBuffer; slice?: number }): Dispatch[] {
@@ -42,7 +63,7 @@ export function sampleOps(ctx: OpContext, a: { logits: GPUBuffer; inputs: StepIn
       label: 'sample.candidates',
       pipeline: first,
       bindGroup: bindGroup(ctx.gpu, first, [ctx.step, params, i.sampling, a.logits, i.masks, cand, stats], 'sample.candidates'),
-      // with the unembedding's picks, a step of greedy unmasked rows only needs no candidates
+      // with the unembedding's picks, a step of rows it settles (sampleScan 0) needs no candidates
       groups: (s) => (s.samples && (!a.argmax || (s.sampleScan ?? s.samples) > 0) ? [slices, s.samples, 1] : null),
     },
     {
