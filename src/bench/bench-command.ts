@@ -113,8 +113,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const c = engine.config;
   const ps = prompts(c, concurrency + 1, promptTokens);
 
-  // warm-up: both programs (a prompt chunk and decode steps) compile their kernels before timing
-  await engine.generate(ps[concurrency]!.slice(0, Math.min(promptTokens, 12)), { maxTokens: 2 });
+  // warm-up: the measured run's shapes on other prompts (no prefix-cache hits), so every kernel
+  // variant its step sizes pick is compiled (lavapipe compiles a pipeline on its first dispatch)
+  const warm = prompts(c, concurrency, promptTokens, 4242);
+  await Promise.all(warm.map((p) => engine.generate(p, { maxTokens: 3, stopTokens: [] })));
 
   // the weight bytes of one prefill step (the first chunk) and one decode step, counted as they run
   const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
