@@ -2,17 +2,22 @@
 // structured outputs use, and what Pydantic and Zod add to it: type (object, array, string, number,
 // integer, boolean, null, or a list of them), properties, required, additionalProperties (false;
 // or a schema when there are no properties: a map), items, minItems/maxItems, minLength/maxLength,
-// integer minimum/maximum (exclusive too), enum, const, anyOf, oneOf whose branches exclude each
-// other (different types, or a required const/enum property with different values: a
-// discriminated union), allOf of one schema, $ref to #, #/$defs/… and #/definitions/…, nesting and
-// recursion. Annotations (description, title, default, examples, …)
-// are ignored. Every other keyword throws UnsupportedSchemaError naming it.
+// pattern (schema/regex.ts: ECMA-262 with the u flag, no lookaround/backreferences/\b/\p),
+// format (schema/strings.ts: date-time, date, time, email, uuid, ipv4, ipv6, hostname, uri and
+// their idn-/iri forms as safe subsets; other formats are annotations), minimum/maximum/
+// exclusiveMinimum/exclusiveMaximum on integers and numbers, multipleOf (integers, dyadic
+// fractions: schema/numbers.ts), enum, const, anyOf, oneOf (schema/oneof.ts: branches proven
+// disjoint, or strings subtracted from each other), allOf (schema/merge.ts: merged into one
+// schema), $ref to #, #/$defs/… and #/definitions/…, nesting and recursion. Annotations
+// (description, title, default, examples, …) are ignored. Every other keyword throws
+// UnsupportedSchemaError naming it.
 //
 // What the automaton emits is a subset of what the schema accepts, bounded so that any token
 // sequence it allows terminates (see ConstraintBounds): object properties in schema order, each at
 // most once, and only declared ones (additionalProperties true/absent still allows extra keys in
 // the schema, we just never emit them); compact enum/const values (JSON.stringify form); bounded
-// strings, numbers, arrays, whitespace and nesting.
+// strings, numbers, arrays, whitespace and nesting; unanchored patterns as full matches where
+// that leaves a string; bounded numbers in plain decimal notation of at most 15 digits.
 
 export { DEFAULT_BOUNDS, litSet, UnsupportedSchemaError, type ConstraintBounds, type DecNode, type LitSet, type ObjProp, type RxNode, type SNode } from './schema/core.js';
 import { DEFAULT_BOUNDS, isObj, litSet, UnsupportedSchemaError, type ConstraintBounds, type LitSet, type SNode } from './schema/core.js';
@@ -147,6 +152,7 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
         values = s.enum;
       }
       if (types) values = values.filter((v) => types.some((t) => matchesType(v, t)));
+      values = values.filter((v) => passesNewKeywords(s, v));
       if (s.anyOf !== undefined) throw new UnsupportedSchemaError('anyOf', path, 'anyOf together with enum/const');
       return literals(values, path);
     }
@@ -308,6 +314,25 @@ function inferTypes(s: Record<string | symbol, unknown>): string[] | null {
   // Other types pass pattern and format unchecked; emitting only strings is a subset.
   if (s.pattern !== undefined || s.format !== undefined || s[EXTRA_PATTERNS] !== undefined) return ['string'];
   return null;
+}
+
+/**
+ * Whether an enum/const value passes pattern, number bounds and multipleOf beside it (values are
+ * emitted as they are, so those that fail are left out; checked as validators do, in doubles).
+ */
+function passesNewKeywords(s: Record<string, unknown>, v: unknown): boolean {
+  if (typeof v === 'string' && typeof s.pattern === 'string') {
+    try {
+      if (!new RegExp(s.pattern, 'u').test(v)) return false;
+    } catch {
+      throw new UnsupportedSchemaError('pattern', '', 'an invalid regular expression');
+    }
+  }
+  if (typeof v !== 'number') return true;
+  const n = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : undefined);
+  const [min, xmin, max, xmax, mult] = [n('minimum'), n('exclusiveMinimum'), n('maximum'), n('exclusiveMaximum'), n('multipleOf')];
+  if ((min !== undefined && v < min) || (xmin !== undefined && v <= xmin) || (max !== undefined && v > max) || (xmax !== undefined && v >= xmax)) return false;
+  return mult === undefined || Number.isInteger(v / mult);
 }
 
 function matchesType(v: unknown, t: string): boolean {
