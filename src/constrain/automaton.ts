@@ -3,16 +3,11 @@
 // bytes without copying. anyOf is nondeterministic: a step maps a set of states to a set. Every
 // live state can still be completed within the bounds, so "some state survives the token's bytes"
 // is exactly "the token is allowed".
+import { Frame, K_DEC, K_DONE, K_LIT, K_NUM, K_OBJ, K_ROOT, K_RX, K_ARR, K_STR, K_VAL } from './frame.js';
 import { canClose, keySet, minDepth, type ConstraintBounds, type LitSet, type SNode } from './schema.js';
+import { decEnds, decStart, decStep, rxStart, rxStep, utf8Lead } from './steps.js';
 
-export const K_ROOT = 0;
-export const K_DONE = 1;
-export const K_VAL = 2;
-export const K_OBJ = 3;
-export const K_ARR = 4;
-export const K_STR = 5;
-export const K_NUM = 6;
-export const K_LIT = 7;
+export { Frame, K_ARR, K_DEC, K_DONE, K_LIT, K_NUM, K_OBJ, K_ROOT, K_RX, K_STR, K_VAL, utf8Lead };
 
 // object phases
 const O_OPEN = 0;
@@ -26,30 +21,6 @@ const A_OPEN = 0;
 const A_VALUE = 1;
 const A_AFTER = 2;
 const A_COMMA = 3;
-
-/**
- * One frame. Field use by kind:
- *  VAL: node, a = whitespace so far, d = depth
- *  OBJ: node, a = phase, b = next property index (or members so far for free-form), c = whitespace, d = depth, e = key index
- *  ARR: node, a = phase, b = items so far, c = whitespace, d = depth
- *  STR: a = chars, b = max chars, c = escape state (0, 1 after \, 2..5 hex digits left + 1), d = min chars, e = UTF-8 state
- *  NUM: a = phase, b = digits, c = 1 for integer, node (integer ranges), d = 1 if negative, e = |value| so far
- *  LIT: set, a = lo, b = hi, c = pos
- *  DONE: a = info of what completed (the matched candidate for text)
- */
-export class Frame {
-  constructor(
-    readonly k: number,
-    readonly up: Frame | null,
-    readonly node: SNode | null,
-    readonly set: LitSet | null,
-    readonly a: number,
-    readonly b: number,
-    readonly c: number,
-    readonly d: number,
-    readonly e: number,
-  ) {}
-}
 
 const isWs = (x: number) => x === 0x20 || x === 0x0a || x === 0x09 || x === 0x0d;
 
@@ -80,7 +51,7 @@ export class Automaton {
     for (let s of states) {
       for (;;) {
         if (s.k === K_DONE) return s;
-        if ((s.k === K_NUM && numCanEnd(s)) || (s.k === K_LIT && litCanEnd(s))) {
+        if ((s.k === K_NUM && numCanEnd(s)) || (s.k === K_LIT && litCanEnd(s)) || (s.k === K_DEC && decEnds(s))) {
           s = this.complete(s.up!, s.k === K_LIT ? s.set!.info[s.a]! : 0);
           continue;
         }
@@ -124,6 +95,12 @@ export class Automaton {
       case K_LIT:
         this.lit(s, x, out);
         return;
+      case K_RX:
+        rxStep(s, x, out, () => this.complete(s.up!, 0));
+        return;
+      case K_DEC:
+        if (decStep(s, x, out)) this.adv(this.complete(s.up!, 0), x, out);
+        return;
       case K_OBJ:
         this.obj(s, x, out);
         return;
@@ -155,6 +132,12 @@ export class Automaton {
         return;
       case 'lit':
         this.lit(new Frame(K_LIT, up, null, node.set, 0, node.set.bytes.length, 0, 0, 0), x, out);
+        return;
+      case 'rx':
+        if (x === 0x22) out.push(rxStart(node, up));
+        return;
+      case 'dec':
+        decStep(decStart(node, up), x, out);
         return;
     }
   }
@@ -384,16 +367,4 @@ function litCanEnd(s: Frame): boolean {
 
 function isHex(x: number): boolean {
   return (x >= 0x30 && x <= 0x39) || (x >= 0x61 && x <= 0x66) || (x >= 0x41 && x <= 0x46);
-}
-
-/** UTF-8 state after a lead byte: (continuations << 16) | (lo << 8) | hi, or 0 if invalid. */
-export function utf8Lead(x: number): number {
-  if (x >= 0xc2 && x <= 0xdf) return (1 << 16) | 0x80bf;
-  if (x === 0xe0) return (2 << 16) | 0xa0bf;
-  if (x === 0xed) return (2 << 16) | 0x809f;
-  if (x >= 0xe1 && x <= 0xef) return (2 << 16) | 0x80bf;
-  if (x === 0xf0) return (3 << 16) | 0x90bf;
-  if (x >= 0xf1 && x <= 0xf3) return (3 << 16) | 0x80bf;
-  if (x === 0xf4) return (3 << 16) | 0x808f;
-  return 0;
 }

@@ -2,93 +2,31 @@
 // structured outputs use, and what Pydantic and Zod add to it: type (object, array, string, number,
 // integer, boolean, null, or a list of them), properties, required, additionalProperties (false;
 // or a schema when there are no properties: a map), items, minItems/maxItems, minLength/maxLength,
-// integer minimum/maximum (exclusive too), enum, const, anyOf, oneOf whose branches exclude each
-// other (different types, or a required const/enum property with different values: a
-// discriminated union), allOf of one schema, $ref to #, #/$defs/… and #/definitions/…, nesting and
-// recursion. Annotations (description, title, default, examples, …)
-// are ignored. Every other keyword throws UnsupportedSchemaError naming it.
+// pattern (schema/regex.ts: ECMA-262 with the u flag, no lookaround/backreferences/\b/\p),
+// format (schema/strings.ts: date-time, date, time, email, uuid, ipv4, ipv6, hostname, uri and
+// their idn-/iri forms as safe subsets; other formats are annotations), minimum/maximum/
+// exclusiveMinimum/exclusiveMaximum on integers and numbers, multipleOf (integers, dyadic
+// fractions: schema/numbers.ts), enum, const, anyOf, oneOf (schema/oneof.ts: branches proven
+// disjoint, or strings subtracted from each other), allOf (schema/merge.ts: merged into one
+// schema), $ref to #, #/$defs/… and #/definitions/…, nesting and recursion. Annotations
+// (description, title, default, examples, …) are ignored. Every other keyword throws
+// UnsupportedSchemaError naming it.
 //
 // What the automaton emits is a subset of what the schema accepts, bounded so that any token
 // sequence it allows terminates (see ConstraintBounds): object properties in schema order, each at
 // most once, and only declared ones (additionalProperties true/absent still allows extra keys in
 // the schema, we just never emit them); compact enum/const values (JSON.stringify form); bounded
-// strings, numbers, arrays, whitespace and nesting.
+// strings, numbers, arrays, whitespace and nesting; unanchored patterns as full matches where
+// that leaves a string; bounded numbers in plain decimal notation of at most 15 digits.
 
-export class UnsupportedSchemaError extends Error {
-  override name = 'UnsupportedSchemaError';
-  constructor(
-    /** The offending keyword (or "$ref", "type", "schema" for malformed values). */
-    readonly keyword: string,
-    /** JSON pointer of the schema where it occurs. */
-    readonly path: string,
-    detail?: string,
-  ) {
-    super(`unsupported JSON schema keyword "${keyword}" at ${path || '#'}${detail ? `: ${detail}` : ''}`);
-  }
-}
-
-/** Bounds that make every allowed output finite. */
-export interface ConstraintBounds {
-  /** Most characters (code points; an escape counts as one) in a free string. Default 256. */
-  maxStringChars: number;
-  /** Most characters in an object key of a free-form object. Default 64. */
-  maxKeyChars: number;
-  /** Most digits in a number (integer, fraction and exponent together). Default 32. */
-  maxNumberDigits: number;
-  /** Most items in an array without a smaller maxItems. Default 64. */
-  maxItems: number;
-  /** Most members of a free-form object. Default 32. */
-  maxProperties: number;
-  /** Most whitespace bytes in a row between tokens of the JSON. Default 8. */
-  maxWhitespace: number;
-  /** Most nested objects/arrays. Default 32. */
-  maxDepth: number;
-}
-
-export const DEFAULT_BOUNDS: ConstraintBounds = {
-  maxStringChars: 256,
-  maxKeyChars: 64,
-  maxNumberDigits: 32,
-  maxItems: 64,
-  maxProperties: 32,
-  maxWhitespace: 8,
-  maxDepth: 32,
-};
-
-/** A sorted set of byte strings matched byte by byte (enum values, object keys, header text). */
-export interface LitSet {
-  bytes: Uint8Array[];
-  /** What each candidate stands for (property index, name index…), parallel to bytes. */
-  info: number[];
-}
-
-export interface ObjProp {
-  key: string;
-  node: SNode;
-  required: boolean;
-}
-
-export type SNode =
-  | { k: 'obj'; props: ObjProp[]; /** for free-form objects (no properties) */ extra: SNode | null; keySets: (LitSet | null)[] }
-  | { k: 'arr'; items: SNode; min: number; max: number }
-  | { k: 'str'; /** characters (code points; an escape counts as one), within the bounds */ min?: number; max?: number }
-  | { k: 'num'; integer: boolean; /** inclusive integer bounds (integers only) */ lo?: number; hi?: number }
-  | { k: 'lit'; set: LitSet }
-  | { k: 'any'; alts: SNode[] };
+export { DEFAULT_BOUNDS, litSet, UnsupportedSchemaError, type ConstraintBounds, type DecNode, type LitSet, type ObjProp, type RxNode, type SNode } from './schema/core.js';
+import { DEFAULT_BOUNDS, isObj, litSet, UnsupportedSchemaError, type ConstraintBounds, type LitSet, type SNode } from './schema/core.js';
+import { compileDecimal } from './schema/numbers.js';
+import { mergeAll } from './schema/merge.js';
+import { discriminant, oneOfNodes } from './schema/oneof.js';
+import { compileRx, EXTRA_PATTERNS } from './schema/strings.js';
 
 const utf8 = new TextEncoder();
-
-export function litSet(entries: { bytes: Uint8Array; info: number }[]): LitSet {
-  const seen = new Set<string>();
-  const uniq = entries.filter((e) => {
-    const k = Buffer.from(e.bytes).toString('latin1');
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-  uniq.sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-  return { bytes: uniq.map((e) => e.bytes), info: uniq.map((e) => e.info) };
-}
 
 const ANNOTATIONS = new Set([
   'description',
@@ -105,15 +43,11 @@ const ANNOTATIONS = new Set([
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 const ALLOWED: Record<string, Set<string>> = {
   common: new Set(['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions']),
-  string: new Set(['minLength', 'maxLength']),
+  string: new Set(['minLength', 'maxLength', 'pattern', 'format']),
   object: new Set(['properties', 'required', 'additionalProperties']),
   array: new Set(['items', 'minItems', 'maxItems']),
-  integer: new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']),
+  numeric: new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf']),
 };
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Throws UnsupportedSchemaError (with the keyword) unless the whole schema is in the subset. */
 export function validateSupportedSchema(schema: unknown, bounds: Partial<ConstraintBounds> = {}): void {
@@ -186,11 +120,12 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
     }
     for (const key of Object.keys(s)) {
       if (ANNOTATIONS.has(key) || ALLOWED.common!.has(key)) continue;
+      // An annotation on other types (int32, float…), and unknown formats are ignored on strings.
+      if (key === 'format') continue;
       if (ALLOWED.object!.has(key) && (!types || types.includes('object'))) continue;
       if (ALLOWED.array!.has(key) && (!types || types.includes('array'))) continue;
       if (ALLOWED.string!.has(key) && (!types || types.includes('string'))) continue;
-      // Ranges are exact for integers only (a bounded number would need real arithmetic).
-      if (ALLOWED.integer!.has(key) && types && types.every((t) => t === 'integer')) continue;
+      if (ALLOWED.numeric!.has(key) && types && types.some((t) => t === 'integer' || t === 'number')) continue;
       throw new UnsupportedSchemaError(key, path);
     }
     if (s.$defs !== undefined && !isObj(s.$defs)) throw new UnsupportedSchemaError('$defs', path);
@@ -217,30 +152,26 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
         values = s.enum;
       }
       if (types) values = values.filter((v) => types.some((t) => matchesType(v, t)));
+      values = values.filter((v) => passesNewKeywords(s, v));
       if (s.anyOf !== undefined) throw new UnsupportedSchemaError('anyOf', path, 'anyOf together with enum/const');
       return literals(values, path);
     }
     if (s.allOf !== undefined) {
-      // What Pydantic writes for a field with a description or default next to a $ref: one
-      // schema. Several would need merging (and additionalProperties interplay): not supported.
-      if (!Array.isArray(s.allOf) || s.allOf.length !== 1) throw new UnsupportedSchemaError('allOf', path, 'only an allOf of one schema is supported');
-      const others = extraKeys.filter((k) => k !== 'allOf');
-      if (others.length) throw new UnsupportedSchemaError(others[0]!, path, 'keywords next to allOf are not supported');
-      return compile(s.allOf[0], `${path}/allOf/0`);
+      if (!Array.isArray(s.allOf) || !s.allOf.length) throw new UnsupportedSchemaError('allOf', path, 'allOf must be a non-empty array');
+      // One member and nothing beside it (Pydantic's $ref with a description): compiled as is,
+      // so a $ref keeps sharing its node.
+      if (s.allOf.length === 1 && extraKeys.length === 1) return compile(s.allOf[0], `${path}/allOf/0`);
+      const { allOf, $defs: _d, definitions: _e, ...rest } = s;
+      return compile(mergeAll([rest, ...(allOf as unknown[])], path, (v) => resolve(v)), path);
     }
     if (s.oneOf !== undefined) {
       if (!Array.isArray(s.oneOf) || !s.oneOf.length) throw new UnsupportedSchemaError('oneOf', path, 'oneOf must be a non-empty array');
       if (types || s.anyOf !== undefined) throw new UnsupportedSchemaError('oneOf', path, 'oneOf together with type or anyOf');
-      // Exactly one branch must match: emitted as anyOf, so the branches must exclude each other.
-      const tags = s.oneOf.map((b) => discriminant(b, resolve));
-      for (let i = 0; i < tags.length; i++) {
-        for (let j = i + 1; j < tags.length; j++) {
-          if (!disjoint(tags[i]!, tags[j]!)) {
-            throw new UnsupportedSchemaError('oneOf', path, `branches ${i} and ${j} may both match; give them different types or a required const/enum property with different values`);
-          }
-        }
-      }
-      return { k: 'any', alts: s.oneOf.map((a, i) => compile(a, `${path}/oneOf/${i}`)) };
+      // Exactly one branch must match: see schema/oneof.ts for how overlapping branches are handled.
+      const tags = s.oneOf.map((b) => discriminant(b, resolve, inferTypes));
+      const nodes = s.oneOf.map((a, i) => compile(a, `${path}/oneOf/${i}`));
+      const isPending = (n: SNode) => [...pending.values()].some((p) => p.placeholder === n);
+      return { k: 'any', alts: oneOfNodes(nodes, tags, path, bounds.maxStringChars, (vs) => literals(vs, path), isPending) };
     }
     if (s.anyOf !== undefined) {
       if (!Array.isArray(s.anyOf) || !s.anyOf.length) throw new UnsupportedSchemaError('anyOf', path, 'anyOf must be a non-empty array');
@@ -264,14 +195,18 @@ export function compileSchema(schema: unknown, boundsIn: Partial<ConstraintBound
         };
         const min = len('minLength');
         const max = len('maxLength');
-        if (min === undefined && max === undefined) return { k: 'str' };
         if (min !== undefined && min > bounds.maxStringChars) throw new UnsupportedSchemaError('minLength', path, `over the bound of ${bounds.maxStringChars} characters`);
         if (min !== undefined && max !== undefined && min > max) throw new UnsupportedSchemaError('maxLength', path, 'below minLength');
+        const rx = compileRx(s, path, bounds, min, max);
+        if (rx) return rx;
+        if (min === undefined && max === undefined) return { k: 'str' };
         return { k: 'str', ...(min !== undefined ? { min } : {}), max: Math.min(max ?? bounds.maxStringChars, bounds.maxStringChars) };
       }
       case 'number':
-        return { k: 'num', integer: false };
+        return compileDecimal(s, false, path, bounds) ?? { k: 'num', integer: false };
       case 'integer': {
+        const dec = compileDecimal(s, true, path, bounds);
+        if (dec) return dec;
         const num = (key: string): number | undefined => {
           const v = s[key];
           if (v === undefined) return undefined;
@@ -373,52 +308,31 @@ function computeMinDepth(root: SNode): void {
   }
 }
 
-/** What tells a oneOf branch apart: its types, and the values its required properties may take. */
-interface Discriminant {
-  types: Set<string> | null;
-  consts: Map<string, Set<string>>;
-}
-
-function discriminant(branch: unknown, resolve: (v: unknown) => unknown): Discriminant {
-  const s = resolve(branch);
-  const out: Discriminant = { types: null, consts: new Map() };
-  if (!isObj(s)) return out;
-  const t = s.type ?? inferTypes(s);
-  if (typeof t === 'string') out.types = new Set([t]);
-  else if (Array.isArray(t)) out.types = new Set(t as string[]);
-  if (s.const !== undefined) out.types = null;
-  const props = isObj(s.properties) ? s.properties : {};
-  const required = Array.isArray(s.required) ? (s.required as unknown[]) : [];
-  for (const name of required) {
-    if (typeof name !== 'string') continue;
-    const p = resolve(props[name]);
-    if (!isObj(p)) continue;
-    const values = p.const !== undefined ? [p.const] : Array.isArray(p.enum) ? p.enum : null;
-    if (values) out.consts.set(name, new Set(values.map((v) => JSON.stringify(v))));
-  }
-  return out;
-}
-
-/** Whether no value can match both branches (conservative: false when unsure). */
-function disjoint(a: Discriminant, b: Discriminant): boolean {
-  if (a.types && b.types) {
-    const numeric = (t: Set<string>) => t.has('number') || t.has('integer');
-    const shared = [...a.types].some((t) => b.types!.has(t)) || (numeric(a.types) && numeric(b.types));
-    if (!shared) return true;
-  }
-  if (a.types?.has('object') !== false && b.types?.has('object') !== false) {
-    for (const [name, va] of a.consts) {
-      const vb = b.consts.get(name);
-      if (vb && ![...va].some((v) => vb.has(v))) return true;
-    }
-  }
-  return false;
-}
-
-function inferTypes(s: Record<string, unknown>): string[] | null {
+function inferTypes(s: Record<string | symbol, unknown>): string[] | null {
   if (s.properties !== undefined || s.required !== undefined || s.additionalProperties !== undefined) return ['object'];
   if (s.items !== undefined || s.minItems !== undefined || s.maxItems !== undefined) return ['array'];
+  // Other types pass pattern and format unchecked; emitting only strings is a subset.
+  if (s.pattern !== undefined || s.format !== undefined || s[EXTRA_PATTERNS] !== undefined) return ['string'];
   return null;
+}
+
+/**
+ * Whether an enum/const value passes pattern, number bounds and multipleOf beside it (values are
+ * emitted as they are, so those that fail are left out; checked as validators do, in doubles).
+ */
+function passesNewKeywords(s: Record<string, unknown>, v: unknown): boolean {
+  if (typeof v === 'string' && typeof s.pattern === 'string') {
+    try {
+      if (!new RegExp(s.pattern, 'u').test(v)) return false;
+    } catch {
+      throw new UnsupportedSchemaError('pattern', '', 'an invalid regular expression');
+    }
+  }
+  if (typeof v !== 'number') return true;
+  const n = (k: string) => (typeof s[k] === 'number' ? (s[k] as number) : undefined);
+  const [min, xmin, max, xmax, mult] = [n('minimum'), n('exclusiveMinimum'), n('maximum'), n('exclusiveMaximum'), n('multipleOf')];
+  if ((min !== undefined && v < min) || (xmin !== undefined && v <= xmin) || (max !== undefined && v > max) || (xmax !== undefined && v >= xmax)) return false;
+  return mult === undefined || Number.isInteger(v / mult);
 }
 
 function matchesType(v: unknown, t: string): boolean {

@@ -126,19 +126,19 @@ describe('automaton', () => {
 
   it('names the unsupported keyword', () => {
     const cases: [unknown, string][] = [
-      [{ type: 'string', pattern: '^a' }, 'pattern'],
-      [{ type: 'string', format: 'email' }, 'format'],
+      [{ type: 'string', pattern: '^(a)\\1' }, 'pattern'],
+      [{ type: 'string', format: 'email', maxLength: 2 }, 'format'],
       [{ type: 'string', minLength: 9999 }, 'minLength'],
-      [{ type: 'number', minimum: 0 }, 'minimum'],
-      [{ oneOf: [{ type: 'string' }, { type: 'string', maxLength: 2 }] }, 'oneOf'],
-      [{ allOf: [{ type: 'string' }, { type: 'string' }] }, 'allOf'],
+      [{ type: 'number', minimum: 1e40 }, 'minimum'],
+      [{ oneOf: [{ type: 'array' }, { type: 'array', maxItems: 2 }] }, 'oneOf'],
+      [{ allOf: [{ type: 'string' }, { type: 'null' }] }, 'allOf'],
       [{ type: 'object', properties: { a: { type: 'object', properties: { b: { type: 'string', maxLength: -3 } } } } }, 'maxLength'],
       [{ type: 'object', patternProperties: { x: {} } }, 'patternProperties'],
       [{ $ref: 'https://example.com/s.json' }, '$ref'],
       [{ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: { type: 'string' } }, 'additionalProperties'],
       [{ type: 'array', items: { type: 'integer' }, uniqueItems: true }, 'uniqueItems'],
       [{ type: 'date' }, 'type'],
-      [{ $defs: { a: { type: 'string', format: 'uuid' } }, type: 'string' }, 'format'],
+      [{ $defs: { a: { type: 'string', format: 'uuid', minLength: 40 } }, type: 'string' }, 'format'],
     ];
     for (const [schema, keyword] of cases) {
       let err: unknown;

@@ -98,15 +98,15 @@ describe('forced JSON with Pydantic and Zod keywords', () => {
 
   it('refuses what it cannot force, naming the keyword', () => {
     const refused: Array<[unknown, string]> = [
-      [{ oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] }, 'oneOf'],
+      [{ oneOf: [{ type: 'object' }, { type: 'object', properties: { a: { type: 'string' } } }] }, 'oneOf'],
       [{ oneOf: [{ type: 'integer' }, { type: 'number' }] }, 'oneOf'],
-      [{ allOf: [{ type: 'object' }, { type: 'object' }] }, 'allOf'],
+      [{ allOf: [{ type: 'object' }, { type: 'string' }] }, 'allOf'],
       [{ type: 'string', minLength: 5, maxLength: 2 }, 'maxLength'],
       [{ type: 'string', minLength: 100000 }, 'minLength'],
-      [{ type: 'string', pattern: '^a+$' }, 'pattern'],
-      [{ type: 'string', format: 'email' }, 'format'],
-      [{ type: 'number', minimum: 0.5 }, 'minimum'],
-      [{ type: 'integer', multipleOf: 3 }, 'multipleOf'],
+      [{ type: 'string', pattern: '^(?=a)a+$' }, 'pattern'],
+      [{ type: 'string', format: 'email', maxLength: 2 }, 'format'],
+      [{ type: 'number', minimum: 0.5, maximum: 0.25 }, 'minimum'],
+      [{ type: 'integer', multipleOf: 0.1 }, 'multipleOf'],
     ];
     for (const [schema, keyword] of refused) {
       let err: unknown;

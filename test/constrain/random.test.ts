@@ -170,9 +170,9 @@ describe('random model under constraints', () => {
   });
 
   it('unsupported schemas and unknown tools are refused with the keyword', () => {
-    expect(() => createJsonSchemaConstraint({ type: 'string', pattern: 'a+' }, tok)).toThrow(UnsupportedSchemaError);
-    expect(() => createJsonSchemaConstraint({ type: 'object', properties: { d: { type: 'string', format: 'date' } } }, tok)).toThrow(/"format"/);
-    const bad = [...tools, { type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', minimum: 1 } } } } }];
+    expect(() => createJsonSchemaConstraint({ type: 'string', pattern: '(?=a)+' }, tok)).toThrow(UnsupportedSchemaError);
+    expect(() => createJsonSchemaConstraint({ type: 'object', properties: { d: { type: 'string', format: 'date', maxLength: 4 } } }, tok)).toThrow(/"format"/);
+    const bad = [...tools, { type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', minimum: 1, maximum: 0 } } } } }];
     expect(() => createToolCallConstraint(bad, 'required', tok)).toThrow(/tool f: .*"minimum"/);
     expect(() => createToolCallConstraint(tools, 'nope', tok)).toThrow(/not among the tools/);
     // accept() refuses a token the mask did not allow

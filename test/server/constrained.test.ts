@@ -215,7 +215,7 @@ describe('refused with a 400', () => {
             name: 'x',
             schema: {
               type: 'object',
-              properties: { a: keyword === 'oneOf' ? { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] } : { type: 'string', [keyword]: keyword === 'format' ? 'email' : '^a+$' } },
+              properties: { a: keyword === 'oneOf' ? { oneOf: [{ type: 'object' }, { type: 'object', properties: { b: { type: 'string' } } }] } : { type: 'string', maxLength: 2, [keyword]: keyword === 'format' ? 'email' : '^(?=a)a+$' } },
             },
           },
         },
@@ -226,14 +226,14 @@ describe('refused with a 400', () => {
     {
       name: 'text.format with pattern',
       route: '/responses',
-      body: { model: MODEL, input: 'hi', max_output_tokens: 1, text: { format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: 'a' } } } },
+      body: { model: MODEL, input: 'hi', max_output_tokens: 1, text: { format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '(a)\\1' } } } },
       param: 'text.format.schema',
       keyword: 'pattern',
     },
     {
       name: 'named tool with format',
       route: '/chat/completions',
-      body: { ...base, tools: weatherTool({ type: 'object', properties: { d: { type: 'string', format: 'date' } } }), tool_choice: { type: 'function', function: { name: 'get_weather' } } },
+      body: { ...base, tools: weatherTool({ type: 'object', properties: { d: { type: 'string', format: 'date', maxLength: 9 } } }), tool_choice: { type: 'function', function: { name: 'get_weather' } } },
       param: 'tools[0].function.parameters',
       keyword: 'format',
     },
@@ -246,7 +246,7 @@ describe('refused with a 400', () => {
         max_output_tokens: 1,
         tools: [
           { type: 'function', name: 'ok', parameters: { type: 'object', properties: {} } },
-          { type: 'function', name: 'bad', parameters: { type: 'object', properties: { a: { oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] } } } },
+          { type: 'function', name: 'bad', parameters: { type: 'object', properties: { a: { oneOf: [{ type: 'integer' }, { type: 'number' }] } } } },
         ],
         tool_choice: 'required',
       },
@@ -271,13 +271,13 @@ describe('refused with a 400', () => {
       ...base,
       tools: [
         { type: 'function', function: { name: 'ok', parameters: { type: 'object', properties: {} } } },
-        { type: 'function', function: { name: 'free', parameters: { type: 'object', properties: { d: { type: 'string', pattern: '^a$' } } } } },
+        { type: 'function', function: { name: 'free', parameters: { type: 'object', properties: { d: { type: 'string', pattern: '^(?=a)$' } } } } },
       ],
       tool_choice: { type: 'function', function: { name: 'ok' } },
       max_tokens: 1,
     });
     expect(r.usage!.completion_tokens).toBe(1);
-    const auto = await s.client.chat.completions.create({ ...base, tools: weatherTool({ type: 'string', pattern: 'x' }) as OpenAI.Chat.Completions.ChatCompletionTool[] });
+    const auto = await s.client.chat.completions.create({ ...base, tools: weatherTool({ type: 'string', pattern: '\\bx' }) as OpenAI.Chat.Completions.ChatCompletionTool[] });
     expect(auto.usage!.completion_tokens).toBe(1);
   });
 });
