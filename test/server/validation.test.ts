@@ -137,8 +137,9 @@ function battery(): BadRequest[] {
   add(chat, 'tool_choice required without tools', { ...chatBase, tool_choice: 'required' });
   add(chat, 'tool_choice naming an unknown function', { ...chatBase, tools: fn({}), tool_choice: { type: 'function', function: { name: 'g' } } });
   add(chat, 'tool_choice of another tool kind', { ...chatBase, tools: fn({}), tool_choice: { type: 'allowed_tools', mode: 'auto' } }, 400, 'unsupported_parameter');
-  add(chat, 'tool_choice named, parameters outside the supported subset', { ...chatBase, tools: params({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }), tool_choice: { type: 'function', function: { name: 'f' } } }, 400, 'unsupported_schema');
-  for (const schema of [{ type: 'string', format: 'email' }, { type: 'string', pattern: '^a+$' }, { type: 'object', patternProperties: { a: {} } }]) {
+  add(chat, 'tool_choice named, parameters outside the supported subset', { ...chatBase, tools: params({ type: 'object', properties: { a: { type: 'string', pattern: '(?=x)x' } } }), tool_choice: { type: 'function', function: { name: 'f' } } }, 400, 'unsupported_schema');
+  // lookaround and backreferences are outside the regular patterns constrained decoding compiles
+  for (const schema of [{ type: 'string', pattern: '^(?!a)b$' }, { type: 'string', pattern: '^(a)\\1$' }, { type: 'object', patternProperties: { a: {} } }]) {
     add(chat, `response_format schema ${JSON.stringify(schema)}`, { ...chatBase, response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } }, 400, 'unsupported_schema');
   }
   field(chat, 'reasoning_effort', ['extreme', 5, '', 'none', {}]);
@@ -214,7 +215,7 @@ function battery(): BadRequest[] {
   field(responses, 'top_logprobs', [5], 400, 'unsupported_parameter');
   field(responses, 'instructions', [5, {}]);
   field(responses, 'tool_choice', ['required', { type: 'function', name: 'f' }]);
-  field(responses, 'text', [{ format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: 'a' } } }], 400, 'unsupported_schema');
+  field(responses, 'text', [{ format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '(?<=a)b' } } }], 400, 'unsupported_schema');
   field(responses, 'tool_choice', ['sometimes', 7]);
   field(responses, 'tool_choice', [{ type: 'web_search' }], 400, 'unsupported_parameter');
 
