@@ -10,7 +10,7 @@ const { engine } = await loadEngine(process.argv[2] ?? 'synthetic:tiny', { conte
 const prompt = (seed) => Array.from({ length: 16 }, (_, i) => (seed * 7919 + i * 104729) % 199998);
 await engine.generate(prompt(99).slice(0, 12), { maxTokens: 2 });
 for (const n of [1, 4, 16]) {
-  const bytes = engine.countNextStep((tokens, seqs) => tokens === seqs && seqs === n);
+  const bytes = engine.countNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs && seqs === n);
   await Promise.all(Array.from({ length: n }, (_, i) => engine.generate(prompt(n * 100 + i), { maxTokens: 6 })));
   const b = await Promise.race([bytes, Promise.resolve(null)]);
   console.log(JSON.stringify(b ? { sequences: n, weight_bytes_per_step: b.total, by_kernel: b.byKernel } : { sequences: n, weight_bytes_per_step: null, why: 'no step decoded all of them at once' }));

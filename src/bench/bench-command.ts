@@ -122,8 +122,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
   // a step that decodes every stream at once, else the first that only decodes
   // (decode_step_tokens says how many it held; bench/batch-weight-bytes.mjs counts steps of a given batch size)
-  const fullDecode = engine.countNextStep((tokens, seqs) => tokens === seqs && seqs === concurrency);
-  const anyDecode = engine.countNextStep((tokens, seqs) => tokens === seqs);
+  const fullDecode = engine.countNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs && seqs === concurrency);
+  const anyDecode = engine.countNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs);
   const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
   const results = await Promise.all(
@@ -221,7 +221,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     };
     // a short run of a prompt already seen (its prefill comes from the prefix cache) profiles a
     // decode step; a prompt not seen before, the first prefill chunk
-    const decode = engine.profileNextStep((tokens, seqs) => tokens === seqs);
+    const decode = engine.profileNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs);
     await engine.generate(ps[0]!, { maxTokens: 2 });
     out.profile_ms_per_step = perKernel(await decode);
     const prefill = engine.profileNextStep((tokens) => tokens > 1);

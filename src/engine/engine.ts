@@ -149,7 +149,7 @@ export class Engine {
    * GPU time of every dispatch of the next step that `when` accepts (by its tokens and sequences;
    * one timestamped pass per dispatch; needs timestamp-query). Resolves once such a step ran.
    */
-  profileNextStep(when: (tokens: number, sequences: number) => boolean): Promise<DispatchTimes> {
+  profileNextStep(when: (tokens: number, sequences: number, samples: number) => boolean): Promise<DispatchTimes> {
     return this.instruments.profileNextStep(when);
   }
 
@@ -157,7 +157,7 @@ export class Engine {
    * Weight bytes the kernels of the next step that `when` accepts fetch (each kernel's access
    * pattern over what the step held; the experts from the step's routing, read back for this).
    */
-  countNextStep(when: (tokens: number, sequences: number) => boolean = () => true): Promise<StepBytes> {
+  countNextStep(when: (tokens: number, sequences: number, samples: number) => boolean = () => true): Promise<StepBytes> {
     return this.instruments.countNextStep(when);
   }
 

@@ -10,9 +10,10 @@ import type { EngineResources } from './setup.js';
 import type { DispatchTimes, GpuInFlight, GpuStepExecutor, StepObserver } from './step-exec.js';
 import type { PreparedStep } from './step-inputs.js';
 
-type StepFilter = (tokens: number, sequences: number) => boolean;
+/** Tokens, sequences and sampled rows of a step. */
+type StepFilter = (tokens: number, sequences: number, samples: number) => boolean;
 
-const accepts = (when: StepFilter, s: PreparedStep) => when(s.plan.tokens, s.plan.entries.length);
+const accepts = (when: StepFilter, s: PreparedStep) => when(s.plan.tokens, s.plan.entries.length, s.shape.samples);
 
 export interface ForwardCapture {
   /** Per layer, f32 [T][H]: x after the attention block, and after the MoE block. */
