@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { decodeWeightBytes } from '../src/bench/cost.js';
+import { decodeWeightBytes, stepMacsFloor } from '../src/bench/cost.js';
 import { syntheticConfig } from '../src/model/synthetic.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 
@@ -34,8 +34,13 @@ describe('bench', () => {
     // what the decode kernels fetched, counted from the dispatches of a step: every weight once
     // (norms and biases widened to f32), against the floor computed from the config
     const wb = decodeWeightBytes(c);
-    expect(r.weight_bytes_min_per_step).toBe(wb.min);
+    expect(r.weight_bytes_min_per_token_step).toBe(wb.min);
     expect(r.decode_step_tokens).toBe(1);
+    // the measured step's own floor: for one token, the batch-1 floor
+    expect(r.weight_bytes_min_per_step).toBe(wb.min);
+    // one token's multiply-adds, no padding: each matrix and its k experts once, the unembedding once
+    expect(r.macs_per_step).toBe(r.macs_min_per_step);
+    expect(r.macs_min_per_step).toBe(stepMacsFloor(c, { tokens: 1, rows: 1 }));
     expect(r.weight_bytes_per_step as number).toBeGreaterThanOrEqual(wb.min);
     expect((r.weight_bytes_per_step as number) / wb.min).toBeLessThan(1.03);
     // a prefill chunk reads each matrix once per tile of tokens, so per token far less than a decode step

@@ -48,7 +48,8 @@ export function stepWeightFloor(c: ModelConfig, s: StepSize): number {
   const I = c.intermediateSize;
   const qkv = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
   const o = c.numHeads * c.headDim;
-  const dense = c.numLayers * 2 * (qkv * H + H * o + c.numExperts * H + 2 * H + qkv + H + c.numExperts);
+  // matrices, then the vectors: two norms, the qkv bias, the sinks, the out bias, the router bias
+  const dense = c.numLayers * 2 * (qkv * H + H * o + c.numExperts * H + 2 * H + qkv + c.numHeads + H + c.numExperts);
   const expert = (2 * I * H + H * I) * (0.5 + 1 / 32) + 2 * (2 * I + H);
   return dense + s.usedExperts * expert + (s.rows ? 2 * c.vocabSize * H + 2 * H : 0) + s.tokens * 2 * H;
 }

@@ -111,7 +111,9 @@ describe('LangChain (@langchain/openai)', () => {
   const chat = () => new ChatOpenAI({ model: MODEL, apiKey: 'unused', configuration: { baseURL: s.baseURL }, maxTokens: 8, maxRetries: 0 });
 
   it('invoke, and stream a forced JSON answer a piece per token', async () => {
-    const message = await chat().invoke('Say hello.', { seed: 5 });
+    // run to maxTokens past the end tokens (ignore_eos through modelKwargs), so the usage is exact
+    const fixed = new ChatOpenAI({ model: MODEL, apiKey: 'unused', configuration: { baseURL: s.baseURL }, maxTokens: 8, maxRetries: 0, modelKwargs: { ignore_eos: true } });
+    const message = await fixed.invoke('Say hello.', { seed: 5 });
     expect(typeof message.content).toBe('string');
     expect(message.usage_metadata?.output_tokens).toBe(8);
     // Streamed content that random weights always write: a forced JSON answer, a piece per token.
