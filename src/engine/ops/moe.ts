@@ -18,6 +18,9 @@ import type { Gpu } from '../../gpu/device.js';
 import type { OpContext } from './context.js';
 import { moeGrouped, sgmatMoe } from '../dispatch-policy.js';
 import { sgmatMoeOps, sgmatOf } from './sgmat.js';
+import { moeGatherOp, type MoeGroupBuffers, type MoeGroupedArgs } from './moe-shared.js';
+
+export { moeGatherOp, type MoeGroupBuffers, type MoeGroupedArgs } from './moe-shared.js';
 
 /** Largest k the top-k kernel supports. */
 export const MAX_TOP_K = 8;
@@ -175,16 +178,6 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
 /** Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block. */
 export const GEMM_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
 
-/** The grouped MoE's scratch: routing metadata, the sorted order and its inverse, expert outputs. */
-export interface MoeGroupBuffers {
-  /** u32: offsets[E + 1], tile_off[E + 1], tiles[2 * maxTiles] (moe_route.wgsl). */
-  meta: GPUBuffer;
-  order: GPUBuffer;
-  dst: GPUBuffer;
-  /** f32 [T·k][H]: each (token, slot)'s expert output at its sorted row. */
-  y: GPUBuffer;
-  tilesOffset: number;
-}
 
 export function moeGroupBytes(tokens: number, c: { numExperts: number; expertsPerToken: number; hiddenSize: number }): number {
   const n = tokens * c.expertsPerToken;
@@ -205,24 +198,6 @@ export function allocateMoeGroup(gpu: Gpu, tokens: number, c: { numExperts: numb
   };
 }
 
-export interface MoeGroupedArgs {
-  xn: GPUBuffer;
-  routing: GPUBuffer;
-  /** f32 [T·k][I]: SwiGLU outputs at sorted rows. */
-  h: GPUBuffer;
-  /** x += the weighted expert outputs. */
-  x: GPUBuffer;
-  group: MoeGroupBuffers;
-  experts: readonly { first: number; count: number; mlp1Blocks: GPUBuffer; mlp1Scales: GPUBuffer; mlp1Bias: GPUBuffer; mlp2Blocks: GPUBuffer; mlp2Scales: GPUBuffer; mlp2Bias: GPUBuffer }[];
-  hidden: number;
-  intermediate: number;
-  topK: number;
-  numExperts: number;
-  swigluLimit: number;
-  /** Steps with fewer tokens skip these dispatches (tests); default dispatch-policy.ts moeGrouped. */
-  minTokens?: number;
-  label: string;
-}
 
 /**
  * The MoE for many tokens at once: group the (token, slot) pairs by expert (moe_route), per expert
@@ -284,22 +259,6 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
   return ops;
 }
 
-/** x += the routing-weighted expert outputs of each token, in slot order (moe_gather). */
-export function moeGatherOp(
-  ctx: OpContext,
-  a: { label: string; hidden: number; topK: number; routing: GPUBuffer; group: { dst: GPUBuffer; y: GPUBuffer }; x: GPUBuffer },
-  on: (s: StepShape) => boolean,
-): Dispatch {
-  const pipeline = ctx.shaders.pipeline({ shader: 'moe_gather', defines: { WG: 64 } });
-  const params = paramsBuffer(ctx.gpu, KERNEL_PARAMS.moe_gather, { h: a.hidden, k: a.topK }, `${a.label}.gather.params`);
-  return {
-    label: `${a.label}.gather`,
-    pipeline,
-    bindGroup: bindGroup(ctx.gpu, pipeline, [ctx.step, params, a.routing, a.group.dst, a.group.y, a.x], `${a.label}.gather`),
-    when: on,
-    groups: (s) => grid(s.tokens),
-  };
-}
 
 export interface Mxfp4DecodeArgs {
   /** `count` blocks of 16 bytes. */

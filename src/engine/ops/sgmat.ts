@@ -11,7 +11,7 @@ import { paramsBuffer } from '../../gpu/params.js';
 import type { ShaderCache } from '../../gpu/shaders.js';
 import type { OpContext } from './context.js';
 import type { MatmulArgs } from './basic.js';
-import { moeGatherOp, type MoeGroupedArgs } from './moe.js';
+import { moeGatherOp, type MoeGroupedArgs } from './moe-shared.js';
 
 /** How the subgroup-matrix kernels compile: the fragment shape, lanes per subgroup, real or twin. */
 export interface SgmatShape {
