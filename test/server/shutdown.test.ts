@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { REPO_ROOT, until } from './helpers.js';
+import { FIXED_LENGTH, REPO_ROOT, until } from './helpers.js';
 import { freePort, groupGone, killGroup, startProcess } from './processes.js';
 
 const GRACE_SECONDS = 1;
@@ -133,7 +133,8 @@ describe('shutdown deadline', () => {
         let chunks = 0;
         for await (const _ of stream) chunks++;
         expect(chunks).toBeGreaterThan(0);
-        const plain = await client.chat.completions.create({ model: 'synthetic:tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 });
+        // ignore_eos: an end token drawn at random would end the answer before its 2 tokens
+        const plain = await client.chat.completions.create({ model: 'synthetic:tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, ...FIXED_LENGTH });
         expect(plain.usage!.completion_tokens).toBe(2);
         killGroup(pgid, 'SIGTERM');
         times.push(await groupGone(pgid, DEADLINE_MS + SLACK_MS));
