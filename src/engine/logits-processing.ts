@@ -41,7 +41,10 @@ export function rowProcessing(o: GenerateOptions, tokens: readonly number[], pro
     }
     return e;
   };
-  for (const [id, bias] of o.logitBias ?? []) if (bias !== 0) at(id)!.add += bias;
+  for (const [id, bias] of o.logitBias ?? []) {
+    const e = bias !== 0 ? at(id) : null;
+    if (e) e.add += bias;
+  }
   if (presence || frequency) {
     const counts = new Map<number, number>();
     for (let i = tokens.length - 1; i >= promptLength; i--) counts.set(tokens[i]!, (counts.get(tokens[i]!) ?? 0) + 1);
