@@ -12,27 +12,7 @@ struct Params {
   vocab: u32,
 }
 
-struct ProcRow {
-  sample: u32,  // index among the step's sample rows (sampled[], SampleRow)
-  row: u32,     // logits row
-  n: u32,       // entries
-  off: u32,     // first entry
-  top: u32,     // top logprobs wanted; NO_LOGPROBS for none
-  min_p: f32,   // 0: off
-  temp: f32,    // the row's temperature (min-p compares probabilities at it)
-  _pad: u32,
-}
-
-struct Entry {
-  id: u32,
-  add: f32,  // logit bias minus the presence and frequency penalties
-  rep: f32,  // repetition penalty (1: none)
-  raw: f32,  // out: the raw logit
-}
-
-const NO_LOGPROBS: u32 = 0xFFFFFFFFu;
-// Words of one logprobs record: normaliser, chosen id, chosen logprob, top count, TOPN (id, logprob).
-const LP_WORDS: u32 = 4u + 2u * TOPN;
+#include lib/logits_rows
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> p: Params;

@@ -9,26 +9,7 @@ struct Params {
   vocab: u32,
 }
 
-struct ProcRow {
-  sample: u32,
-  row: u32,
-  n: u32,
-  off: u32,
-  top: u32,
-  min_p: f32,
-  temp: f32,
-  _pad: u32,
-}
-
-struct Entry {
-  id: u32,
-  add: f32,
-  rep: f32,
-  raw: f32,
-}
-
-const NO_LOGPROBS: u32 = 0xFFFFFFFFu;
-const LP_WORDS: u32 = 4u + 2u * TOPN;
+#include lib/logits_rows
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> p: Params;
