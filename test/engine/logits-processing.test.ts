@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, type GenerateOptions, type TokenLogprob } from '../../src/engine/engine.js';
 import { testGpu } from '../helpers/gpu.js';
 import { manifest, ORACLE } from '../helpers/oracle.js';
+import { logSoftmax64 } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
 const MODEL = 'tiny-e32k4';
@@ -17,15 +18,6 @@ beforeAll(async () => {
   engine = await Engine.load(join(ORACLE, MODEL, 'hf'), { gpu, context: 128, maxBatchTokens: 64, kvDtype: 'f32' });
 });
 afterAll(() => engine?.destroy());
-
-function logSoftmax(row: Float32Array): Float64Array {
-  let m = -Infinity;
-  for (const v of row) m = Math.max(m, v);
-  let s = 0;
-  for (const v of row) s += Math.exp(v - m);
-  const lse = m + Math.log(s);
-  return Float64Array.from(row, (v) => v - lse);
-}
 
 async function run(o: Omit<GenerateOptions, 'onToken' | 'onLogits'>) {
   const rows: Float32Array[] = [];
@@ -40,7 +32,7 @@ describe(`logits processing on ${MODEL}`, () => {
       const { tokens, rows, lps } = await run({ maxTokens: 12, logprobs: 5, ...o });
       expect(lps).toHaveLength(tokens.length);
       tokens.forEach((id, i) => {
-        const ls = logSoftmax(rows[i]!);
+        const ls = logSoftmax64(rows[i]!);
         expect(Math.abs(lps[i]!.logprob - ls[id]!), `token ${i}`).toBeLessThan(1e-4);
         const order = [...ls.keys()].sort((a, b) => ls[b]! - ls[a]!).slice(0, 5);
         expect(lps[i]!.top.map((t) => t.id)).toEqual(order);

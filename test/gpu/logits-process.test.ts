@@ -10,6 +10,7 @@ import { logitsProcessOps } from '../../src/engine/ops/logits-process.js';
 import { sampleOps } from '../../src/engine/ops/sample.js';
 import { noGpuErrors, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
+import { chiSquareQuantile, logSoftmax64 } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
 const variants = await shaderVariants();
@@ -94,14 +95,6 @@ function processRow(raw: Float32Array, p: Proc, t: number): Float64Array {
   return out;
 }
 
-function logSoftmax(row: ArrayLike<number>): Float64Array {
-  const m = Math.max(...Array.from(row));
-  let s = 0;
-  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - m);
-  const lse = m + Math.log(s);
-  return Float64Array.from(row, (v) => v - lse);
-}
-
 describe.each(variants)('logits processing ($name)', ({ shaders }) => {
   const ctx = new OpContext(gpu, shaders);
 
@@ -137,7 +130,7 @@ describe.each(variants)('logits processing ($name)', ({ shaders }) => {
       for (let j = 0; j < V; j++) expect(Math.abs(processed[i * V + j]! - want[j]!), `row ${i} logit ${j}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[j]!)));
     }
     for (const i of [0, 1, 2]) {
-      const ls = logSoftmax(row(i));
+      const ls = logSoftmax64(row(i));
       const w = i * LOGPROB_WORDS;
       const top = Math.min(procs[i]!.top, 20);
       expect(lp.u[w + 1], `row ${i} chosen id`).toBe(ids[i]);
@@ -186,9 +179,7 @@ describe.each(variants)('logits processing ($name)', ({ shaders }) => {
     expect(kept.length).toBeLessThan(V);
     let chi2 = 0;
     for (const i of kept) chi2 += (counts[i]! - N * p[i]!) ** 2 / (N * p[i]!);
-    const df = kept.length - 1;
-    const a = 2 / (9 * df);
     // P(chi2 > bound) ~ 1e-4 under the right distribution
-    expect(chi2).toBeLessThan(df * (1 - a + 3.72 * Math.sqrt(a)) ** 3);
+    expect(chi2).toBeLessThan(chiSquareQuantile(kept.length - 1, 3.72));
   });
 });

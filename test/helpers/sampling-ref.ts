@@ -52,6 +52,16 @@ export function softmax64(logits: ArrayLike<number>, t: number): Float64Array {
   return p.map((v) => v / z);
 }
 
+/** log softmax(logits) in float64: the logprobs the OpenAI APIs report. */
+export function logSoftmax64(logits: ArrayLike<number>): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < logits.length; i++) m = Math.max(m, logits[i]!);
+  let s = 0;
+  for (let i = 0; i < logits.length; i++) s += Math.exp(logits[i]! - m);
+  const lse = m + Math.log(s);
+  return Float64Array.from({ length: logits.length }, (_, i) => logits[i]! - lse);
+}
+
 /** Wilson-Hilferty approximation of the chi-square quantile with `df` degrees of freedom at normal deviate z. */
 export function chiSquareQuantile(df: number, z: number): number {
   const a = 2 / (9 * df);
