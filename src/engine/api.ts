@@ -2,6 +2,7 @@
 // and the counters it keeps (src/server, src/bench and the CLI read these).
 import type { Gpu } from '../gpu/device.js';
 import type { KvDtype } from './kv-cache.js';
+import type { SpeculatorOptions } from './speculative/speculator.js';
 import type { UploadProgress } from './weights.js';
 
 export interface EngineOptions {
@@ -28,6 +29,8 @@ export interface EngineOptions {
    * maxStorageBufferBindingSize, above which they are always split). Tests set it low.
    */
   shardBytes?: number;
+  /** Speculative decoding: a proposer and the most tokens it proposes per sequence and step. */
+  speculative?: SpeculatorOptions;
   /** Dawn robustness (tests). */
   robust?: boolean;
   gpu?: Gpu;
@@ -102,6 +105,8 @@ export interface GenerateOptions extends SamplingOptions, LogitsProcessing {
   onPrefillLogits?: (logits: Float32Array) => void;
   /** Constrained decoding (src/constrain): which tokens the sampler may pick at each step. */
   constraint?: TokenMaskSource;
+  /** false: this sequence never verifies proposals, on an engine with speculative decoding. */
+  speculative?: boolean;
   /** Called once the sequence holds a slot and its prefill starts. */
   onStart?: () => void;
   /** Receives the logits row each token is sampled from (tests and debugging: one more readback per step). */
@@ -152,6 +157,22 @@ export interface EngineStats {
   aheadSteps: number;
   preemptions: number;
   prefixCacheHitTokens: number;
+  /** Speculative decoding's counters (null on an engine without it). */
+  speculative: SpeculativeStats | null;
+}
+
+/** What speculative decoding proposed and kept, since start. */
+export interface SpeculativeStats {
+  /** The proposer: 'ngram' or 'draft'. */
+  method: string;
+  /** Proposed tokens verified. */
+  proposed: number;
+  /** Of those, accepted. */
+  accepted: number;
+  /** Decode entries that verified proposals. */
+  verifications: number;
+  /** Verifications by the number of proposals accepted (index 0..K). */
+  acceptedHistogram: number[];
 }
 
 /**

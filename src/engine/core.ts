@@ -7,6 +7,7 @@ import { zeroStats, type BatchingState, type EngineStats, type GenerateOptions, 
 import { Scheduler, type SchedulerOptions, type StepPlan } from './scheduler.js';
 import { Sequences, type SeqRequest, type StepOutput } from './sequences.js';
 import { StepInputWriter, type PreparedStep } from './step-inputs.js';
+import type { Speculator } from './speculative/speculator.js';
 
 /** A submitted step whose output is not back yet. */
 export interface InFlight {
@@ -34,6 +35,10 @@ export interface CoreOptions {
   allLogits: boolean;
   /** Plan and submit each step while the previous one runs. */
   runAhead: boolean;
+  /** Sampled rows a step holds (the step-input arrays are sized for it). */
+  samples?: number;
+  /** Speculative decoding: proposals before each step that is not planned ahead. */
+  speculator?: Speculator;
   faultHook?: (phase: StepPhase) => void;
   /** Where an error the loop absorbed is reported (default console.error). */
   log?: (message: string, error: unknown) => void;
@@ -69,10 +74,11 @@ export class EngineCore<F extends InFlight = InFlight> {
       get prefixCacheHitTokens() {
         return scheduler.cacheHitTokens;
       },
+      speculative: o.speculator?.stats ?? null,
     };
     this.sequences = new Sequences(this.scheduler, { vocab: o.vocab, allLogits: o.allLogits, stats: this.stats });
     const s = o.scheduler;
-    this.inputs = new StepInputWriter({ tokens: s.maxBatchTokens, rows: o.rows, samples: s.maxNumSeqs, vocab: o.vocab }, o.maskWords);
+    this.inputs = new StepInputWriter({ tokens: s.maxBatchTokens, rows: o.rows, samples: o.samples ?? s.maxNumSeqs, vocab: o.vocab }, o.maskWords);
   }
 
   get contextLength(): number {
@@ -127,10 +133,10 @@ export class EngineCore<F extends InFlight = InFlight> {
       });
   }
 
-  private report(what: string, e: unknown): void {
+  private report(what: string, e: unknown, outcome = 'its sequences end with the error'): void {
     if (this.closed) return; // a step still in flight as the engine was destroyed
     try {
-      (this.o.log ?? ((m, err) => console.error(m, err)))(`engine: ${what} failed; its sequences end with the error`, e);
+      (this.o.log ?? ((m, err) => console.error(m, err)))(`engine: ${what} failed; ${outcome}`, e);
     } catch {
       // a logger that throws must not take the loop down
     }
@@ -147,6 +153,7 @@ export class EngineCore<F extends InFlight = InFlight> {
     let inFlight: F | null = null;
     while (!this.closed && (inFlight || this.scheduler.hasWork())) {
       this.guard('abort checks', null, () => this.sequences.dropAborted());
+      if (!inFlight && this.o.speculator) await this.propose(this.o.speculator);
       inFlight ??= this.submitNext(false);
       if (!inFlight) {
         if (!this.scheduler.hasWork()) break;
@@ -164,7 +171,16 @@ export class EngineCore<F extends InFlight = InFlight> {
   }
 
   private canRunAhead(): boolean {
-    return !this.executor.holdsRunAhead() && !this.sequences.needsHost();
+    return !this.executor.holdsRunAhead() && !this.sequences.needsHost() && !this.o.speculator?.wantsHost(this.scheduler.runningSeqs());
+  }
+
+  /** Proposals for the next step; a proposer that fails costs them, not the requests. */
+  private async propose(sp: Speculator): Promise<void> {
+    try {
+      await sp.propose(this.scheduler.runningSeqs());
+    } catch (e) {
+      this.report('proposing (speculative decoding)', e, 'the step runs without proposals');
+    }
   }
 
   /** Runs `fn`; on a throw fails the step's sequences (every sequence when there is no step yet). */
@@ -239,7 +255,10 @@ export class EngineCore<F extends InFlight = InFlight> {
       this.failStep('readback', plan, e);
       return;
     }
-    this.guard('output delivery', plan, () => this.sequences.update(plan, out, f.stats));
+    this.guard('output delivery', plan, () => {
+      this.sequences.update(plan, out, f.stats);
+      this.o.speculator?.settled(plan);
+    });
   }
 
   /**

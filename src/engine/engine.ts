@@ -14,6 +14,7 @@ import { openCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { BatchingState, EngineOptions, EngineStats, GenerateOptions, GenerateResult, MemoryPlan, StepBytes, StepSize } from './api.js';
 import { EngineCore } from './core.js';
+import { Speculator } from './speculative/speculator.js';
 import { Instruments, type ForwardCapture } from './instrument.js';
 import type { KvPlan } from './kv-cache.js';
 import type { Scheduler } from './scheduler.js';
@@ -69,6 +70,8 @@ export class Engine {
           maskWords: res.inputs.maskWords,
           allLogits: plan.allLogits,
           runAhead: plan.runAhead,
+          samples: plan.samples,
+          speculator: opts.speculative ? new Speculator(opts.speculative) : undefined,
           faultHook: opts.faultHook,
           log: opts.log,
         });

@@ -20,6 +20,13 @@
 // sampled in it has one `pending` token (its id only on the GPU, where the next step's embedding
 // reads it); the scheduler counts it in the sequence's length. A step planned ahead never
 // preempts and skips sequences that are sure to end (max tokens, context).
+//
+// Speculative decoding: a decoding sequence with proposed tokens (Seq.draft, set before a step that
+// is not planned ahead) feeds its last token plus up to k of them in one entry, every one of
+// those positions sampled. After the step the longest agreeing prefix is kept (complete() moves
+// `computed` back to it; the KV written past it is overwritten by the next step, so nothing is
+// copied). Proposals take what is left of the token budget after every decoding sequence's own
+// token, and of the spare sampled rows (maxRows beyond one per sequence).
 import { KvBlockManager, type BlockTable, type KvBlockOptions, type PagePool } from './kv-pages.js';
 
 export interface SchedulerOptions extends KvBlockOptions {
@@ -28,6 +35,8 @@ export interface SchedulerOptions extends KvBlockOptions {
   maxBatchTokens: number;
   /** Positions a sequence may reach. */
   context: number;
+  /** Sampled rows a step may hold (default maxNumSeqs); the rows beyond one per sequence carry proposals. */
+  maxRows?: number;
 }
 
 export type SeqState = 'waiting' | 'running' | 'finished';
@@ -67,6 +76,8 @@ export class Seq<R = unknown> implements BlockTable {
   readonly sliding: number[] = [];
   hashes: string[] = [];
   registered = 0;
+  /** Proposed next tokens for the next step to verify (speculative decoding); the scheduler takes them. */
+  draft: number[] = [];
   /** Prompt tokens served from the prefix cache at the first admission. */
   cachedTokens = 0;
   admissions = 0;
@@ -105,6 +116,10 @@ export interface StepEntry<R = unknown> {
   pos0: number;
   /** The last token's logits are sampled. */
   sample: boolean;
+  /** Proposed tokens this entry verifies (after the sequence's last token; each position is sampled). */
+  draft: readonly number[];
+  /** Of `draft`, how many the step's output agreed with (set when its output is handed out). */
+  accepted: number;
 }
 
 export interface StepPlan<R = unknown> {
@@ -216,8 +231,8 @@ export class Scheduler<R = unknown> {
     const preempted: Seq<R>[] = [];
     let budget = this.o.maxBatchTokens;
     const scheduled = new Set<Seq<R>>();
-    const add = (seq: Seq<R>, n: number) => {
-      entries.push({ seq, tok0: 0, ntok: n, pos0: seq.computed, sample: false });
+    const add = (seq: Seq<R>, n: number, draft: readonly number[] = []) => {
+      entries.push({ seq, tok0: 0, ntok: n, pos0: seq.computed, sample: false, draft, accepted: 0 });
       seq.computed += n;
       scheduled.add(seq);
       budget -= n;
@@ -242,14 +257,25 @@ export class Scheduler<R = unknown> {
       return false;
     };
 
-    // 1. decode tokens, in arrival order
-    for (const seq of this.running.filter((s) => !s.prefilling)) {
-      if (seq.state !== 'running') continue; // preempted for an older one in this loop
+    // 1. decode tokens, in arrival order; then the proposals they verify, from what is left
+    const decoders = this.running.filter((s) => !s.prefilling);
+    let spareRows = (this.o.maxRows ?? this.o.maxNumSeqs) - this.o.maxNumSeqs;
+    decoders.forEach((seq, i) => {
+      const draft = seq.draft;
+      seq.draft = [];
+      if (seq.state !== 'running') return; // preempted for an older one in this loop
       // decoding ahead of a step that ends it (its last token, or the context): nothing to feed
-      if (seq.generated + seq.pending >= seq.maxTokens || seq.length > this.capacity) continue;
-      const n = Math.min(seq.length - seq.computed, budget);
-      if (n > 0 && grow(seq, n)) add(seq, n);
-    }
+      if (seq.generated + seq.pending >= seq.maxTokens || seq.length > this.capacity) return;
+      const own = seq.length - seq.computed;
+      // proposals: never ahead (their ids are the host's), never past max tokens or the context,
+      // never taking the own token of a sequence after this one
+      const k = opts.ahead || seq.pending ? 0 : Math.max(0, Math.min(draft.length, seq.maxTokens - seq.generated - 1, this.capacity - seq.length, spareRows, budget - own - (decoders.length - 1 - i)));
+      const n = Math.min(own + k, budget);
+      if (n > 0 && grow(seq, n)) {
+        add(seq, n, draft.slice(0, n - own));
+        spareRows -= n - own;
+      }
+    });
 
     // 2. prompts: running ones and those admitted now share what is left
     const prompts = this.running.filter((s) => s.prefilling);
@@ -308,7 +334,7 @@ export class Scheduler<R = unknown> {
       e.tok0 = tok;
       tok += e.ntok;
       const seq = e.seq;
-      e.sample = seq.computed === seq.length && seq.generates;
+      e.sample = seq.computed - e.draft.length === seq.length && seq.generates;
       if (e.sample) seq.pending++;
     }
     if (!entries.length) return preempted.length ? { entries, tokens: 0, preempted } : null;
@@ -317,13 +343,16 @@ export class Scheduler<R = unknown> {
 
   /**
    * After a step ran and its sampled ids were appended to `seq.tokens` (and `pending` lowered):
-   * its positions are confirmed, and complete blocks with known ids join the prefix cache.
+   * its positions are confirmed (a verifying entry's only up to its accepted proposals: the next
+   * step writes from there), and complete blocks with known ids join the prefix cache.
    */
   complete(plan: StepPlan<R>): void {
     for (const e of plan.entries) {
       const seq = e.seq;
       if (seq.state !== 'running') continue;
-      seq.confirmed = Math.max(seq.confirmed, e.pos0 + e.ntok);
+      const rejected = e.draft.length - e.accepted;
+      if (rejected) seq.computed -= rejected;
+      seq.confirmed = Math.max(seq.confirmed, e.pos0 + e.ntok - rejected);
       this.kv.register(seq, seq.confirmed);
     }
   }

@@ -134,8 +134,8 @@ export class Sequences {
     const { ids, logits } = out;
     let s = 0;
     let row = 0;
-    const sampled = new Map<EngineSeq, number>();
-    const logprobs = new Map<EngineSeq, TokenLogprob>();
+    // the tokens each sequence gets from this step (more than one when it verified proposals)
+    const sampled = new Map<EngineSeq, { ids: number[]; logprobs: (TokenLogprob | undefined)[] }>();
     for (const e of plan.entries) {
       const seq = e.seq;
       const req = seq.request;
@@ -143,7 +143,7 @@ export class Sequences {
         req.prefillLogits.set(logits!.subarray(row * V, (row + e.ntok) * V), e.pos0 * V);
         row += e.ntok;
       } else if (e.sample) {
-        row++;
+        row += 1 + e.draft.length;
       }
       if (e.sample && req.opts.onLogits && seq.state === 'running') req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
       if (!req.firstTokenAt) {
@@ -154,14 +154,19 @@ export class Sequences {
         req.prefill.chunks++;
       }
       if (e.sample) {
-        const lp = out.logprobs?.get(s);
-        const id = ids[s++]!;
+        const s0 = s;
+        s += 1 + e.draft.length;
         // a sequence that ended while this step ran (it was planned ahead) drops its token
         if (seq.state !== 'running') continue;
-        seq.tokens.push(id);
+        // the target's own token at each verified position: proposals are kept while they agree,
+        // then the target's token where they first differ (or after the last) ends the run
+        let a = 0;
+        while (a < e.draft.length && ids[s0 + a] === e.draft[a]) a++;
+        e.accepted = a;
+        const got = { ids: Array.from(ids.subarray(s0, s0 + a + 1)), logprobs: Array.from({ length: a + 1 }, (_, j) => out.logprobs?.get(s0 + j)) };
+        seq.tokens.push(...got.ids);
         seq.pending--;
-        sampled.set(seq, id);
-        if (lp) logprobs.set(seq, lp);
+        sampled.set(seq, got);
       }
     }
     this.scheduler.complete(plan);
@@ -169,8 +174,8 @@ export class Sequences {
       const seq = e.seq;
       if (seq.state !== 'running') continue;
       const req = seq.request;
-      const id = sampled.get(seq);
-      if (id === undefined) {
+      const got = sampled.get(seq);
+      if (got === undefined) {
         if (!seq.generates && seq.confirmed === seq.tokens.length) {
           this.finishPrefill(seq);
           this.end(seq, 'length');
@@ -181,8 +186,15 @@ export class Sequences {
         req.firstTokenAt = performance.now();
         this.finishPrefill(seq);
       }
+      // one at a time, so each token's checks see the sequence as it was when it was drawn, and
+      // one that ends it drops the rest of an accepted run
+      const base = seq.tokens.length - got.ids.length;
+      seq.tokens.length = base;
       try {
-        this.deliver(seq, id, logprobs.get(seq));
+        for (let j = 0; j < got.ids.length && seq.state === 'running'; j++) {
+          seq.tokens.push(got.ids[j]!);
+          this.deliver(seq, got.ids[j]!, got.logprobs[j]);
+        }
       } catch (err) {
         this.fail(seq, err);
       }

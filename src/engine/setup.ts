@@ -15,6 +15,7 @@ import { activationBytes, allocateActivations, buildProgram, type Activations, t
 import { allocateKv, planKv, type KvBuffers, type KvPlan } from './kv-cache.js';
 import { ropeTable } from './rope.js';
 import type { SchedulerOptions } from './scheduler.js';
+import { checkSpecTokens } from './speculative/speculator.js';
 import { gpuBytes, uploadWeights, type ModelWeights, type TensorSource } from './weights.js';
 
 /** Everything the options and the adapter's binding limit decide before any allocation. */
@@ -24,8 +25,10 @@ export interface EnginePlan {
   kvPlan: KvPlan;
   kvLayout: KvLayout;
   scheduler: SchedulerOptions;
-  /** Logits rows a step holds: every token's with allLogits, else one per sequence. */
+  /** Logits rows a step holds: every token's with allLogits, else its sampled rows. */
   rows: number;
+  /** Sampled rows a step holds: one per sequence, and with speculative decoding its proposals' (as far as the logits binding allows). */
+  samples: number;
   allLogits: boolean;
   runAhead: boolean;
 }
@@ -37,7 +40,12 @@ export function planEngine(config: ModelConfig, opts: EngineOptions, maxBinding:
   const maxBatchTokens = Math.max(maxNumSeqs, Math.min(opts.maxBatchTokens ?? 512, Math.max(context, maxNumSeqs)));
   const pageSize = opts.pageSize ?? 32;
   checkAttentionShape(config, { pageSize });
-  const rows = opts.allLogits ? maxBatchTokens : maxNumSeqs;
+  // a verifying sequence samples its k proposals' positions too; the logits rows stay in one binding
+  if (opts.speculative) checkSpecTokens(opts.speculative.tokens);
+  const K = opts.speculative?.tokens ?? 0;
+  const bindingRows = Math.floor(maxBinding / (config.vocabSize * 4));
+  const samples = Math.max(maxNumSeqs, Math.min(maxNumSeqs * (1 + K), maxBatchTokens, bindingRows));
+  const rows = opts.allLogits ? Math.max(maxBatchTokens, samples) : samples;
   const kvPlan = planKv(config, { context, seqs: maxNumSeqs, batchTokens: maxBatchTokens, pageSize, dtype: opts.kvDtype ?? 'f16', memory: opts.kvMemory, maxBinding });
   const weights = expectedTensors(config).reduce((n, t) => n + gpuBytes({ ...t, byteLength: tensorBytes(t) }), 0);
   const activations = activationBytes({ config, tokens: maxBatchTokens, rows });
@@ -66,8 +74,10 @@ export function planEngine(config: ModelConfig, opts: EngineOptions, maxBinding:
       slidingPages: kvPlan.slidingPages,
       window: config.slidingWindow,
       prefixCaching: opts.prefixCaching ?? true,
+      maxRows: samples,
     },
     rows,
+    samples,
     allLogits: !!opts.allLogits,
     runAhead: opts.runAhead ?? true,
   };
@@ -106,7 +116,7 @@ export async function allocateEngine(gpu: Gpu, ownsGpu: boolean, src: TensorSour
     // before buildProgram: the op factories read the choice
     const subgroupMatrix = await sgmatAtLoad(gpu, shaders, weights.mxfp4Scales);
     const act = allocateActivations(ctx, { config, tokens: maxBatchTokens, rows: plan.rows });
-    const inputs = new StepInputs(g, { tokens: maxBatchTokens, rows: plan.rows, samples: maxNumSeqs, seqs: maxNumSeqs, vocab: config.vocabSize });
+    const inputs = new StepInputs(g, { tokens: maxBatchTokens, rows: plan.rows, samples: plan.samples, seqs: maxNumSeqs, vocab: config.vocabSize });
     const kv = allocateKv(g, config, kvPlan, maxNumSeqs);
     const limits = { seqs: maxNumSeqs, tokens: maxBatchTokens };
     const attnPlans = {

@@ -77,8 +77,10 @@ export class StepInputWriter {
       for (let i = 0; i < e.ntok; i++) {
         const pos = e.pos0 + i;
         const w = (e.tok0 + i) * TOK_INFO_WORDS;
-        // a pending token's id is only on the GPU, where the sampler left it for this slot
-        this.tokWords[w] = pos < seq.tokens.length ? seq.tokens[pos]! : (SAMPLED_ID | seq.slot) >>> 0;
+        // past the known tokens: the proposals this entry verifies, else a pending token, whose id
+        // is only on the GPU, where the sampler left it for this slot
+        const d = pos - seq.tokens.length;
+        this.tokWords[w] = d < 0 ? seq.tokens[pos]! : d < e.draft.length ? e.draft[d]! : (SAMPLED_ID | seq.slot) >>> 0;
         this.tokWords[w + 1] = pos;
         this.tokWords[w + 2] = seq.slot;
       }
@@ -87,50 +89,59 @@ export class StepInputWriter {
         for (let i = 0; i < e.ntok; i++) this.rowWords[rows++] = e.tok0 + i;
         readLogits = true;
       } else if (e.sample) {
-        this.rowWords[rows++] = e.tok0 + e.ntok - 1;
+        // the sequence's last token, then each proposal: every one of those positions is drawn
+        for (let j = e.draft.length; j >= 0; j--) this.rowWords[rows++] = e.tok0 + e.ntok - 1 - j;
       }
       if (!e.sample) continue;
       const o = req.opts;
       if (o.onLogits) readLogits = true;
-      let mask = o.constraint?.next() ?? null;
-      if (mask && mask.length !== this.maskWords) throw new Error(`sampler mask has ${mask.length} words, expected ${this.maskWords}`);
-      const proc = rowProcessing(o, seq.tokens, seq.promptLength, PROC_ENTRIES - entries);
-      if (proc) {
-        const pw = procSamples.length * PROC_ROW_WORDS;
-        this.procWords[pw] = samples;
-        this.procWords[pw + 1] = rows - 1;
-        this.procWords[pw + 2] = proc.ids.length;
-        this.procWords[pw + 3] = entries;
-        this.procWords[pw + 4] = proc.top;
-        this.procFloats[pw + 5] = proc.minP;
-        this.procFloats[pw + 6] = o.temperature ?? 0;
-        proc.ids.forEach((id, j) => {
-          const ew = (entries + j) * PROC_ENTRY_WORDS;
-          this.entryWords[ew] = id;
-          this.entryFloats[ew + 1] = proc.add[j]!;
-          this.entryFloats[ew + 2] = proc.rep[j]!;
-        });
-        entries += proc.ids.length;
-        procSamples.push(samples);
-        readLogprobs ||= proc.top !== NO_LOGPROBS;
-        // changed logits are not the unembedding's greedy pick: the row takes the sampler's full
-        // path, as a masked row does (with every token allowed when it has no constraint)
-        if (proc.changes && !mask) mask = this.allOnes ??= new Uint32Array(this.maskWords).fill(0xffffffff);
+      const constrained = o.constraint?.next() ?? null;
+      if (constrained && constrained.length !== this.maskWords) throw new Error(`sampler mask has ${constrained.length} words, expected ${this.maskWords}`);
+      if (constrained && e.draft.length) throw new Error('a constrained sequence cannot verify proposals');
+      for (let j = 0; j <= e.draft.length; j++) {
+        let mask = constrained;
+        const row = rows - 1 - e.draft.length + j;
+        // a verified position's penalties count the proposals before it as generated tokens
+        const history = j ? [...seq.tokens, ...e.draft.slice(0, j)] : seq.tokens;
+        const proc = rowProcessing(o, history, seq.promptLength, PROC_ENTRIES - entries);
+        if (proc) {
+          const pw = procSamples.length * PROC_ROW_WORDS;
+          this.procWords[pw] = samples;
+          this.procWords[pw + 1] = row;
+          this.procWords[pw + 2] = proc.ids.length;
+          this.procWords[pw + 3] = entries;
+          this.procWords[pw + 4] = proc.top;
+          this.procFloats[pw + 5] = proc.minP;
+          this.procFloats[pw + 6] = o.temperature ?? 0;
+          proc.ids.forEach((id, q) => {
+            const ew = (entries + q) * PROC_ENTRY_WORDS;
+            this.entryWords[ew] = id;
+            this.entryFloats[ew + 1] = proc.add[q]!;
+            this.entryFloats[ew + 2] = proc.rep[q]!;
+          });
+          entries += proc.ids.length;
+          procSamples.push(samples);
+          readLogprobs ||= proc.top !== NO_LOGPROBS;
+          // changed logits are not the unembedding's greedy pick: the row takes the sampler's full
+          // path, as a masked row does (with every token allowed when it has no constraint)
+          if (proc.changes && !mask) mask = this.allOnes ??= new Uint32Array(this.maskWords).fill(0xffffffff);
+        }
+        if (mask && masks.at(-1)?.slot !== seq.slot) masks.push({ slot: seq.slot, words: mask });
+        const w = samples++ * SAMPLE_ROW_WORDS;
+        this.sampleWords[w] = row;
+        this.sampleWords[w + 1] = seq.slot;
+        this.sampleWords[w + 2] = (o.seed ?? 0) >>> 0;
+        // the index of the token being sampled (a pending one counts): a verified position draws
+        // with the counter its token would have had without speculation, so seeded runs agree
+        this.sampleWords[w + 3] = seq.generated + seq.pending - 1 + j;
+        this.sampleFloats[w + 4] = o.temperature ?? 0;
+        this.sampleFloats[w + 5] = o.topP ?? 1;
+        this.sampleWords[w + 6] = o.topK ?? 0;
+        this.sampleWords[w + 7] = mask ? 1 : 0;
+        // decided from the words as written (f32), as the kernels decide
+        const settings = { temperature: this.sampleFloats[w + 4]!, topP: this.sampleFloats[w + 5]!, topK: this.sampleWords[w + 6]!, masked: !!mask };
+        if (!unembedSettles(settings, this.vocab)) sampleScan++;
       }
-      if (mask) masks.push({ slot: seq.slot, words: mask });
-      const w = samples++ * SAMPLE_ROW_WORDS;
-      this.sampleWords[w] = rows - 1;
-      this.sampleWords[w + 1] = seq.slot;
-      this.sampleWords[w + 2] = (o.seed ?? 0) >>> 0;
-      // the index of the token being sampled: a pending one counts
-      this.sampleWords[w + 3] = seq.generated + seq.pending - 1;
-      this.sampleFloats[w + 4] = o.temperature ?? 0;
-      this.sampleFloats[w + 5] = o.topP ?? 1;
-      this.sampleWords[w + 6] = o.topK ?? 0;
-      this.sampleWords[w + 7] = mask ? 1 : 0;
-      // decided from the words as written (f32), as the kernels decide
-      const settings = { temperature: this.sampleFloats[w + 4]!, topP: this.sampleFloats[w + 5]!, topK: this.sampleWords[w + 6]!, masked: !!mask };
-      if (!unembedSettles(settings, this.vocab)) sampleScan++;
     }
     return {
       plan,
