@@ -3,19 +3,27 @@
 // dispatches that ran) against the floor computed from the config, and decode's share of the
 // bandwidth roofline measured in the same run.
 import { parseArgs } from 'node:util';
-import { loadEngine } from '../engine/load-model.js';
+import { readFile } from 'node:fs/promises';
+import { loadEngine, speculativeFromFlags } from '../engine/load-model.js';
+import { loadModelTokenizer } from '../tokenizer/index.js';
 import { decodeWeightBytes, stepMacsFloor, stepWeightFloor } from './cost.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, SpeculativeStats, StepBytes } from '../engine/engine.js';
 import type { ModelConfig } from '../model/config.js';
 import { measureBandwidth } from './bandwidth.js';
 
 const USAGE = `Usage: gpt-oss-webgpu bench --model <folder | hub id | synthetic:SHAPE> [--prompt-tokens N] [--gen-tokens M]
        [--concurrency N] [--context C] [--chunk K] [--layers N] [--kv-dtype f16|f32]
        [--temperature T] [--top-p P] [--top-k K] [--seed S] [--prefix-tokens N] [--json] [--profile]
+       [--prompt-ids 1,2,3 | --prompt-file FILE] [--speculative ngram|draft] [--spec-tokens K]
+       [--spec-ngram N..M] [--draft-model SPEC]
   synthetic shapes: 20b, 120b (the real configs, random weights made on the GPU), tiny, mini;
   --layers N keeps a synthetic shape's dimensions with N layers (alternating sliding and full);
   --concurrency N runs N streams at once (continuous batching); --prefix-tokens N also times the
-  first token of a request whose first N prompt tokens are in the prefix cache, against one whose are not`;
+  first token of a request whose first N prompt tokens are in the prefix cache, against one whose are not;
+  --prompt-ids / --prompt-file give every stream this prompt (a file: a JSON array of ids, or text,
+  tokenized with the model's tokenizer) instead of random ids; --speculative adds the acceptance
+  counters and target_weight_bytes_per_generated_token (a measured decode step's weight bytes over
+  the tokens a step yields per stream; compare a run with and one without)`;
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
@@ -72,6 +80,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
       'top-k': { type: 'string' },
       seed: { type: 'string' },
       'prefix-tokens': { type: 'string' },
+      'prompt-ids': { type: 'string' },
+      'prompt-file': { type: 'string' },
+      speculative: { type: 'string' },
+      'spec-tokens': { type: 'string' },
+      'spec-ngram': { type: 'string' },
+      'draft-model': { type: 'string' },
       json: { type: 'boolean' },
       profile: { type: 'boolean' },
       help: { type: 'boolean' },
@@ -82,7 +96,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     console.error(USAGE);
     return v.help ? 0 : 2;
   }
-  const promptTokens = Number(v['prompt-tokens']);
+  const chosen = await chosenPrompt(v['prompt-ids'], v['prompt-file'], v.model);
+  const promptTokens = chosen ? chosen.length : Number(v['prompt-tokens']);
+  const speculative = speculativeFromFlags({ speculative: v.speculative, specTokens: v['spec-tokens'], specNgram: v['spec-ngram'], draftModel: v['draft-model'] });
   const genTokens = Number(v['gen-tokens']);
   const concurrency = Number(v.concurrency);
   if (!(promptTokens >= 1 && genTokens >= 1)) throw new Error('--prompt-tokens and --gen-tokens must be at least 1');
@@ -107,11 +123,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
     layers: num(v.layers, '--layers'),
     kvDtype: kvDtype as 'f16' | 'f32' | undefined,
     quiet: !!v.json,
+    speculative,
   });
   await engine.gpu.device.queue.onSubmittedWorkDone();
   const loadS = (performance.now() - t0) / 1e3;
   const c = engine.config;
-  const ps = prompts(c, concurrency + 1, promptTokens);
+  const ps = chosen ? Array.from({ length: concurrency + 1 }, () => chosen) : prompts(c, concurrency + 1, promptTokens);
 
   // warm-up: the measured run's shapes on other prompts (no prefix-cache hits), so every kernel
   // variant its step sizes pick is compiled (lavapipe compiles a pipeline on its first dispatch)
@@ -122,8 +139,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const prefillBytes = engine.countNextStep((tokens) => tokens > 1);
   // a step that decodes every stream at once, else the first that only decodes
   // (decode_step_tokens says how many it held; bench/batch-weight-bytes.mjs counts steps of a given batch size)
-  const fullDecode = engine.countNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs && seqs === concurrency);
-  const anyDecode = engine.countNextStep((tokens, seqs, samples) => tokens === seqs && samples === seqs);
+  // (every token of a decode step is sampled; with speculation, one that verifies proposals)
+  const decodeStep = (tokens: number, seqs: number, samples: number) => tokens === samples && (speculative ? samples > seqs : samples === seqs);
+  const fullDecode = engine.countNextStep((tokens, seqs, samples) => decodeStep(tokens, seqs, samples) && seqs === concurrency);
+  const anyDecode = engine.countNextStep(decodeStep);
+  const spec0 = engine.stats.speculative ? { ...engine.stats.speculative } : null;
   const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
   const results = await Promise.all(
@@ -135,6 +155,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }),
   );
   const wallMs = performance.now() - tStart;
+  const spec = engine.stats.speculative;
   const pb = await prefillBytes;
   const db = (await Promise.race([fullDecode, Promise.resolve(null)])) ?? (await anyDecode);
   const totalTokens = results.reduce((a, r) => a + r.tokens.length, 0);
@@ -197,6 +218,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     macs_per_step: db.macs,
     macs_min_per_step: stepMacsFloor(c, db),
     macs_per_step_by_kernel: db.macsByKernel,
+    ...specCounters(spec0, spec, db),
     prefill_step_tokens: pb.tokens,
     prefill_weight_bytes_per_token: Math.round(pb.total / pb.tokens),
     // every matrix once and each expert the chunk used once, over the chunk's tokens
@@ -236,6 +258,46 @@ export async function benchCommand(argv: string[]): Promise<number> {
     for (const [k, val] of Object.entries(out)) console.log(`${k}: ${typeof val === 'object' ? JSON.stringify(val) : val}`);
   }
   return 0;
+}
+
+/** --prompt-ids or --prompt-file: the prompt every stream runs, or undefined for random ids. */
+async function chosenPrompt(ids: string | undefined, file: string | undefined, model: string | undefined): Promise<number[] | undefined> {
+  if (ids !== undefined && file !== undefined) throw new Error('--prompt-ids and --prompt-file: give one');
+  let out: number[] | undefined;
+  if (ids !== undefined) out = ids.split(',').map((t) => Number(t.trim()));
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (Array.isArray(parsed)) out = parsed as number[];
+    else {
+      // text: the model's own tokenizer (a synthetic model's is the generated o200k_harmony one)
+      const dir = model && !model.startsWith('synthetic:') ? model : undefined;
+      out = (await loadModelTokenizer(dir)).encodeOrdinary(text);
+    }
+  }
+  if (out && !(out.length && out.every((t) => Number.isInteger(t) && t >= 0))) throw new Error(`${ids !== undefined ? '--prompt-ids' : '--prompt-file'}: not a non-empty list of token ids`);
+  return out;
+}
+
+/**
+ * Speculative decoding's counters over the measured run: acceptance, tokens a stream gets per
+ * step, and the measured step's weight bytes per token it yields (without speculation: per stream).
+ */
+function specCounters(before: SpeculativeStats | null, after: SpeculativeStats | null, step: StepBytes): Record<string, unknown> {
+  if (!before || !after) return { target_weight_bytes_per_generated_token: Math.round(step.total / step.sequences) };
+  const d = (k: 'proposed' | 'accepted' | 'verifications' | 'entries' | 'yielded') => after[k] - before[k];
+  const perStep = d('entries') ? d('yielded') / d('entries') : 1;
+  return {
+    speculative: { method: after.method, proposed: d('proposed'), accepted: d('accepted'), verifications: d('verifications'), accepted_histogram: after.acceptedHistogram.map((n, i) => n - (before.acceptedHistogram[i] ?? 0)) },
+    spec_acceptance_rate: d('proposed') ? Math.round((d('accepted') / d('proposed')) * 1e4) / 1e4 : 0,
+    accepted_tokens_per_step: r2(perStep),
+    target_weight_bytes_per_generated_token: Math.round(step.total / (step.sequences * perStep)),
+  };
 }
 
 /** Time to first token of a request whose first `n` tokens are cached, against the same uncached. */

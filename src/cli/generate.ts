@@ -3,7 +3,7 @@
 // resolved like every command's: a checkpoint folder, a hub id or synthetic:SHAPE.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadEngine } from '../engine/load-model.js';
+import { loadEngine, speculativeFromFlags, type SpeculativeChoice } from '../engine/load-model.js';
 import type { MemoryPlan } from '../engine/engine.js';
 
 export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--prompt-ids 1,2,3 | --prompt-ids-file FILE | --requests FILE) [flags]
@@ -27,6 +27,9 @@ export const GENERATE_USAGE = `Usage: gpt-oss-webgpu generate --model SPEC (--pr
   --logits-out FILE      write the prefill logits [prompt, vocab] as F32 safetensors
   --json                 print one JSON object (and no memory plan)
   --stats                add dispatch/submit/readback counters per decode step
+  --speculative ngram|draft  speculative decoding (same tokens as without it; --json adds its counters);
+                         --spec-tokens K (default 4), --spec-ngram N..M (default 1..4),
+                         --draft-model SPEC (a model with the same tokenizer; implies draft)
 `;
 
 /** What one `generate` run does, from its flags. */
@@ -45,6 +48,7 @@ export interface GenerateConfig {
   maxNumSeqs?: number;
   kvDtype?: 'f16' | 'f32';
   logitsOut?: string;
+  speculative?: SpeculativeChoice;
   json: boolean;
   stats: boolean;
   help: boolean;
@@ -71,6 +75,10 @@ const OPTIONS = {
   requests: { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'logits-out': { type: 'string' },
+  speculative: { type: 'string' },
+  'spec-tokens': { type: 'string' },
+  'spec-ngram': { type: 'string' },
+  'draft-model': { type: 'string' },
   json: { type: 'boolean' },
   stats: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -113,6 +121,13 @@ export function parseGenerateArgs(argv: string[]): GenerateConfig {
   const kvDtype = v['kv-dtype'];
   if (kvDtype !== undefined && kvDtype !== 'f16' && kvDtype !== 'f32') throw new GenerateUsageError(`--kv-dtype: "${kvDtype}" is not f16 or f32`);
   const chunk = v['max-batch-tokens'] ?? v.chunk;
+  let speculative: SpeculativeChoice | undefined;
+  try {
+    speculative = speculativeFromFlags({ speculative: v.speculative, specTokens: v['spec-tokens'], specNgram: v['spec-ngram'], draftModel: v['draft-model'] });
+  } catch (e) {
+    throw new GenerateUsageError((e as Error).message);
+  }
+  if (speculative && v['logits-out'] !== undefined) throw new GenerateUsageError('--logits-out reads prefill logits; it does not go with --speculative');
   return {
     model: v.model,
     prompt,
@@ -127,6 +142,7 @@ export function parseGenerateArgs(argv: string[]): GenerateConfig {
     ...(v['max-num-seqs'] !== undefined ? { maxNumSeqs: num(v['max-num-seqs'], '--max-num-seqs', 1) } : {}),
     ...(kvDtype !== undefined ? { kvDtype } : {}),
     ...(v['logits-out'] !== undefined ? { logitsOut: v['logits-out'] } : {}),
+    ...(speculative ? { speculative } : {}),
     ...flags,
   };
 }
@@ -183,6 +199,7 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
     kvDtype: c.kvDtype,
     allLogits: c.logitsOut !== undefined,
     quiet: c.json,
+    speculative: c.speculative,
     // Printed before anything is allocated, so a plan that does not fit is seen first.
     onPlan: (p) => {
       if (!c.json) stderr.write(planLine(p));
@@ -214,6 +231,8 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
       decode_ms: round(res.decodeMs),
       decode_tokens_per_s: round(decodeTps),
     };
+    const sp = engine.stats.speculative;
+    if (sp) out.speculative = { ...sp, acceptance_rate: sp.proposed ? round((sp.accepted / sp.proposed) * 100) / 100 : 0 };
     if (c.stats) {
       out.stats = {
         decode_step: engine.stats.decodeStep,
@@ -281,6 +300,7 @@ async function runRequests(c: GenerateConfig, requests: BatchRequest[], stdout: 
     maxNumSeqs: c.maxNumSeqs ?? requests.length,
     kvDtype: c.kvDtype,
     quiet: c.json,
+    speculative: c.speculative,
     onPlan: (p) => {
       if (!c.json) stderr.write(planLine(p));
     },

@@ -59,6 +59,8 @@ export interface MemoryPlan {
   chunk: number;
   maxNumSeqs: number;
   kvPages: { pageSize: number; dtype: KvDtype; full: number; sliding: number; positions: number };
+  /** A draft model's own plan (speculative decoding), counted in `total`. */
+  draft?: MemoryPlan;
 }
 
 export interface SamplingOptions {
@@ -171,9 +173,18 @@ export interface SpeculativeStats {
   accepted: number;
   /** Decode entries that verified proposals. */
   verifications: number;
+  /** Decode entries (of sequences past their prompt), verifying or not, and the tokens they yielded. */
+  entries: number;
+  yielded: number;
   /** Verifications by the number of proposals accepted (index 0..K). */
   acceptedHistogram: number[];
+  /** Verifications whose accepted / proposed is at most each of SPEC_RATE_BUCKETS (cumulative), and the rates' sum. */
+  rateBuckets: number[];
+  rateSum: number;
 }
+
+/** Upper bounds of the acceptance-rate histogram (accepted / proposed per verification). */
+export const SPEC_RATE_BUCKETS = [0, 0.25, 0.5, 0.75, 0.999, 1];
 
 /**
  * What one step's kernels did, counted from the dispatches that ran (Dispatch.weightBytes and
@@ -203,6 +214,8 @@ export interface BatchingState {
   kvPageSize: number;
   prefixCacheHitTokens: number;
   preemptions: number;
+  /** Speculative decoding's counters (absent or null without it). */
+  speculative?: SpeculativeStats | null;
 }
 
 /** A submitted step's size. */

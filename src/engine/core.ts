@@ -99,6 +99,7 @@ export class EngineCore<F extends InFlight = InFlight> {
       kvPageSize: this.scheduler.o.pageSize,
       prefixCacheHitTokens: this.scheduler.cacheHitTokens,
       preemptions: this.scheduler.preemptions,
+      speculative: this.o.speculator?.stats ?? null,
     };
   }
 

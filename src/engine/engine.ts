@@ -39,6 +39,7 @@ export class Engine {
     /** The KV cache's pages. */
     readonly kvPlan: KvPlan,
     core: (exec: GpuStepExecutor) => EngineCore<GpuInFlight>,
+    private readonly speculative?: EngineOptions['speculative'],
   ) {
     this.instruments = new Instruments(res, config);
     this.exec = new GpuStepExecutor(res, config.vocabSize, kvPlan.maxBlocks, this.instruments);
@@ -188,5 +189,6 @@ export class Engine {
     this.destroyed = true;
     this.core.close(new Error('the engine was destroyed'));
     destroyResources(this.res);
+    this.speculative?.proposer.destroy?.();
   }
 }

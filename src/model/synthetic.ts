@@ -75,6 +75,42 @@ export function syntheticConfig(name: string, opts: { layers?: number } = {}): M
   return configFromPreset({ ...rest, numLayers: opts.layers }, `synthetic:${name} with ${opts.layers} layers`);
 }
 
+/** A synthetic spec's options: `synthetic:NAME[,layers=N][,seed=S][,zero-from=Z]`. */
+export interface SyntheticSpec {
+  name: string;
+  layers?: number;
+  seed?: number;
+  /**
+   * Layers from this index on add nothing to the residual stream (their attention output and MoE
+   * down projections are zero), so the model computes what its first `zeroFrom` layers do: a
+   * target whose draft (those layers alone) agrees with it on every token.
+   */
+  zeroFrom?: number;
+}
+
+export function parseSyntheticSpec(spec: string): SyntheticSpec {
+  const [name, ...opts] = spec.replace(/^synthetic:/, '').split(',');
+  const out: SyntheticSpec = { name: name! };
+  for (const o of opts) {
+    const m = /^(layers|seed|zero-from)=(\d+)$/.exec(o);
+    if (!m) throw new Error(`synthetic model option "${o}" in ${spec}: expected layers=N, seed=S or zero-from=Z`);
+    const v = Number(m[2]);
+    if (m[1] === 'layers') out.layers = v;
+    else if (m[1] === 'seed') out.seed = v;
+    else out.zeroFrom = v;
+  }
+  return out;
+}
+
+const ZEROED = /^layers\.(\d+)\.(attn_out\.weight|attn_out\.bias|mlp2\.blocks|mlp2\.bias)$/;
+
+/** tensorStats, with the output projections of layers from `zeroFrom` on all zero (FP4 code 0 is +0). */
+function statsOf(c: ModelConfig, name: string, zeroFrom?: number): TensorStats {
+  const m = zeroFrom === undefined ? null : ZEROED.exec(name);
+  if (m && Number(m[1]) >= zeroFrom!) return m[2] === 'mlp2.blocks' ? { kind: 'scales', lo: 0, span: 1 } : { kind: 'normal', mean: 0, std: 0 };
+  return tensorStats(c, name);
+}
+
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
@@ -146,10 +182,10 @@ export function syntheticRows(c: ModelConfig, name: string, seed: number): Map<n
 }
 
 /** The bytes of one canonical tensor (bf16 or u8), the same for a given (config, name, seed). */
-export function syntheticTensorBytes(c: ModelConfig, spec: TensorSpec, seed: number): Uint8Array {
+export function syntheticTensorBytes(c: ModelConfig, spec: TensorSpec, seed: number, zeroFrom?: number): Uint8Array {
   const r = rng(nameSeed(spec.name, seed));
   const n = spec.shape.reduce((a, b) => a * b, 1);
-  const st = tensorStats(c, spec.name);
+  const st = statsOf(c, spec.name, zeroFrom);
   if (st.kind === 'normal') {
     const bytes = new Uint8Array(f32ToBf16Array(gaussians(r, n, st.std, st.mean)).buffer);
     const rowBytes = bytes.byteLength / spec.shape[0]!;
@@ -165,7 +201,7 @@ export function syntheticTensorBytes(c: ModelConfig, spec: TensorSpec, seed: num
  * A random model whose weights the GPU generates in place (see shaders/fill_random.wgsl): loads
  * gpt-oss-120b-sized models in seconds with no file and no host memory.
  */
-export function syntheticGpuSource(c: ModelConfig, seed = 1) {
+export function syntheticGpuSource(c: ModelConfig, seed = 1, zeroFrom?: number) {
   const specs = new Map(expectedTensors(c).map((s) => [s.name, s]));
   return {
     config: c,
@@ -176,7 +212,7 @@ export function syntheticGpuSource(c: ModelConfig, seed = 1) {
       return { name, dtype: s.dtypes[0]!, shape: s.shape, byteLength: bytes, parts: [] };
     },
     fill(name: string): TensorStats & { seed: number } {
-      return { ...tensorStats(c, name), seed: nameSeed(name, seed) };
+      return { ...statsOf(c, name, zeroFrom), seed: nameSeed(name, seed) };
     },
     rows(name: string): Map<number, Uint8Array> {
       return syntheticRows(c, name, seed);
@@ -226,12 +262,12 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
 }
 
 /** Writes `config.json` + `model.safetensors` (Hugging Face names) for a random model into `dir`. */
-export async function writeSyntheticCheckpoint(dir: string, c: ModelConfig, seed = 1): Promise<void> {
+export async function writeSyntheticCheckpoint(dir: string, c: ModelConfig, seed = 1, zeroFrom?: number): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(hfConfigJson(c), null, 2) + '\n');
   const out: TensorToWrite[] = [];
   for (const spec of expectedTensors(c)) {
-    const bytes = syntheticTensorBytes(c, spec, seed);
+    const bytes = syntheticTensorBytes(c, spec, seed, zeroFrom);
     // HF splits qkv into q/k/v along the first dimension
     let offset = 0;
     for (const s of spec.sources.hf) {

@@ -5,6 +5,7 @@
 // ready-made (tests, embedding) or is loaded in the background from a spec while the server
 // already answers (/health says 503 until every model is ready). With several models,
 // `model: "auto"` picks one per request (routing.ts).
+import type { SpeculativeChoice } from '../engine/load-model.js';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import cors from '@fastify/cors';
@@ -64,6 +65,8 @@ export interface ServerOptions {
   maxBatchTokens?: number;
   /** Bytes for each loaded engine's KV cache (default: the engine's). */
   kvMemory?: number;
+  /** Speculative decoding for every model loaded from a spec (default off). */
+  speculative?: SpeculativeChoice;
   /** When set, every route but /health needs `Authorization: Bearer <apiKey>` (usage name "default"). */
   apiKey?: string;
   /** Named API keys (with or instead of apiKey); usage is counted per name. */
@@ -186,6 +189,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       maxNumSeqs: opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
       maxBatchTokens: opts.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS,
       kvMemory: opts.kvMemory,
+      speculative: opts.speculative,
       onDownloadProgress: opts.onDownloadProgress,
       onDeviceLost: opts.onDeviceLost,
     },

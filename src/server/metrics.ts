@@ -1,6 +1,6 @@
 // Prometheus metrics, written by hand in the text exposition format (version 0.0.4): counters,
 // histograms and gauges read at scrape time. No client library: the format is a few lines.
-import type { BatchingState } from '../engine/engine.js';
+import { SPEC_RATE_BUCKETS, type BatchingState } from '../engine/api.js';
 
 type Labels = Record<string, string>;
 
@@ -101,6 +101,26 @@ export class Gauge implements Metric {
   }
 }
 
+/** A histogram kept elsewhere (per model, by the engine), rendered at scrape time. */
+export class LiveHistogram implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[],
+    /** Per label set: the cumulative count at each bucket, the sum and the count. */
+    private readonly read: () => ReadonlyArray<{ labels: Labels; cumulative: readonly number[]; sum: number; count: number }>,
+  ) {}
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const h of this.read()) {
+      this.buckets.forEach((le, i) => lines.push(`${this.name}_bucket${labelText(h.labels, ['le', num(le)])} ${h.cumulative[i] ?? 0}`));
+      lines.push(`${this.name}_bucket${labelText(h.labels, ['le', '+Inf'])} ${h.count}`, `${this.name}_sum${labelText(h.labels)} ${num(h.sum)}`, `${this.name}_count${labelText(h.labels)} ${h.count}`);
+    }
+    return lines.join('\n');
+  }
+}
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** A model's live state, read at scrape time. */
@@ -136,7 +156,7 @@ export class ServerMetrics {
   readonly interTokenLatency = new Histogram('gpt_oss_inter_token_latency_seconds', 'Between consecutive sampled tokens of one generation.', LATENCY_BUCKETS);
   readonly queueTime = new Histogram('gpt_oss_queue_wait_seconds', 'Time a request waited for the engine.', LATENCY_BUCKETS);
   readonly batchSize = new Histogram('gpt_oss_batch_size', 'Sequences in each engine step (continuous batching).', [1, 2, 4, 8, 16, 32, 64, 128, 256]);
-  private readonly gauges: Gauge[];
+  private readonly gauges: Metric[];
 
   constructor(
     models: () => readonly ModelGauges[],
@@ -157,7 +177,18 @@ export class ServerMetrics {
       new Gauge('gpt_oss_kv_cache_positions', 'KV-cache positions planned (the context length), by model.', per((m) => m.context)),
       new Gauge('gpt_oss_kv_cache_usage_ratio', 'KV-cache pages held by sequences / all pages, by model.', per(kvUsageRatio)),
       new Gauge('gpt_oss_model_ready', '1 once the model is loaded, by model.', per((m) => (m.ready ? 1 : 0))),
+      new Gauge('gpt_oss_spec_proposed_tokens', 'Speculative decoding: proposed tokens verified since start, by model.', per((m) => m.batching?.speculative?.proposed ?? 0)),
+      new Gauge('gpt_oss_spec_accepted_tokens', 'Speculative decoding: proposed tokens accepted since start, by model.', per((m) => m.batching?.speculative?.accepted ?? 0)),
+      new Gauge('gpt_oss_spec_verifications', 'Speculative decoding: decode entries that verified proposals since start, by model.', per((m) => m.batching?.speculative?.verifications ?? 0)),
     ];
+    this.gauges.push(
+      new LiveHistogram('gpt_oss_spec_acceptance_rate', 'Speculative decoding: accepted / proposed tokens of each verification, by model.', SPEC_RATE_BUCKETS, () =>
+        models().flatMap((m) => {
+          const s = m.batching?.speculative;
+          return s ? [{ labels: { model: m.name }, cumulative: s.rateBuckets, sum: s.rateSum, count: s.verifications }] : [];
+        }),
+      ),
+    );
   }
 
   render(): string {

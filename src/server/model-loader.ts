@@ -4,7 +4,7 @@
 // memory first, then loaded one at a time in the background, each behind its admission queue.
 import type { FastifyBaseLogger } from 'fastify';
 import type { MemoryPlan } from '../engine/engine.js';
-import { loadEngine, type LoadEngineOptions as EngineLoadOptions } from '../engine/load-model.js';
+import { loadEngine, type LoadEngineOptions as EngineLoadOptions, type SpeculativeChoice } from '../engine/load-model.js';
 import { acquireGpu } from '../gpu/device.js';
 import type { DownloadProgress } from '../model/hub.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../tokenizer/index.js';
@@ -21,6 +21,8 @@ export interface LoadModelOptions {
   maxNumSeqs?: number;
   maxBatchTokens?: number;
   kvMemory?: number;
+  /** Speculative decoding (n-gram, or a draft model loaded beside the model). */
+  speculative?: SpeculativeChoice;
   onDownloadProgress?: (p: DownloadProgress) => void;
   log?: (msg: string) => void;
 }
@@ -39,6 +41,7 @@ function engineOptions(opts: LoadModelOptions): EngineLoadOptions {
     maxNumSeqs: opts.maxNumSeqs,
     maxBatchTokens: opts.maxBatchTokens,
     kvMemory: opts.kvMemory,
+    speculative: opts.speculative,
     onDownloadProgress: opts.onDownloadProgress,
     quiet: !opts.onDownloadProgress,
   };
@@ -123,7 +126,7 @@ export interface HostOptions extends Omit<LoadModelOptions, 'log' | 'context'> {
 export function hostModels(entries: readonly ModelOptions[], opts: HostOptions, log: FastifyBaseLogger, onReady: (engine: ServingEngine) => void): ServedModel[] {
   for (const e of entries) if (!e.engine === !e.spec) throw new Error('each model needs either an engine or a spec');
   const names = entries.map((e) => e.name ?? defaultModelName(e.spec));
-  const batching = { maxNumSeqs: opts.maxNumSeqs, maxBatchTokens: opts.maxBatchTokens, kvMemory: opts.kvMemory };
+  const batching = { maxNumSeqs: opts.maxNumSeqs, maxBatchTokens: opts.maxBatchTokens, kvMemory: opts.kvMemory, speculative: opts.speculative };
   // The vocabulary index structured output needs (1-2 s) is built while loading, before /health
   // says ready, so the first constrained request does not pay for it.
   const warm = <M extends ReadyModel>(m: M): M => {

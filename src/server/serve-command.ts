@@ -5,6 +5,7 @@
 // at the latest 5 s after the grace period, whatever still hangs. Several models may be served
 // (--model NAME=SPEC, repeated). A bad keys, prices or routing file stops it before it listens,
 // with the file and line named. The flags are in serve-flags.ts.
+import { speculativeFromFlags } from '../engine/load-model.js';
 import type { FastifyInstance } from 'fastify';
 import { stderrProgressBar } from '../model/hub.js';
 import { closeGracefully, createServer, type ServerOptions } from './app.js';
@@ -101,6 +102,7 @@ export async function serveCommand(argv: string[], io: ServeIo = {}): Promise<nu
     maxNumSeqs: config.maxNumSeqs,
     maxBatchTokens: config.maxBatchTokens,
     kvMemory: config.kvMemory,
+    speculative: speculativeFromFlags(config),
     adminKey: config.adminKey,
     maxQueue: config.maxQueue,
     maxTokensDefault: config.maxTokensDefault,

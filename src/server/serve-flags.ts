@@ -2,6 +2,7 @@
 // variable, its help, how its value parses and its default. The usage text, the argument parser
 // and the environment mapping are all generated from it.
 import { parseArgs } from 'node:util';
+import { SPEC_FLAGS_HELP, speculativeFromFlags, type SpeculativeFlags } from '../engine/load-model.js';
 import { DEFAULT_MAX_BATCH_TOKENS, DEFAULT_MAX_NUM_SEQS, DEFAULT_MAX_QUEUE, DEFAULT_MAX_TOKENS } from './app.js';
 import { parseByteSize } from './gpu-memory.js';
 import { defaultModelName, duplicateName, MODEL_NAME } from './models.js';
@@ -49,6 +50,11 @@ export interface ServeConfig {
   /** Absent: reload. */
   onDeviceLost?: 'reload' | 'exit';
   testHooks?: boolean;
+  /** Speculative decoding's flags, checked together by speculativeFromFlags. */
+  speculative?: string;
+  specTokens?: number;
+  specNgram?: string;
+  draftModel?: string;
 }
 
 export class ServeUsageError extends Error {
@@ -177,6 +183,10 @@ export const SERVE_FLAGS: readonly Flag[] = [
   flag({ flag: 'max-num-seqs', arg: 'N', env: 'GPT_OSS_MAX_NUM_SEQS', key: 'maxNumSeqs', parse: integer(1), help: `sequences each engine runs at once, batched (default ${DEFAULT_MAX_NUM_SEQS})` }),
   flag({ flag: 'max-batch-tokens', arg: 'N', env: 'GPT_OSS_MAX_BATCH_TOKENS', key: 'maxBatchTokens', parse: integer(1), help: `tokens per engine step: decode tokens plus prompt chunks (default ${DEFAULT_MAX_BATCH_TOKENS})` }),
   flag({ flag: 'kv-memory', arg: 'SIZE', env: 'GPT_OSS_KV_MEMORY', key: 'kvMemory', parse: size('16GB, 12GiB'), help: 'KV cache of each model, e.g. 16GB (default: two full contexts, or 4096 positions per sequence when that is more); the memory plan shows the pages' }),
+  flag({ flag: 'speculative', arg: 'WHAT', env: 'GPT_OSS_SPECULATIVE', key: 'speculative', parse: oneOf('ngram', 'draft'), help: SPEC_FLAGS_HELP.speculative }),
+  flag({ flag: 'spec-tokens', arg: 'K', env: 'GPT_OSS_SPEC_TOKENS', key: 'specTokens', parse: integer(1, 16), help: SPEC_FLAGS_HELP.specTokens }),
+  flag({ flag: 'spec-ngram', arg: 'N..M', env: 'GPT_OSS_SPEC_NGRAM', key: 'specNgram', parse: text, help: SPEC_FLAGS_HELP.specNgram }),
+  flag({ flag: 'draft-model', arg: 'SPEC', env: 'GPT_OSS_DRAFT_MODEL', key: 'draftModel', parse: text, help: SPEC_FLAGS_HELP.draftModel }),
   flag({ flag: 'max-queue', arg: 'N', env: 'GPT_OSS_MAX_QUEUE', key: 'maxQueue', parse: integer(0), default: DEFAULT_MAX_QUEUE, help: `requests that may wait when the engines are full (default ${DEFAULT_MAX_QUEUE})` }),
   flag({ flag: 'max-tokens-default', arg: 'N', env: 'GPT_OSS_MAX_TOKENS_DEFAULT', key: 'maxTokensDefault', parse: integer(1), default: DEFAULT_MAX_TOKENS, help: `output tokens when a request sets no max_tokens (default ${DEFAULT_MAX_TOKENS}; never more than the context left)` }),
   flag({ flag: 'max-prompt-tokens', arg: 'N', env: 'GPT_OSS_MAX_PROMPT_TOKENS', key: 'maxPromptTokens', parse: integer(1), help: 'largest prompt a request may send (default: the context)' }),
@@ -259,6 +269,11 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
   if (dup) throw new ServeUsageError(`--model: "${dup}" is given twice; name them (NAME=SPEC)`);
   if (config['servedModelName'] !== undefined && (models.length > 1 || models[0]!.name)) {
     throw new ServeUsageError('--served-model-name names a single model given without a name; use --model NAME=SPEC');
+  }
+  try {
+    speculativeFromFlags(config as SpeculativeFlags);
+  } catch (e) {
+    throw new ServeUsageError((e as Error).message);
   }
   return { help: values['help'] === true, models, ...(config as Omit<ServeConfig, 'models'>) };
 }

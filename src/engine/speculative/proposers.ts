@@ -28,6 +28,8 @@ export interface Proposer {
   readonly name: string;
   /** Up to `k` proposed next tokens for each request (fewer or none when it has no guess). */
   propose(reqs: readonly ProposalRequest[]): number[][] | Promise<number[][]>;
+  /** Frees what it holds (a draft model's engine); the target engine calls it as it is destroyed. */
+  destroy?(): void;
 }
 
 /** Prompt lookup: each sequence keeps an n-gram index of its own tokens. */
@@ -63,6 +65,7 @@ export interface DraftModel {
  */
 export class DraftProposer implements Proposer {
   readonly name = 'draft';
+  destroy?: () => void;
 
   constructor(
     private readonly draft: DraftModel,

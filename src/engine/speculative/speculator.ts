@@ -3,7 +3,7 @@
 // their decode entry); after the step, what was accepted updates each one's adaptive k and the
 // counters /metrics and bench report. The step itself only draws each position (step-inputs.ts)
 // and sequences.ts keeps the agreeing prefix.
-import type { SpeculativeStats } from '../api.js';
+import { SPEC_RATE_BUCKETS, type SpeculativeStats } from '../api.js';
 import type { Seq, StepPlan } from '../scheduler.js';
 import type { SeqRequest } from '../sequences.js';
 import { AdaptiveK } from './adaptive.js';
@@ -17,7 +17,7 @@ export interface SpeculatorOptions {
 
 type EngineSeq = Seq<SeqRequest>;
 
-export const zeroSpeculativeStats = (K: number): SpeculativeStats => ({ method: '', proposed: 0, accepted: 0, verifications: 0, acceptedHistogram: new Array<number>(K + 1).fill(0) });
+export const zeroSpeculativeStats = (K: number): SpeculativeStats => ({ method: '', proposed: 0, accepted: 0, verifications: 0, entries: 0, yielded: 0, acceptedHistogram: new Array<number>(K + 1).fill(0), rateBuckets: SPEC_RATE_BUCKETS.map(() => 0), rateSum: 0 });
 
 /** Checks K, the most tokens proposed per sequence and step. */
 export function checkSpecTokens(k: number): void {
@@ -74,11 +74,20 @@ export class Speculator {
       if (!e.sample) continue;
       const k = e.draft.length;
       this.state.get(e.seq)?.observe(k, e.accepted);
+      if (e.pos0 >= e.seq.promptLength) {
+        this.stats.entries++;
+        this.stats.yielded += 1 + e.accepted;
+      }
       if (!k) continue;
       this.stats.proposed += k;
       this.stats.accepted += e.accepted;
       this.stats.verifications++;
       this.stats.acceptedHistogram[e.accepted]!++;
+      const rate = e.accepted / k;
+      this.stats.rateSum += rate;
+      SPEC_RATE_BUCKETS.forEach((le, i) => {
+        if (rate <= le) this.stats.rateBuckets[i]!++;
+      });
     }
   }
 }
