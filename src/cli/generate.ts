@@ -232,7 +232,7 @@ export async function generateCommand(argv: string[], io: GenerateIo = {}): Prom
       decode_tokens_per_s: round(decodeTps),
     };
     const sp = engine.stats.speculative;
-    if (sp) out.speculative = { ...sp, acceptance_rate: sp.proposed ? round((sp.accepted / sp.proposed) * 100) / 100 : 0 };
+    if (sp) out.speculative = { ...sp, acceptance_rate: sp.proposed ? round(sp.accepted / sp.proposed) : 0 };
     if (c.stats) {
       out.stats = {
         decode_step: engine.stats.decodeStep,
