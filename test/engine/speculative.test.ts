@@ -126,13 +126,31 @@ describe('speculative decoding on the GPU', () => {
     });
   }
 
-  it('seeded sampling gives the tokens plain decoding gives (each position draws with its own counter)', async () => {
+  it('seeded sampling: the tokens plain decoding draws, with proposals right, half right, wrong and from a draft (each position draws with its own counter)', async () => {
+    const runs = [1, 2, 3].map((seed) => ({ prompt: [7, 8, 9, 10, seed], o: { maxTokens: 20, temperature: 0.8, topP: 0.95, seed } }));
+    const load = (o: EngineOptions) => Engine.load(mini(4, 2), o);
+    const plain = await load(BASE);
+    const want = await Promise.all(runs.map((r) => plain.generate(r.prompt, r.o)));
+    const V = plain.config.vocabSize;
+    plain.destroy();
+    const reference = runs.map((r, i) => [...r.prompt, ...want[i]!.tokens]);
     const d = await Engine.load(mini(2), BASE);
-    const runs = [1, 2, 3].map((seed) => ({ prompt: [7, 8, 9, 10], o: { maxTokens: 24, temperature: 0.7, seed } }));
-    const { want, got, spec } = await runBoth((o) => Engine.load(mini(4, 2), o), () => new DraftProposer(d), runs);
-    got.forEach((g, i) => expect(g.tokens, `seed ${i + 1}`).toEqual(want[i]!.tokens));
-    expect(spec.stats.speculative!.accepted).toBeGreaterThan(0);
-    spec.destroy();
+    for (const [mode, proposer] of [
+      ['right', replay(reference, () => false, V)],
+      ['half right', replay(reference, (j) => j % 2 === 1, V)],
+      ['wrong', replay(reference, () => true, V)],
+      ['greedy draft', new DraftProposer(d)],
+    ] as const) {
+      const spec = await load({ ...BASE, speculative: { proposer, tokens: 4 } });
+      const got = await Promise.all(runs.map((r) => spec.generate(r.prompt, r.o)));
+      got.forEach((g, i) => expect(g.tokens, `${mode}, seed ${i + 1}`).toEqual(want[i]!.tokens));
+      const st = spec.stats.speculative!;
+      expect(st.verifications, mode).toBeGreaterThan(0);
+      if (mode === 'right') expect(st.accepted / st.proposed).toBeGreaterThanOrEqual(0.95);
+      if (mode === 'wrong') expect(st.accepted).toBe(0);
+      if (mode === 'half right') expect(st.accepted).toBeLessThan(st.proposed);
+      spec.destroy();
+    }
     d.destroy();
   });
 
