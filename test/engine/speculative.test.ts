@@ -154,6 +154,29 @@ describe('speculative decoding on the GPU', () => {
     d.destroy();
   });
 
+  it('logprobs and penalties per verified position: the same tokens and logprobs as plain decoding', async () => {
+    const o: GenerateOptions = { maxTokens: 16, logprobs: 2, presencePenalty: 0.7, frequencyPenalty: 0.3, logitBias: new Map([[12, 2]]) };
+    const collect = async (e: Engine) => {
+      const lps: { logprob: number; top: number[] }[] = [];
+      const r = await e.generate([2, 4, 6, 8, 10, 12], { ...o, onToken: (_id, lp) => void lps.push({ logprob: lp!.logprob, top: lp!.top.map((t) => t.id) }) });
+      return { tokens: r.tokens, lps };
+    };
+    const load = (o2: EngineOptions) => Engine.load(mini(4, 2), o2);
+    const plain = await load(BASE);
+    const want = await collect(plain);
+    plain.destroy();
+    const d = await Engine.load(mini(2), BASE);
+    const spec = await load({ ...BASE, speculative: { proposer: new DraftProposer(d), tokens: 4 } });
+    const got = await collect(spec);
+    expect(got.tokens).toEqual(want.tokens);
+    expect(got.lps.map((l) => l.top)).toEqual(want.lps.map((l) => l.top));
+    got.lps.forEach((l, i) => expect(Math.abs(l.logprob - want.lps[i]!.logprob), `token ${i}`).toBeLessThan(1e-3));
+    // the penalties see the proposals before each position as generated: the draft (no penalties) still agrees often
+    expect(spec.stats.speculative!.verifications).toBeGreaterThan(0);
+    spec.destroy();
+    d.destroy();
+  });
+
   it('the KV cache after rejected proposals equals that of plain decoding', async () => {
     const d = await Engine.load(mini(2), BASE);
     const prompt = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12];

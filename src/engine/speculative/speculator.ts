@@ -50,7 +50,7 @@ export class Speculator {
 
   /** Whether some running sequence will ask for proposals before its next step (no run-ahead then). */
   wantsHost(running: readonly EngineSeq[]): boolean {
-    return running.some((s) => s.request.opts.speculative !== false && !s.request.opts.constraint && s.generates && this.adaptive(s).active);
+    return running.some((s) => s.request.opts.speculative !== false && !s.request.opts.constraint && s.generates && !s.prefilling && this.adaptive(s).active);
   }
 
   /** Sets the proposals of the sequences that speculate at the next step. */
