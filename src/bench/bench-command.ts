@@ -143,7 +143,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const decodeStep = (tokens: number, seqs: number, samples: number) => tokens === samples && (speculative ? samples > seqs : samples === seqs);
   const fullDecode = engine.countNextStep((tokens, seqs, samples) => decodeStep(tokens, seqs, samples) && seqs === concurrency);
   const anyDecode = engine.countNextStep(decodeStep);
-  const spec0 = engine.stats.speculative ? { ...engine.stats.speculative } : null;
+  const spec0 = engine.stats.speculative ? structuredClone(engine.stats.speculative) : null;
   const streams: StreamTimes[] = ps.slice(0, concurrency).map(() => ({ submit: 0, stamps: [] }));
   const tStart = performance.now();
   const results = await Promise.all(
