@@ -12,7 +12,8 @@
 #   3. the oracle models' greedy tokens (tiny-e32k4, tiny-e64k2, tiny-e128k4) against the manifests
 #   4. bench --json: synthetic:20b (prompt 512, gen 128), a 4K-prompt prefill, 16 streams at once,
 #      top-p decode, synthetic:120b, 64 streams, a long-context decode (--context 32768
-#      --prompt-tokens 32000), a prefix-cache hit, then a --profile run of 20b, while time is left
+#      --prompt-tokens 32000), a prefix-cache hit, a --profile run of 20b, then speculative decoding
+#      (20b with n-gram proposals, 120b with 20b as its draft), while time is left
 # If the adapter turns out to be a CPU one (llvmpipe) on a full run, the 20b/120b steps are skipped.
 #
 # Usage: gpu-check.sh [--quick] [--bundle DIR] [--oracle DIR] [--budget SECONDS]
@@ -205,6 +206,7 @@ if [ "$QUICK" = 1 ]; then
   step bench-mini 120 20 -- "$RUN" bench --model synthetic:mini --prompt-tokens 64 --gen-tokens 16 --json
   step bench-tiny 180 30 -- "$RUN" bench --model synthetic:tiny --prompt-tokens 64 --gen-tokens 16 --json
   step bench-mini-long 180 30 -- "$RUN" bench --model synthetic:mini --context 1024 --prompt-tokens 960 --gen-tokens 8 --json
+  step bench-mini-draft 120 20 -- "$RUN" bench --model synthetic:mini,layers=4,zero-from=2 --draft-model synthetic:mini --prompt-tokens 64 --gen-tokens 32 --json
 elif [ "$CPU_ADAPTER" = 1 ]; then
   say "benchmarks skipped: no GPU adapter"
   record bench skipped null 0 "(no GPU adapter: $ADAPTER)"
@@ -222,6 +224,10 @@ else
   step bench-20b-32k 150 90 -- "$RUN" bench --model synthetic:20b --context 32768 --prompt-tokens 32000 --gen-tokens 32 --json
   step bench-20b-prefix 90 45 -- "$RUN" bench --model synthetic:20b --prompt-tokens 2048 --prefix-tokens 2016 --gen-tokens 8 --json
   step bench-20b-profile 90 60 -- "$RUN" bench --model synthetic:20b --prompt-tokens 512 --gen-tokens 32 --json --profile
+  # speculative decoding (issue 22): n-gram on 20b, then 120b with 20b as its draft (a small
+  # context so both fit an H100 beside each other)
+  step bench-20b-ngram 90 45 -- "$RUN" bench --model synthetic:20b --speculative ngram --prompt-tokens 512 --gen-tokens 64 --json
+  step bench-120b-draft 150 90 -- "$RUN" bench --model synthetic:120b --draft-model synthetic:20b --context 1024 --prompt-tokens 512 --gen-tokens 64 --json
 fi
 
 # --- summary -------------------------------------------------------------------------------------
@@ -233,7 +239,8 @@ say "summary ($(elapsed)s): $FAILED failed/timed-out step(s); oracle $ORACLE_PAS
     const fig = r.roofline_fraction !== undefined
       ? ` decode ${r.decode_tokens_per_s} tok/s, prefill ${r.prefill_tokens_per_s} tok/s, ttft ${r.ttft_ms} ms, load ${r.load_s} s, bw ${r.bandwidth_gb_per_s} GB/s, roofline ${r.roofline_fraction}` +
         (r.concurrency > 1 ? `, ${r.concurrency} streams: ${r.aggregate_output_tokens_per_s} tok/s together` : "") +
-        (r.prefix_cache ? `, ttft ${r.prefix_cache.ttft_ms_cached} ms with ${r.prefix_cache.cached_tokens} cached vs ${r.prefix_cache.ttft_ms_uncached} ms` : "")
+        (r.prefix_cache ? `, ttft ${r.prefix_cache.ttft_ms_cached} ms with ${r.prefix_cache.cached_tokens} cached vs ${r.prefix_cache.ttft_ms_uncached} ms` : "") +
+        (r.speculative ? `, ${r.speculative.method} acceptance ${r.spec_acceptance_rate}, ${r.accepted_tokens_per_step} tokens/step` : "")
       : r.generated_ids !== undefined ? ` ${r.generated_ids.length} tokens, decode ${r.decode_tokens_per_s} tok/s`
       : r.subgroup_matrix ? ` subgroup matrix ${r.subgroup_matrix.exercised}: ${r.subgroup_matrix.used ? "used" : "not used"} (${r.subgroup_matrix.reason})` +
         (r.dispatch_gap ? `; dispatch gap ${r.dispatch_gap.usPerDispatch.toFixed(2)} us` : "") : "";
