@@ -37,7 +37,7 @@ fn main(
   sg_size = sgs;
 #endif
   let pr = proc_rows[wid.x];
-  if (pr.sample >= step.samples) {
+  if (pr.given == NO_GIVEN && pr.sample >= step.samples) {
     return;
   }
   let base = pr.row * p.vocab;

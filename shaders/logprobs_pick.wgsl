@@ -1,4 +1,5 @@
-// After the sampler, per listed row that asks for logprobs: the sampled token's log probability
+// After the sampler, per listed row that asks for logprobs: the sampled token's (or, for a prompt
+// row, the next prompt token's) log probability
 // under the raw logits (logits_process kept the raw value of every token it changed; min-p only
 // lowered tokens that cannot have been drawn). One single-thread workgroup per listed row: there
 // are few, and the grid then bounds them.
@@ -23,10 +24,10 @@ struct Params {
 fn main(@builtin(workgroup_id) wid: vec3<u32>) {
   let r = wid.x;
   let pr = proc_rows[r];
-  if (pr.top == NO_LOGPROBS || pr.sample >= step.samples) {
+  if (pr.top == NO_LOGPROBS || (pr.given == NO_GIVEN && pr.sample >= step.samples)) {
     return;
   }
-  let id = sampled[pr.sample];
+  let id = select(pr.given, sampled[min(pr.sample, arrayLength(&sampled) - 1u)], pr.given == NO_GIVEN);
   var raw = logits[pr.row * p.vocab + min(id, p.vocab - 1u)];
   for (var j = 0u; j < pr.n; j++) {
     let e = entries[pr.off + j];

@@ -10,7 +10,7 @@ struct ProcRow {
   top: u32,     // top logprobs wanted; NO_LOGPROBS for none
   min_p: f32,   // 0: off
   temp: f32,    // the row's temperature (min-p compares probabilities at it)
-  _pad: u32,
+  given: u32,   // a prompt row: the token whose logprob is wanted (the next prompt token); NO_GIVEN: the sampled one
 }
 
 struct Entry {
@@ -21,5 +21,6 @@ struct Entry {
 }
 
 const NO_LOGPROBS: u32 = 0xFFFFFFFFu;
+const NO_GIVEN: u32 = 0xFFFFFFFFu;
 // Words of one logprobs record: normaliser, chosen id, chosen logprob, top count, TOPN (id, logprob).
 const LP_WORDS: u32 = 4u + 2u * TOPN;

@@ -97,6 +97,12 @@ export interface TokenLogprob {
 export interface GenerateOptions extends SamplingOptions, LogitsProcessing {
   /** Log probabilities of each sampled token and of the `logprobs` most likely (0..20), reported to onToken. */
   logprobs?: number;
+  /**
+   * Log probabilities of each prompt token after the first (given the tokens before it) and of the
+   * `promptLogprobs` most likely there (0..20), in GenerateResult.promptLogprobs. The prompt is
+   * then computed in full (no prefix-cache hit).
+   */
+  promptLogprobs?: number;
   maxTokens: number;
   /** Token ids that end generation (included in the output). */
   stopTokens?: readonly number[];
@@ -133,6 +139,8 @@ export interface GenerateResult {
   promptTokens: number;
   /** Prompt tokens served from the prefix cache. */
   cachedTokens: number;
+  /** With GenerateOptions.promptLogprobs: per prompt position, its token's logprob (null for the first). */
+  promptLogprobs?: (TokenLogprob | null)[];
   /** Waiting for a slot (continuous batching queue). */
   queueMs: number;
   /** From admission to the first sampled token. */

@@ -37,6 +37,8 @@ export interface SchedulerOptions extends KvBlockOptions {
   context: number;
   /** Sampled rows a step may hold (default maxNumSeqs); the rows beyond one per sequence carry proposals. */
   maxRows?: number;
+  /** Logits rows a step may give to prompt positions of sequences that want prompt logprobs (default 0). */
+  promptRows?: number;
 }
 
 export type SeqState = 'waiting' | 'running' | 'finished';
@@ -51,6 +53,8 @@ export interface SeqInit<R> {
   maxTokens?: number;
   /** No prefix-cache hit (the caller wants every prompt row's logits). */
   noCache?: boolean;
+  /** Every prompt position needs a logits row (prompt logprobs): its prompt chunks are bounded by SchedulerOptions.promptRows. */
+  promptRows?: boolean;
   request: R;
 }
 
@@ -71,6 +75,7 @@ export class Seq<R = unknown> implements BlockTable {
   readonly generates: boolean;
   readonly maxTokens: number;
   readonly noCache: boolean;
+  readonly promptRows: boolean;
   readonly request: R;
   readonly full: number[] = [];
   readonly sliding: number[] = [];
@@ -89,6 +94,7 @@ export class Seq<R = unknown> implements BlockTable {
     this.generates = o.generates;
     this.maxTokens = o.maxTokens ?? Infinity;
     this.noCache = o.noCache ?? false;
+    this.promptRows = o.promptRows ?? false;
     this.request = o.request;
   }
 
@@ -230,6 +236,12 @@ export class Scheduler<R = unknown> {
     const entries: StepEntry<R>[] = [];
     const preempted: Seq<R>[] = [];
     let budget = this.o.maxBatchTokens;
+    // logits rows for prompt logprobs: a prompt that wants them takes no more tokens than are left
+    let promptRowsLeft = this.o.promptRows ?? 0;
+    const rowCap = (seq: Seq<R>, n: number) => (seq.promptRows ? Math.min(n, promptRowsLeft) : n);
+    const tookRows = (seq: Seq<R>, n: number) => {
+      if (seq.promptRows) promptRowsLeft -= n;
+    };
     const scheduled = new Set<Seq<R>>();
     const add = (seq: Seq<R>, n: number, draft: readonly number[] = []) => {
       entries.push({ seq, tok0: 0, ntok: n, pos0: seq.computed, sample: false, draft, accepted: 0 });
@@ -283,8 +295,11 @@ export class Scheduler<R = unknown> {
     const shares = waterFill(budget, [...prompts.map((s) => s.length - s.computed), ...admissible.map((s) => s.length)]);
     prompts.forEach((seq, i) => {
       if (seq.state !== 'running') return;
-      const n = Math.min(seq.length - seq.computed, shares[i]!, budget);
-      if (n > 0 && grow(seq, n)) add(seq, n);
+      const n = rowCap(seq, Math.min(seq.length - seq.computed, shares[i]!, budget));
+      if (n > 0 && grow(seq, n)) {
+        add(seq, n);
+        tookRows(seq, n);
+      }
     });
     // admissions, strictly FIFO
     for (let i = 0; i < admissible.length && budget > 0 && this.freeSlots.length; i++) {
@@ -293,9 +308,9 @@ export class Scheduler<R = unknown> {
       const hit = this.kv.computedBlocks(seq);
       seq.computed = hit;
       seq.confirmed = hit;
-      const n = Math.min(seq.length - seq.computed, Math.max(1, shares[prompts.length + i]!), budget);
+      const n = rowCap(seq, Math.min(seq.length - seq.computed, Math.max(1, shares[prompts.length + i]!), budget));
       // keep a page per running sequence for its next decode step
-      if (!this.kv.allocate(seq, n, this.running.length)) {
+      if (n <= 0 || !this.kv.allocate(seq, n, this.running.length)) {
         this.kv.free(seq);
         seq.computed = 0;
         seq.confirmed = 0;
@@ -312,12 +327,13 @@ export class Scheduler<R = unknown> {
       this.running.push(seq);
       this.running.sort((a, b) => a.id - b.id);
       add(seq, n);
+      tookRows(seq, n);
     }
     // 3. budget nobody took (a blocked admission, short prompts): the prompts in arrival order
     for (const e of entries) {
       if (budget <= 0) break;
       const seq = e.seq;
-      const more = Math.min(seq.length - seq.computed, budget);
+      const more = rowCap(seq, Math.min(seq.length - seq.computed, budget));
       if (more <= 0) continue;
       // pages for the whole grown entry: the window of its first token must stay
       seq.computed = e.pos0;
@@ -327,6 +343,7 @@ export class Scheduler<R = unknown> {
       e.ntok += more;
       seq.computed += more;
       budget -= more;
+      tookRows(seq, more);
     }
 
     let tok = 0;

@@ -19,6 +19,8 @@ export interface SeqRequest {
   prefill: StepStats & { chunks: number };
   /** [prompt][vocab], filled while the prompt runs (onPrefillLogits). */
   prefillLogits: Float32Array | null;
+  /** Per prompt position, filled while the prompt runs (GenerateOptions.promptLogprobs). */
+  promptLogprobs: (TokenLogprob | null)[] | null;
   started: boolean;
 }
 
@@ -30,6 +32,8 @@ export interface StepOutput {
   logits: Float32Array | null;
   /** The logprobs of the sampled rows that asked, by sample index. */
   logprobs?: Map<number, TokenLogprob> | null;
+  /** Prompt logprobs: the logprob of the prompt token at `pos` of `seq`. */
+  promptLogprobs?: { seq: EngineSeq; pos: number; lp: TokenLogprob }[];
 }
 
 function checkProcessing(o: GenerateOptions, V: number): void {
@@ -72,6 +76,11 @@ export class Sequences {
         throw new Error(`the prompt has ${prompt.length} tokens, more than the context of ${this.contextLength}`);
       }
       if (o.onPrefillLogits && !this.o.allLogits) throw new Error('prefill logits need an engine loaded with allLogits');
+      if (o.promptLogprobs !== undefined) {
+        if (!(Number.isInteger(o.promptLogprobs) && o.promptLogprobs >= 0 && o.promptLogprobs <= MAX_TOP_LOGPROBS)) throw new Error(`prompt logprobs ${o.promptLogprobs} must be an integer in [0, ${MAX_TOP_LOGPROBS}]`);
+        if (o.onPrefillLogits) throw new Error('prompt logprobs and prefill logits: ask for one');
+        if (!this.scheduler.o.promptRows) throw new Error('prompt logprobs need logits rows this engine was not planned with');
+      }
       checkProcessing(o, V);
     } catch (e) {
       return Promise.reject(e);
@@ -87,9 +96,10 @@ export class Sequences {
         firstTokenAt: 0,
         prefill: { ...zeroStats(), chunks: 0 },
         prefillLogits: o.onPrefillLogits ? new Float32Array(prompt.length * V) : null,
+        promptLogprobs: o.promptLogprobs !== undefined ? new Array<TokenLogprob | null>(prompt.length).fill(null) : null,
         started: false,
       };
-      const seq = new Seq<SeqRequest>({ id: this.nextId++, prompt, generates: o.maxTokens > 0, maxTokens: o.maxTokens, noCache, request });
+      const seq = new Seq<SeqRequest>({ id: this.nextId++, prompt, generates: o.maxTokens > 0, maxTokens: o.maxTokens, noCache: noCache || o.promptLogprobs !== undefined, promptRows: o.promptLogprobs !== undefined, request });
       try {
         this.scheduler.add(seq);
       } catch (e) {
@@ -142,8 +152,9 @@ export class Sequences {
       if (req.prefillLogits && e.pos0 < seq.promptLength) {
         req.prefillLogits.set(logits!.subarray(row * V, (row + e.ntok) * V), e.pos0 * V);
         row += e.ntok;
-      } else if (e.sample) {
-        row += 1 + e.draft.length;
+      } else {
+        if (req.promptLogprobs) row += Math.max(0, Math.min(e.pos0 + e.ntok, seq.promptLength - 1) - e.pos0);
+        if (e.sample) row += 1 + e.draft.length;
       }
       if (e.sample && req.opts.onLogits && seq.state === 'running') req.opts.onLogits(logits!.slice((row - 1) * V, row * V));
       if (!req.firstTokenAt) {
@@ -169,6 +180,7 @@ export class Sequences {
         sampled.set(seq, got);
       }
     }
+    for (const { seq, pos, lp } of out.promptLogprobs ?? []) if (seq.request.promptLogprobs) seq.request.promptLogprobs[pos] = lp;
     this.scheduler.complete(plan);
     for (const e of plan.entries) {
       const seq = e.seq;
@@ -232,6 +244,7 @@ export class Sequences {
       finishReason,
       promptTokens: seq.promptLength,
       cachedTokens: seq.cachedTokens,
+      ...(r.promptLogprobs ? { promptLogprobs: r.promptLogprobs } : {}),
       queueMs: admitted - r.submittedAt,
       prefillMs: first - admitted,
       decodeMs: now - first,

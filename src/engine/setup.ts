@@ -33,6 +33,9 @@ export interface EnginePlan {
   runAhead: boolean;
 }
 
+/** Logits rows a step gives to prompt logprobs (its prompt chunks are that long at most). */
+export const PROMPT_LOGPROB_ROWS = 32;
+
 export function planEngine(config: ModelConfig, opts: EngineOptions, maxBinding: number): EnginePlan {
   const context = Math.min(opts.context ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings);
   if (!(context >= 1)) throw new Error(`context must be at least 1 (got ${opts.context})`);
@@ -45,7 +48,10 @@ export function planEngine(config: ModelConfig, opts: EngineOptions, maxBinding:
   const K = opts.speculative?.tokens ?? 0;
   const bindingRows = Math.floor(maxBinding / (config.vocabSize * 4));
   const samples = Math.max(maxNumSeqs, Math.min(maxNumSeqs * (1 + K), maxBatchTokens, bindingRows));
-  const rows = opts.allLogits ? Math.max(maxBatchTokens, samples) : samples;
+  // and some rows for prompt positions whose next token's logprob is asked for (echo + logprobs)
+  const baseRows = opts.allLogits ? Math.max(maxBatchTokens, samples) : samples;
+  const promptRows = Math.max(0, Math.min(PROMPT_LOGPROB_ROWS, maxBatchTokens, bindingRows - baseRows));
+  const rows = baseRows + promptRows;
   const kvPlan = planKv(config, { context, seqs: maxNumSeqs, batchTokens: maxBatchTokens, pageSize, dtype: opts.kvDtype ?? 'f16', memory: opts.kvMemory, maxBinding });
   const weights = expectedTensors(config).reduce((n, t) => n + gpuBytes({ ...t, byteLength: tensorBytes(t) }), 0);
   const activations = activationBytes({ config, tokens: maxBatchTokens, rows });
@@ -75,6 +81,7 @@ export function planEngine(config: ModelConfig, opts: EngineOptions, maxBinding:
       window: config.slidingWindow,
       prefixCaching: opts.prefixCaching ?? true,
       maxRows: samples,
+      promptRows,
     },
     rows,
     samples,

@@ -52,7 +52,7 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
   ) {
     const cap = r.inputs.cap;
     this.readbacks = [0, 1].map(() => r.ctx.gpu.device.createBuffer({ label: 'readback.ids', size: Math.max(16, cap.samples * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
-    this.lpReadbacks = [0, 1].map(() => r.ctx.gpu.device.createBuffer({ label: 'readback.logprobs', size: Math.max(16, cap.samples * LOGPROB_WORDS * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    this.lpReadbacks = [0, 1].map(() => r.ctx.gpu.device.createBuffer({ label: 'readback.logprobs', size: Math.max(16, Math.max(cap.samples, cap.rows) * LOGPROB_WORDS * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     this.pageTables = new PageTableMirror(r.gpu, r.kv, maxBlocks);
   }
 
@@ -114,9 +114,9 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
     const ids = n ? await mapRead(f.readback, n * 4, (b) => new Uint32Array(b)) : new Uint32Array(0);
     if (!n && !f.staging) await this.r.gpu.device.queue.onSubmittedWorkDone();
     const logits = f.staging ? await mapRead(f.staging, f.shape.rows * this.vocab * 4, (b) => new Float32Array(b)) : null;
-    const logprobs = f.lpReadback ? await mapRead(f.lpReadback, f.step.procSamples.length * LOGPROB_WORDS * 4, (b) => parseLogprobs(new Uint32Array(b), f.step)) : null;
+    const lp = f.lpReadback ? await mapRead(f.lpReadback, f.step.procSamples.length * LOGPROB_WORDS * 4, (b) => parseLogprobs(new Uint32Array(b), f.step)) : null;
     await this.observer.finished(f);
-    return { ids, logits, logprobs };
+    return { ids, logits, logprobs: lp?.bySample ?? null, promptLogprobs: lp?.prompt };
   }
 
   private stagingFor(bytes: number): GPUBuffer {
@@ -156,18 +156,22 @@ export class GpuStepExecutor implements StepExecutor<GpuInFlight> {
   }
 }
 
-/** The records of the rows that asked for logprobs, by sample index. */
-function parseLogprobs(words: Uint32Array, step: PreparedStep): Map<number, TokenLogprob> {
+/** The records of the rows that asked for logprobs: sampled rows by sample index, prompt rows by sequence and position. */
+function parseLogprobs(words: Uint32Array, step: PreparedStep): { bySample: Map<number, TokenLogprob>; prompt: NonNullable<StepOutput['promptLogprobs']> } {
   const f = new Float32Array(words.buffer, words.byteOffset, words.length);
-  const out = new Map<number, TokenLogprob>();
+  const bySample = new Map<number, TokenLogprob>();
+  const prompt: NonNullable<StepOutput['promptLogprobs']> = [];
   step.procSamples.forEach((sample, r) => {
     if (step.procWords[r * PROC_ROW_WORDS + 4] === NO_LOGPROBS) return;
     const w = r * LOGPROB_WORDS;
     const n = words[w + 3]!;
     const top = Array.from({ length: n }, (_, j) => ({ id: words[w + 4 + 2 * j]!, logprob: f[w + 5 + 2 * j]! }));
-    out.set(sample, { logprob: f[w + 2]!, top });
+    const lp = { logprob: f[w + 2]!, top };
+    const at = step.procPrompt[r];
+    if (at) prompt.push({ ...at, lp });
+    else bySample.set(sample, lp);
   });
-  return out;
+  return { bySample, prompt };
 }
 
 async function mapRead<T>(buf: GPUBuffer, bytes: number, view: (b: ArrayBuffer) => T): Promise<T> {

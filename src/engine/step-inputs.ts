@@ -3,12 +3,12 @@
 // constrained rows), the attention entries the host plans from, and its typed StepShape. The
 // executor (step-exec.ts) writes them to the GPU.
 import type { AttentionWork, StepShape } from '../gpu/buffers.js';
-import { NO_LOGPROBS, PROC_ENTRIES, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
+import { NO_GIVEN, NO_LOGPROBS, PROC_ENTRIES, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
 import { rowProcessing } from './logits-processing.js';
 import type { AttentionEntry } from './ops/attention.js';
 import { unembedSettles } from './ops/sample.js';
 import type { StepPlan } from './scheduler.js';
-import type { SeqRequest } from './sequences.js';
+import type { EngineSeq, SeqRequest } from './sequences.js';
 
 /** A step ready to execute: its plan, the words to write, and its shape. */
 export interface PreparedStep {
@@ -28,6 +28,8 @@ export interface PreparedStep {
   procWords: Uint32Array;
   entryWords: Uint32Array;
   procSamples: number[];
+  /** Per processed row: for a prompt row, its sequence and the prompt position whose token's logprob it gives (sampled rows: null). */
+  procPrompt: ({ seq: EngineSeq; pos: number } | null)[];
   /** Some processed row wants logprobs: their records come back. */
   readLogprobs: boolean;
 }
@@ -56,7 +58,7 @@ export class StepInputWriter {
     this.rowWords = new Uint32Array(Math.max(1, cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, cap.samples) * SAMPLE_ROW_WORDS);
     this.sampleFloats = new Float32Array(this.sampleWords.buffer);
-    this.procWords = new Uint32Array(Math.max(1, cap.samples) * PROC_ROW_WORDS);
+    this.procWords = new Uint32Array(Math.max(1, cap.samples, cap.rows) * PROC_ROW_WORDS);
     this.procFloats = new Float32Array(this.procWords.buffer);
   }
 
@@ -69,6 +71,7 @@ export class StepInputWriter {
     const attention: AttentionEntry[] = [];
     const masks: PreparedStep['masks'] = [];
     const procSamples: number[] = [];
+    const procPrompt: PreparedStep['procPrompt'] = [];
     let entries = 0;
     let readLogprobs = false;
     for (const e of plan.entries) {
@@ -88,9 +91,26 @@ export class StepInputWriter {
       if (req.prefillLogits && e.pos0 < seq.promptLength) {
         for (let i = 0; i < e.ntok; i++) this.rowWords[rows++] = e.tok0 + i;
         readLogits = true;
-      } else if (e.sample) {
+      } else {
+        const top = req.opts.promptLogprobs;
+        // prompt logprobs: each prompt position's row gives the next prompt token's logprob
+        if (top !== undefined) {
+          for (let p = e.pos0; p < Math.min(e.pos0 + e.ntok, seq.promptLength - 1); p++) {
+            this.rowWords[rows++] = e.tok0 + (p - e.pos0);
+            const pw = procSamples.length * PROC_ROW_WORDS;
+            this.procWords.fill(0, pw, pw + PROC_ROW_WORDS);
+            this.procWords[pw] = NO_GIVEN;
+            this.procWords[pw + 1] = rows - 1;
+            this.procWords[pw + 3] = entries;
+            this.procWords[pw + 4] = top;
+            this.procWords[pw + 7] = seq.tokens[p + 1]!;
+            procSamples.push(-1);
+            procPrompt.push({ seq, pos: p + 1 });
+            readLogprobs = true;
+          }
+        }
         // the sequence's last token, then each proposal: every one of those positions is drawn
-        for (let j = e.draft.length; j >= 0; j--) this.rowWords[rows++] = e.tok0 + e.ntok - 1 - j;
+        if (e.sample) for (let j = e.draft.length; j >= 0; j--) this.rowWords[rows++] = e.tok0 + e.ntok - 1 - j;
       }
       if (!e.sample) continue;
       const o = req.opts;
@@ -113,6 +133,7 @@ export class StepInputWriter {
           this.procWords[pw + 4] = proc.top;
           this.procFloats[pw + 5] = proc.minP;
           this.procFloats[pw + 6] = o.temperature ?? 0;
+          this.procWords[pw + 7] = NO_GIVEN;
           proc.ids.forEach((id, q) => {
             const ew = (entries + q) * PROC_ENTRY_WORDS;
             this.entryWords[ew] = id;
@@ -121,6 +142,7 @@ export class StepInputWriter {
           });
           entries += proc.ids.length;
           procSamples.push(samples);
+          procPrompt.push(null);
           readLogprobs ||= proc.top !== NO_LOGPROBS;
           // changed logits are not the unembedding's greedy pick: the row takes the sampler's full
           // path, as a masked row does (with every token allowed when it has no constraint)
@@ -155,6 +177,7 @@ export class StepInputWriter {
       procWords: this.procWords.subarray(0, procSamples.length * PROC_ROW_WORDS),
       entryWords: this.entryWords.subarray(0, entries * PROC_ENTRY_WORDS),
       procSamples,
+      procPrompt,
       readLogprobs,
     };
   }

@@ -5,7 +5,7 @@
 // distribution), on odd vocabulary sizes, with the outputs poisoned before the kernels run.
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer, type Dispatch } from '../../src/gpu/buffers.js';
-import { LOGPROB_WORDS, NO_LOGPROBS, OpContext, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
+import { LOGPROB_WORDS, NO_GIVEN, NO_LOGPROBS, OpContext, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
 import { logitsProcessOps } from '../../src/engine/ops/logits-process.js';
 import { sampleOps } from '../../src/engine/ops/sample.js';
 import { noGpuErrors, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
@@ -20,6 +20,8 @@ interface Proc {
   top: number;
   minP?: number;
   entries?: { id: number; add: number; rep: number }[];
+  /** A prompt row: no draw; the logprob of this id is reported. */
+  given?: number;
 }
 interface Draw {
   row: number;
@@ -33,7 +35,7 @@ interface Draw {
 async function run(ctx: OpContext, logits: Float32Array, V: number, draws: Draw[], procs: Proc[]) {
   const R = logits.length / V;
   const S = draws.length;
-  const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: S, seqs: S, vocab: V });
+  const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: S, seqs: Math.max(1, S), vocab: V });
   const logitsBuf = uploadBuffer(gpu, logits, 'logits');
   const proc = logitsProcessOps(ctx, { logits: logitsBuf, inputs, vocab: V });
   const ops: Dispatch[] = [proc.before, ...sampleOps(ctx, { logits: logitsBuf, inputs, vocab: V }), proc.after];
@@ -55,10 +57,11 @@ async function run(ctx: OpContext, logits: Float32Array, V: number, draws: Draw[
   const ew: number[] = [];
   procs.forEach((p, r) => {
     const w = r * PROC_ROW_WORDS;
-    const sample = draws.findIndex((d) => d.proc === r);
+    const sample = p.given === undefined ? draws.findIndex((d) => d.proc === r) : 0xffffffff;
     pw.set([sample, p.row, p.entries?.length ?? 0, ew.length / PROC_ENTRY_WORDS, p.top], w);
     pf[w + 5] = p.minP ?? 0;
-    pf[w + 6] = draws[sample]!.t;
+    pf[w + 6] = p.given === undefined ? draws[sample]!.t : 0;
+    pw[w + 7] = p.given ?? NO_GIVEN;
     for (const e of p.entries ?? []) {
       const f = new Float32Array([e.add, e.rep, Number.NaN]);
       ew.push(e.id, ...new Uint32Array(f.buffer));
@@ -69,7 +72,7 @@ async function run(ctx: OpContext, logits: Float32Array, V: number, draws: Draw[
   if (ew.length) writeBuffer(gpu, inputs.procEntries, 0, Uint32Array.from(ew));
   // poisoned outputs
   writeBuffer(gpu, inputs.sampled, 0, new Uint32Array(S).fill(0xffffffff));
-  writeBuffer(gpu, inputs.logprobs, 0, new Uint32Array(S * LOGPROB_WORDS).fill(0x7fc00000));
+  writeBuffer(gpu, inputs.logprobs, 0, new Uint32Array(Math.max(S, procs.length) * LOGPROB_WORDS).fill(0x7fc00000));
   const shape = { tokens: 1, rows: R, samples: S, processRows: procs.length };
   ctx.writeStep(shape);
   await noGpuErrors(gpu, () => submit(gpu, (p) => encodeDispatches(p, ops, shape)));
@@ -139,6 +142,31 @@ describe.each(variants)('logits processing ($name)', ({ shaders }) => {
       const order = [...ls.keys()].sort((a, b) => ls[b]! - ls[a]!).slice(0, top);
       expect(Array.from({ length: top }, (_, j) => lp.u[w + 4 + 2 * j])).toEqual(order);
       order.forEach((id, j) => expect(Math.abs(lp.f[w + 5 + 2 * j]! - ls[id]!)).toBeLessThan(1e-4));
+    }
+  });
+
+  it.each([301, 4099])('V=%i: prompt rows report the given token\'s logprob and the top ones, beside sampled rows', async (V) => {
+    const r = rng(V + 1);
+    const R = 3;
+    const logits = randomF32(r, R * V, 3);
+    const row = (i: number) => logits.subarray(i * V, (i + 1) * V);
+    const given = [Math.floor(r() * V), Math.floor(r() * V)];
+    const procs: Proc[] = [
+      { row: 0, top: 5, given: given[0] },
+      { row: 1, top: 0, given: given[1] },
+      { row: 2, top: 2 },
+    ];
+    const { ids, lp } = await run(ctx, logits, V, [{ row: 2, t: 0, counter: 0, proc: 2 }], procs);
+    for (const i of [0, 1, 2]) {
+      const ls = logSoftmax64(row(i));
+      const w = i * LOGPROB_WORDS;
+      const id = i < 2 ? given[i]! : ids[0]!;
+      expect(lp.u[w + 1], `row ${i} id`).toBe(id);
+      expect(Math.abs(lp.f[w + 2]! - ls[id]!), `row ${i} logprob`).toBeLessThan(1e-4);
+      const top = procs[i]!.top;
+      expect(lp.u[w + 3]).toBe(top);
+      const order = [...ls.keys()].sort((a, b) => ls[b]! - ls[a]!).slice(0, top);
+      expect(Array.from({ length: top }, (_, j) => lp.u[w + 4 + 2 * j])).toEqual(order);
     }
   });
 

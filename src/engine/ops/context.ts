@@ -103,6 +103,8 @@ export const MAX_TOP_LOGPROBS = 20;
 export const LOGPROB_WORDS = 4 + 2 * MAX_TOP_LOGPROBS;
 /** ProcRow.top of a row that wants no logprobs. */
 export const NO_LOGPROBS = 0xffffffff;
+/** ProcRow.given of a sampled row (its logprob is the sampled token's). */
+export const NO_GIVEN = 0xffffffff;
 
 export interface StepCapacity {
   tokens: number;
@@ -146,9 +148,10 @@ export class StepInputs {
     this.lastIds = storageBuffer(gpu, cap.seqs * 4, 'step.last_ids');
     this.sampled = storageBuffer(gpu, Math.max(1, cap.samples) * 4, 'step.sampled');
     this.argmax = storageBuffer(gpu, Math.max(1, cap.rows) * 8, 'step.argmax');
-    this.procRows = storageBuffer(gpu, Math.max(1, cap.samples) * PROC_ROW_WORDS * 4, 'step.proc_rows');
+    // a processed row is a sampled row or a prompt row asking for the next prompt token's logprob
+    this.procRows = storageBuffer(gpu, Math.max(1, cap.samples, cap.rows) * PROC_ROW_WORDS * 4, 'step.proc_rows');
     this.procEntries = storageBuffer(gpu, PROC_ENTRIES * PROC_ENTRY_WORDS * 4, 'step.proc_entries');
-    this.logprobs = storageBuffer(gpu, Math.max(1, cap.samples) * LOGPROB_WORDS * 4, 'step.logprobs');
+    this.logprobs = storageBuffer(gpu, Math.max(1, cap.samples, cap.rows) * LOGPROB_WORDS * 4, 'step.logprobs');
   }
 
   destroy(): void {
