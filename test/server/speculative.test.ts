@@ -22,10 +22,10 @@ describe('speculative decoding in the server', () => {
   });
 
   it('a draft model: the same greedy text as without it; /metrics counts proposals and acceptance', async () => {
-    const plain = await startServer({ maxNumSeqs: 2 });
+    const plain = await startServer({ maxNumSeqs: 2, context: 512 });
     const want = (await plain.client.chat.completions.create(body)).choices[0]!.message;
     await plain.close();
-    const s = await startServer({ maxNumSeqs: 2, speculative: { method: 'draft', tokens: 4, draftModel: 'synthetic:tiny' } });
+    const s = await startServer({ maxNumSeqs: 2, context: 512, speculative: { method: 'draft', tokens: 4, draftModel: 'synthetic:tiny' } });
     try {
       const got = (await s.client.chat.completions.create(body)).choices[0]!.message;
       expect(got.content).toBe(want.content);
