@@ -42,6 +42,8 @@ class BlocksBuilder {
     private readonly emit: (event: string, payload: Record<string, unknown>) => void,
     private readonly seal: (text: string) => string,
     private readonly thinking: boolean,
+    /** thinking.display "omitted": thinking blocks with their signature, without the text. */
+    private readonly omitThinking = false,
   ) {}
 
   apply(events: OutputEvent[]): void {
@@ -51,7 +53,7 @@ class BlocksBuilder {
           if (this.thinking) this.start({ type: 'thinking', thinking: '', signature: '' });
           break;
         case 'reasoning_delta':
-          if (this.thinking) this.delta({ type: 'thinking_delta', thinking: e.text }, 'thinking', e.text);
+          if (this.thinking && !this.omitThinking) this.delta({ type: 'thinking_delta', thinking: e.text }, 'thinking', e.text);
           break;
         case 'reasoning_end':
           if (this.thinking && this.open) {
@@ -172,6 +174,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const signal = clientGone(ctx, reply);
       const id = `msg_${randomBytes(12).toString('hex')}`;
       const thinking = body.thinking?.type !== 'disabled';
+      const omitThinking = body.thinking?.display === 'omitted';
       const seal = (text: string) => ctx.reasoningSeal.seal(text);
       const stopReason = (r: { finishReason: string }, b: BlocksBuilder) =>
         b.blocks.some((x) => x.type === 'tool_use') && !output.stoppedByString ? 'tool_use' : output.stoppedByString ? 'stop_sequence' : r.finishReason === 'stop' ? 'end_turn' : 'max_tokens';
@@ -194,7 +197,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
 
       if (!body.stream) {
-        const builder = new BlocksBuilder(() => {}, seal, thinking);
+        const builder = new BlocksBuilder(() => {}, seal, thinking, omitThinking);
         const result = await completeTurn(ctx, request, reply, {
           ...turn,
           onToken: (t) => {
@@ -211,7 +214,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
 
       return streamTurn(ctx, request, reply, turn, false, (sse) => {
         const emit = (event: string, payload: Record<string, unknown>) => sse.event(event, { type: event, ...payload });
-        const builder = new BlocksBuilder(emit, seal, thinking);
+        const builder = new BlocksBuilder(emit, seal, thinking, omitThinking);
         return {
           onStart: () => {
             emit('message_start', { message: message([], { usage: { input_tokens: promptIds.length, output_tokens: 0 } }) });
