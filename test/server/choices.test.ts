@@ -49,7 +49,7 @@ describe('n > 1 in chat completions', () => {
     expect(pages).toBeGreaterThanOrEqual(64);
     expect(hits).toBeGreaterThanOrEqual(2 * pages);
 
-    const alone = [];
+    const alone: OpenAI.Chat.Completions.ChatCompletion[] = [];
     for (let i = 0; i < 3; i++) alone.push(await s.client.chat.completions.create({ ...req, seed: 7 + i }));
     expect(alone[0]!.usage!.prompt_tokens).toBe(usage.prompt_tokens);
     r.choices.forEach((c, i) => expect(text(c.message as Msg), `choice ${i}`).toBe(text(alone[i]!.choices[0]!.message as Msg)));
