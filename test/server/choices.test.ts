@@ -191,3 +191,26 @@ describe('bad n and aborts', () => {
     expect(s.app.gptOss.lastGeneration!.tokens).toBeLessThan(400);
   });
 });
+
+describe('n > 1 on an engine of one sequence with no queue', () => {
+  let one: TestServer;
+  beforeAll(async () => {
+    one = await startServer({ maxNumSeqs: 1, maxQueue: 0 });
+  });
+  afterAll(async () => {
+    await one?.close();
+  });
+
+  it('the choices take their turns past the queue limit (the request was admitted); the usage ledger counts the prompt once', async () => {
+    const r = await one.client.chat.completions.create({ model: MODEL, messages: freshMessages(), max_tokens: 4, seed: 1, n: 3, ...FIXED_LENGTH });
+    expect(r.choices.map((c) => c.finish_reason)).toEqual(['length', 'length', 'length']);
+    const [row] = one.app.gptOss.usage.rows();
+    expect(row).toMatchObject({ requests: 3, prompt_tokens: r.usage!.prompt_tokens, completion_tokens: 12 });
+    // a second request while one runs still finds the queue full
+    const first = one.client.chat.completions.create({ model: MODEL, messages: freshMessages(), max_tokens: 40, n: 2, ...FIXED_LENGTH });
+    await until('the first request runs', () => one.model.queue.running === 1);
+    const busy = await post(one.baseURL, '/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
+    expect(busy.status).toBe(429);
+    expect((await first).choices).toHaveLength(2);
+  });
+});
