@@ -211,7 +211,7 @@ function battery(): BadRequest[] {
   field(responses, 'max_output_tokens', [99999], 400, 'context_length_exceeded');
   field(responses, 'text', ['x', { format: { type: 'xml' } }, { format: 'json' }]);
   field(responses, 'truncation', ['sometimes', 5]);
-  field(responses, 'top_logprobs', [5], 400, 'unsupported_parameter');
+  field(responses, 'top_logprobs', [21, -1, 'x']);
   field(responses, 'instructions', [5, {}]);
   field(responses, 'tool_choice', ['required', { type: 'function', name: 'f' }]);
   field(responses, 'text', [{ format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '(?<=a)b' } } }], 400, 'unsupported_schema');
