@@ -126,6 +126,17 @@ describe('Anthropic SDK against /v1/messages', () => {
     expect((await post(root, '/v1/messages', { ...body, output_config: { effort: 'extreme' } }, { 'x-api-key': KEY })).status).toBe(400);
   });
 
+  it('max_tokens past the context window (Claude Code asks for 32000): the turn gets what is left, then model_context_window_exceeded', async () => {
+    engine.next = () => harmony(`<|channel|>final<|message|>${' a'.repeat(9000)}`);
+    // (streamed: the SDK will not wait on a request for so many tokens without a stream)
+    const m = await client.messages.stream({ model: MODEL, max_tokens: 32000, messages: [{ role: 'user', content: 'Count.' }] }).finalMessage();
+    expect(m.stop_reason as string).toBe('model_context_window_exceeded');
+    expect(m.usage.input_tokens + m.usage.output_tokens).toBe(8192);
+    // a prompt that fills the context is still the client's error
+    const full = await post(root, '/v1/messages', { model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'word '.repeat(9000) }] }, { 'x-api-key': KEY });
+    expect(full.status).toBe(400);
+  });
+
   it('count_tokens counts the prompt the request renders', async () => {
     const r = await client.messages.countTokens({ model: MODEL, system: 'Be brief.', messages: [{ role: 'user', content: 'Hi' }] });
     const expected = renderChatCompletion({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length;

@@ -166,7 +166,12 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const { model: served, engine, tokenizer, prompt, chat, tools, toolNames } = prepare(request, reply, body, body.max_tokens);
       const promptIds = prompt.tokenIds;
       const forced = forcedOutput({ toolChoice: chat['tool_choice'], tools, format: undefined, formatParam: 'tool_choice', nestedIn: null }, ctx.constraints);
-      const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: 'max_tokens' });
+      // As Anthropic's API does for its newer models, max_tokens may reach past the context window
+      // (Claude Code asks for 32000): the turn gets what is left, and stops with
+      // model_context_window_exceeded when it runs out there.
+      const left = engine.contextLength - promptIds.length;
+      const clamped = left > 0 && body.max_tokens > left;
+      const maxTokens = completionBudget(ctx.limits, clamped ? left : body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: 'max_tokens' });
       const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
       const sampling = samplingOptions(body);
       const stops = body.stop_sequences ?? [];
@@ -177,7 +182,15 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const omitThinking = body.thinking?.display === 'omitted';
       const seal = (text: string) => ctx.reasoningSeal.seal(text);
       const stopReason = (r: { finishReason: string }, b: BlocksBuilder) =>
-        b.blocks.some((x) => x.type === 'tool_use') && !output.stoppedByString ? 'tool_use' : output.stoppedByString ? 'stop_sequence' : r.finishReason === 'stop' ? 'end_turn' : 'max_tokens';
+        b.blocks.some((x) => x.type === 'tool_use') && !output.stoppedByString
+          ? 'tool_use'
+          : output.stoppedByString
+            ? 'stop_sequence'
+            : r.finishReason === 'stop'
+              ? 'end_turn'
+              : clamped || r.finishReason === 'context'
+                ? 'model_context_window_exceeded'
+                : 'max_tokens';
       const usage = (r: { tokens: readonly number[]; cachedTokens: number }) => ({
         input_tokens: promptIds.length - r.cachedTokens,
         cache_read_input_tokens: r.cachedTokens,
@@ -208,7 +221,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
         if (!result) return reply;
         builder.apply(output.end());
         const reason = stopReason(result, builder);
-        ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' ? 'length' : 'stop' });
+        ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' || reason === 'model_context_window_exceeded' ? 'length' : 'stop' });
         return message(builder.blocks, { stop_reason: reason, usage: usage(result) });
       }
 
@@ -227,7 +240,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
           finish: (result) => {
             builder.apply(output.end());
             const reason = stopReason(result, builder);
-            ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' ? 'length' : 'stop' });
+            ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' || reason === 'model_context_window_exceeded' ? 'length' : 'stop' });
             emit('message_delta', { delta: { stop_reason: reason, stop_sequence: null }, usage: { output_tokens: result.tokens.length } });
             emit('message_stop', {});
           },
