@@ -1,6 +1,7 @@
 // POST /v1/chat/completions, streaming (SSE chunks, then `data: [DONE]`) and not. The request is
 // rendered to a harmony prompt; the sampled tokens are parsed back into reasoning (`reasoning`,
-// and `reasoning_content` for llama.cpp-style clients), content and tool calls.
+// and `reasoning_content` for llama.cpp-style clients), content and tool calls. With n > 1 each
+// choice has its own parser, message, logprobs and constraint (generation.ts runs the choices).
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderChatCompletion } from '../../harmony/index.js';

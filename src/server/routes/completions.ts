@@ -1,7 +1,7 @@
 // POST /v1/completions: the prompt is taken as harmony text (special-token strings are format
 // tokens here) or as token ids, with no chat template; the completion is the decoded tokens,
 // special tokens written out, minus the stop token that ended it (as OpenAI leaves out its stop
-// sequence).
+// sequence). With n > 1 each choice has its own decoder, stop strings and logprobs.
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';

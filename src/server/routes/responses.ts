@@ -2,7 +2,8 @@
 // (content `reasoning_text`), `message` (content `output_text`) and `function_call`, in the order
 // the model wrote them. `previous_response_id` replays a stored response's input and output
 // before this request's input; `item_reference` input items stand for stored items (the AI SDK
-// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends.
+// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends. Content tokens'
+// logprobs (include: message.output_text.logprobs) ride on the output_text parts and deltas.
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
