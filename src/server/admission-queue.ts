@@ -70,13 +70,15 @@ export class AdmissionQueue {
   }
 
   /**
-   * Runs `task` when the engine is free. Throws QueueFullError right away when the queue is full;
+   * Runs `task` when the engine is free. Throws QueueFullError right away when the queue is full
+   * (unless the request was `admitted` already);
    * rejects with the signal's reason when the signal fires before the turn comes.
    */
-  run<T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> {
+  run<T>(signal: AbortSignal, task: () => Promise<T>, o: { admitted?: boolean } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new QueueClosedError('the server is shutting down'));
     if (signal.aborted) return Promise.reject(abortReason(signal));
-    if (this.full && this.waiting.length >= this.maxQueue) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
+    // `admitted`: a further choice (n > 1) of a request that already got in waits past the limit
+    if (this.full && this.waiting.length >= this.maxQueue && !o.admitted) throw new QueueFullError(`${this.waiting.length} requests are already waiting`);
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateResult, LogitsProcessing, SamplingOptions, TokenLogprob } from '../engine/engine.js';
 import { HARMONY_STOP_TOKEN_IDS, HarmonyRequestError } from '../harmony/index.js';
 import type { RequestLimits, ServerContext } from './context.js';
-import { ApiError, contextExceeded, queueFull, shuttingDown, type ErrorBody } from './errors.js';
+import { ApiError, contextExceeded, invalidRequest, queueFull, shuttingDown, type ErrorBody } from './errors.js';
 import type { ServingEngine } from './model-host.js';
 import type { ServedModel } from './models.js';
 import type { TimedConstraint } from './constraints.js';
@@ -31,6 +31,27 @@ export function samplingOptions(b: SamplingFields): Required<SamplingOptions> {
     // The sampler takes a u32 seed; a 64-bit seed keeps its low 32 bits.
     seed: b.seed !== undefined && b.seed !== null ? Number(BigInt.asUintN(32, BigInt(Math.trunc(b.seed)))) : randomInt(0, 2 ** 32 - 1),
   };
+}
+
+/** The most choices (`n`) one request may ask for. */
+export const MAX_CHOICES = 16;
+
+/** The request's `n`: 1 when absent; above MAX_CHOICES a 400 naming n and its value. */
+export function choiceCount(n: number | null | undefined): number {
+  if (n === undefined || n === null) return 1;
+  if (n > MAX_CHOICES) throw invalidRequest(`n=${n}: this server generates at most ${MAX_CHOICES} choices per request`, 'n');
+  return n;
+}
+
+/**
+ * The sampling settings of each of n choices, each its own seed stream: with the request's seed,
+ * choice i draws with seed + i (mod 2^32), so choice i is what the same request with n=1 and that
+ * seed answers; without one, each choice gets a fresh random seed.
+ */
+export function choiceSampling(b: SamplingFields, n: number): Required<SamplingOptions>[] {
+  const base = samplingOptions(b);
+  const seeded = b.seed !== undefined && b.seed !== null;
+  return Array.from({ length: n }, (_, i) => (i === 0 ? base : { ...base, seed: seeded ? (base.seed + i) >>> 0 : randomInt(0, 2 ** 32 - 1) }));
 }
 
 /**
@@ -135,6 +156,12 @@ export interface Turn {
   onStart?: () => void;
   /** Each sampled token (with its logprobs when asked for); return false to end the generation (a stop string matched). */
   onToken: (id: number, logprob?: TokenLogprob) => boolean | void;
+  /**
+   * Which of the request's n choices this is (default 0). A further one (> 0) belongs to a request
+   * already admitted, so it waits in the queue past its limit, and its prompt is not counted in
+   * the usage again (a request's prompt counts once, as OpenAI bills n > 1).
+   */
+  choice?: number;
 }
 
 /** Engine finish reasons, plus what the routes report. */
@@ -148,6 +175,7 @@ export type TurnEnd = GenerateResult['finishReason'];
 export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn: Turn): Promise<GenerateResult> {
   const log = request.log;
   const { model } = turn;
+  const further = (turn.choice ?? 0) > 0;
   const queuedAt = performance.now();
   let result: GenerateResult;
   try {
@@ -183,8 +211,9 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         cached = r.cachedTokens;
         const mask = turn.constraint ? { maskMs: Math.round(turn.constraint.maskMs * 10) / 10, masks: turn.constraint.masks } : {};
         ctx.lastGeneration = { finishReason: r.finishReason, tokens: r.tokens.length, maxTokens: turn.maxTokens, prefillMs: r.prefillMs, decodeMs: r.decodeMs, ...mask };
+        const choice = turn.choice !== undefined ? { choice: turn.choice } : {};
         log.info(
-          { promptTokens: r.promptTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs), ...mask },
+          { promptTokens: r.promptTokens, cachedTokens: r.cachedTokens, tokens: r.tokens.length, finish: r.finishReason, prefillMs: Math.round(r.prefillMs), decodeMs: Math.round(r.decodeMs), ...choice, ...mask },
           'generation finished',
         );
         return r;
@@ -193,9 +222,10 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
         throw e;
       } finally {
         // What the engine did, finished or not: the prompt and every sampled token (as `usage` says).
-        ctx.usage.record(request.gptOssKey, model.name, { promptTokens: turn.promptIds.length, cachedTokens: cached, completionTokens: count });
+        const prompt = further ? { promptTokens: 0, cachedTokens: 0 } : { promptTokens: turn.promptIds.length, cachedTokens: cached };
+        ctx.usage.record(request.gptOssKey, model.name, { ...prompt, completionTokens: count });
       }
-    });
+    }, { admitted: further });
   } catch (e) {
     if (e instanceof QueueFullError) throw queueFull(model.queue.retryAfterSeconds());
     if (e instanceof QueueClosedError) throw shuttingDown();
@@ -205,30 +235,103 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
 }
 
 /**
+ * The n choices of one request, each its own engine sequence. Choice 0 starts first; the others
+ * once its first token came: its prefill is done then and the engine has put its prompt's whole
+ * pages in the prefix cache, so they prefill only what is past the last whole page. One choice
+ * failing stops the others and its error is thrown; `done` hears each choice that ended normally,
+ * as it ends.
+ */
+export async function runChoices(
+  ctx: ServerContext,
+  request: FastifyRequest,
+  turns: readonly Turn[],
+  done?: (index: number, result: GenerateResult) => void | Promise<void>,
+): Promise<GenerateResult[]> {
+  const [first, ...rest] = turns as [Turn, ...Turn[]];
+  if (rest.length === 0) {
+    const r = await runTurn(ctx, request, first);
+    if (!first.signal.aborted) await done?.(0, r);
+    return [r];
+  }
+  // every choice stops when the client leaves, and when one of them fails
+  const stop = new AbortController();
+  const outer = first.signal;
+  const onOuter = () => stop.abort(outer.reason);
+  if (outer.aborted) onOuter();
+  else outer.addEventListener('abort', onOuter, { once: true });
+  let failure: { error: unknown } | null = null;
+  let prefilled!: () => void;
+  const firstToken = new Promise<void>((resolve) => (prefilled = resolve));
+  const run = async (t: Turn, index: number): Promise<GenerateResult> => {
+    try {
+      const r = await runTurn(ctx, request, { ...t, choice: index, signal: stop.signal });
+      if (!stop.signal.aborted) await done?.(index, r);
+      return r;
+    } catch (e) {
+      if (!failure && !stop.signal.aborted) {
+        failure = { error: e };
+        stop.abort(e);
+      }
+      throw e;
+    }
+  };
+  const head = run({ ...first, onToken: (id, lp) => (prefilled(), first.onToken(id, lp)) }, 0).finally(prefilled);
+  const all = [head, ...rest.map(async (t, i) => (await firstToken, run(t, i + 1)))];
+  const settled = await Promise.allSettled(all);
+  outer.removeEventListener('abort', onOuter);
+  if (failure) throw (failure as { error: unknown }).error;
+  return settled.map((x) => {
+    if (x.status === 'rejected') throw x.reason;
+    return x.value;
+  });
+}
+
+/**
  * A non-streaming request's turn: the result, or null when the client left meanwhile (the reply
  * is then taken over and nothing more is sent; on shutdown this throws the 503 instead).
  */
 export async function completeTurn(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, turn: Turn): Promise<GenerateResult | null> {
-  const result = await runTurn(ctx, request, turn).catch((e: unknown) => {
-    if (turn.signal.aborted) return null;
+  return (await completeChoices(ctx, request, reply, [turn]))?.[0] ?? null;
+}
+
+/** completeTurn for the n choices of a request (runChoices): their results, in order. */
+export async function completeChoices(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, turns: readonly Turn[]): Promise<GenerateResult[] | null> {
+  const signal = turns[0]!.signal;
+  const results = await runChoices(ctx, request, turns).catch((e: unknown) => {
+    if (signal.aborted) return null;
     throw e;
   });
-  if (result && !turn.signal.aborted) return result;
+  if (results && !signal.aborted) return results;
   abandon(ctx, request, reply);
   return null;
 }
 
-/** What a streaming route writes: events as tokens come, then its closing events. */
-export interface StreamWriter {
+/** What a streaming route writes for one choice: events as its tokens come. */
+export interface ChoiceWriter {
   /** The engine is ours; prefill is about to start. */
   onStart?: () => void;
   /** Each sampled token (and its logprobs); return false to end the generation (a stop string matched). */
   onToken: (id: number, logprob?: TokenLogprob) => boolean | void;
+  /** After this choice's normal end, while others may still run: its closing events. */
+  done?: (result: GenerateResult) => void;
+}
+
+/** What a streaming route writes: events as tokens come, then its closing events. */
+export interface StreamWriter extends ChoiceWriter {
   /** After a normal end: the final events (the stream is ended after them; awaited). */
   finish: (result: GenerateResult) => void | Promise<void>;
   /** Writes an OpenAI error body as the API's error event (default: a `data:` line). */
   error?: (body: ErrorBody) => void;
 }
+
+/** The writers of a stream of n choices, and its closing events once all have ended. */
+export interface ChoicesWriter {
+  choices: ChoiceWriter[];
+  finish: (results: GenerateResult[]) => void | Promise<void>;
+  error?: (body: ErrorBody) => void;
+}
+
+type StreamedTurn = Omit<Turn, 'onStart' | 'onToken'>;
 
 /**
  * A streaming request's turn. Admission (429 / 503) is decided before the 200 goes out; then the
@@ -236,24 +339,44 @@ export interface StreamWriter {
  * runs. A client that left, an engine failure or a shutdown ends the stream with an error event
  * where the client can still read it. `doneMarker`: end with `data: [DONE]` (Chat, Completions).
  */
-export async function streamTurn(
+export function streamTurn(
   ctx: ServerContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  turn: Omit<Turn, 'onStart' | 'onToken'>,
+  turn: StreamedTurn,
   doneMarker: boolean,
   open: (sse: SseStream) => StreamWriter,
 ): Promise<FastifyReply> {
-  admitOrReject(turn.model);
+  return streamChoices(ctx, request, reply, [turn], doneMarker, (sse) => {
+    const w = open(sse);
+    return { choices: [w], finish: ([r]) => w.finish(r!), ...(w.error ? { error: w.error } : {}) };
+  });
+}
+
+/** streamTurn for the n choices of a request (runChoices); `[DONE]` once, after all. */
+export async function streamChoices(
+  ctx: ServerContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  turns: readonly StreamedTurn[],
+  doneMarker: boolean,
+  open: (sse: SseStream) => ChoicesWriter,
+): Promise<FastifyReply> {
+  const signal = turns[0]!.signal;
+  admitOrReject(turns[0]!.model);
   const sse = new SseStream(ctx, request, reply);
   const w = open(sse);
-  const fail = (e: unknown) => streamFailed(ctx, request, sse, turn.signal, e, w.error ?? ((b) => sse.data(b)), doneMarker);
+  const fail = (e: unknown) => streamFailed(ctx, request, sse, signal, e, w.error ?? ((b) => sse.data(b)), doneMarker);
   try {
-    const result = await runTurn(ctx, request, { ...turn, ...(w.onStart ? { onStart: w.onStart } : {}), onToken: w.onToken });
-    if (turn.signal.aborted) {
+    const full = turns.map((t, i) => {
+      const c = w.choices[i]!;
+      return { ...t, ...(c.onStart ? { onStart: c.onStart } : {}), onToken: c.onToken };
+    });
+    const results = await runChoices(ctx, request, full, (i, r) => w.choices[i]!.done?.(r));
+    if (signal.aborted) {
       fail(null);
     } else {
-      await w.finish(result);
+      await w.finish(results);
       sse.end(doneMarker);
     }
   } catch (e) {

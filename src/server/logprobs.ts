@@ -3,6 +3,7 @@
 // options; and the logprobs objects of the Chat and (legacy) Completions responses.
 import type { LogitsProcessing, TokenLogprob } from '../engine/engine.js';
 import type { HarmonyTokenizer } from '../tokenizer/index.js';
+import type { AssistantOutput, OutputEvent } from './assistant-output.js';
 import { invalidRequest } from './errors.js';
 
 export interface ProcessingFields {
@@ -56,6 +57,53 @@ export function chatLogprob(tokenizer: HarmonyTokenizer, id: number, lp: TokenLo
     bytes: bytesOf(tokenizer, id),
     top_logprobs: lp.top.map((t) => ({ token: textOf(tokenizer, t.id), logprob: t.logprob, bytes: bytesOf(tokenizer, t.id) })),
   };
+}
+
+export type ContentLogprob = ReturnType<typeof chatLogprob>;
+
+/**
+ * The logprobs of the tokens the client reads as content (chat's `logprobs.content`, Responses'
+ * output_text `logprobs`), fed through the turn's AssistantOutput: the plain tokens since the
+ * last special one (harmony's <|message|>, <|end|>, ...) are held until the parser turns them
+ * into text (it may buffer a few), and dropped when they turn out a header, reasoning or a call.
+ */
+export class ContentLogprobs {
+  /** Every content token's entry so far. */
+  readonly content: ContentLogprob[] = [];
+  private held: ContentLogprob[] = [];
+  private taken = 0;
+
+  constructor(
+    private readonly tokenizer: HarmonyTokenizer,
+    private readonly output: AssistantOutput,
+  ) {}
+
+  /** The output events of a sampled token (and its logprobs, when asked for). */
+  push(id: number, lp: TokenLogprob | undefined): OutputEvent[] {
+    const special = this.tokenizer.isSpecialToken(id);
+    if (lp && !special) this.held.push(chatLogprob(this.tokenizer, id, lp));
+    // a special token may flush the text before it, then ends what was held
+    const events = this.settle(this.output.push(id));
+    if (special) this.held = [];
+    return events;
+  }
+
+  /** The output's closing events. */
+  end(): OutputEvent[] {
+    return this.settle(this.output.end());
+  }
+
+  /** The entries settled since the last take (a stream chunk's or delta event's). */
+  take(): ContentLogprob[] {
+    const out = this.content.slice(this.taken);
+    this.taken = this.content.length;
+    return out;
+  }
+
+  private settle(events: OutputEvent[]): OutputEvent[] {
+    if ((this.output.inText || events.some((e) => e.type === 'text_end')) && events.some((e) => e.type === 'text_delta')) this.content.push(...this.held.splice(0));
+    return events;
+  }
 }
 
 /** The legacy Completions logprobs object, built token by token. */

@@ -1,16 +1,8 @@
 // OpenAI request parameters this server cannot honour answer a 400 that says why, instead of being
-// silently ignored (logits processing and logprobs: ./logprobs.ts); and the small normalisations the
-// three generation routes share.
+// silently ignored (logits processing and logprobs: ./logprobs.ts; n: ./generation.ts); and the
+// small normalisations the three generation routes share.
 import { invalidRequest, unsupported } from './errors.js';
 import { checkToolSchema } from './request-checks.js';
-
-export interface CommonParams {
-  n?: number | null;
-}
-
-export function rejectUnsupported(b: CommonParams): void {
-  if (b.n !== undefined && b.n !== null && b.n !== 1) throw unsupported('n', `n=${b.n}: only n=1 is supported (one choice per request; send n copies of the request for more)`);
-}
 
 /**
  * Responses built-in tools that need a browser, a sandbox or a remote service this server does

@@ -74,9 +74,9 @@ describe('unknown request fields', () => {
 
   it('a known field with a value the server lacks stays a 400 naming field and value; the sampler fields pass', async () => {
     const chat = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
-    const r = await post(s.baseURL, '/chat/completions', { ...chat, n: 2 });
+    const r = await post(s.baseURL, '/chat/completions', { ...chat, n: 17 });
     expect(r.status).toBe(400);
-    expect(r.json.error).toMatchObject({ param: 'n', code: 'unsupported_parameter', message: expect.stringContaining('n=2') });
+    expect(r.json.error).toMatchObject({ param: 'n', message: expect.stringContaining('n=17') });
     for (const [field, value] of [['min_p', 0.1], ['repetition_penalty', 1.1], ['presence_penalty', 0.5], ['frequency_penalty', -0.5], ['logit_bias', { '17': 3 }]] as const) {
       expect((await post(s.baseURL, '/chat/completions', { ...chat, [field]: value })).status, field).toBe(200);
       expect((await post(s.baseURL, '/completions', { model: MODEL, prompt: 'hi', [field]: value })).status, field).toBe(200);

@@ -87,6 +87,56 @@ describe('Anthropic SDK against /v1/messages', () => {
     expect(streamed.content.find((b) => b.type === 'tool_use')).toMatchObject({ name: 'get_weather', input: { city: 'Paris' } });
   });
 
+  it("Claude Code's fields: system messages between turns, thinking display omitted, output_config effort, deferred tools, context_management", async () => {
+    engine.next = () => harmony(ANSWER);
+    const deferred = { name: 'lookup_later', description: 'A deferred tool', input_schema: { type: 'object' as const, properties: {} }, defer_loading: true };
+    const body = {
+      model: MODEL,
+      max_tokens: 256,
+      system: 'Be brief.',
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'system', content: [{ type: 'text', text: 'The working folder is /tmp/w.', cache_control: { type: 'ephemeral' } }] },
+      ],
+      tools: [weather, deferred],
+      thinking: { type: 'adaptive', display: 'omitted' },
+      output_config: { effort: 'low' },
+      context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+      metadata: { user_id: 'u' },
+    };
+    // as Claude Code sends it: ?beta=true, its beta header
+    const r = await post(root, '/v1/messages?beta=true', body, { 'x-api-key': KEY, 'anthropic-beta': 'claude-code-20250219,context-management-2025-06-27', 'anthropic-version': '2023-06-01' });
+    expect(r.status).toBe(200);
+    expect(r.json.content).toEqual([
+      { type: 'thinking', thinking: '', signature: expect.stringMatching(/^gptoss1\./) },
+      { type: 'text', text: 'Hello from gpt-oss.' },
+    ]);
+    expect(s.app.gptOss.reasoningSeal.open(r.json.content[0].signature)).toBe('A greeting.');
+    const prompt = lastPrompt();
+    expect(prompt).toContain('Reasoning: low');
+    expect(prompt).toContain('<|start|>user<|message|>Hi<|end|><|start|>system<|message|>The working folder is /tmp/w.<|end|>');
+    expect(prompt).toContain('type get_weather =');
+    expect(prompt).not.toContain('lookup_later');
+    // max and xhigh are harmony's high; streamed, an omitted thinking block has no thinking_delta
+    const stream = await fetch(`${root}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ ...body, output_config: { effort: 'max' }, stream: true }) });
+    const events = await stream.text();
+    expect(lastPrompt()).toContain('Reasoning: high');
+    expect(events).toContain('signature_delta');
+    expect(events).not.toContain('thinking_delta');
+    expect((await post(root, '/v1/messages', { ...body, output_config: { effort: 'extreme' } }, { 'x-api-key': KEY })).status).toBe(400);
+  });
+
+  it('max_tokens past the context window (Claude Code asks for 32000): the turn gets what is left, then model_context_window_exceeded', async () => {
+    engine.next = () => harmony(`<|channel|>final<|message|>${' a'.repeat(9000)}`);
+    // (streamed: the SDK will not wait on a request for so many tokens without a stream)
+    const m = await client.messages.stream({ model: MODEL, max_tokens: 32000, messages: [{ role: 'user', content: 'Count.' }] }).finalMessage();
+    expect(m.stop_reason as string).toBe('model_context_window_exceeded');
+    expect(m.usage.input_tokens + m.usage.output_tokens).toBe(8192);
+    // a prompt that fills the context is still the client's error
+    const full = await post(root, '/v1/messages', { model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: 'word '.repeat(9000) }] }, { 'x-api-key': KEY });
+    expect(full.status).toBe(400);
+  });
+
   it('count_tokens counts the prompt the request renders', async () => {
     const r = await client.messages.countTokens({ model: MODEL, system: 'Be brief.', messages: [{ role: 'user', content: 'Hi' }] });
     const expected = renderChatCompletion({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] }, { tokenizer, currentDate: CURRENT_DATE }).tokenIds.length;

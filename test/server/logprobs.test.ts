@@ -1,9 +1,11 @@
 // Logprobs, logit bias and penalties through the real server and the official openai client:
 // chat's logprobs.content (token, logprob, bytes, top_logprobs) for the tokens the client reads
 // as content, the same streamed (spread over the chunks) as not; the legacy completions object
-// (tokens, token_logprobs, top_logprobs, text_offset) adding up to the text; a logit bias that
-// forces a token. The numbers themselves are checked against float64 in
+// (tokens, token_logprobs, top_logprobs, text_offset) adding up to the text; Responses'
+// include: ["message.output_text.logprobs"] on each output_text part and delta event; a logit
+// bias that forces a token. The numbers themselves are checked against float64 in
 // test/engine/logits-processing.test.ts and test/gpu/logits-process.test.ts.
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXED_LENGTH, MODEL, startServer, type TestServer } from './helpers.js';
 
@@ -56,6 +58,47 @@ describe('logprobs', () => {
     expect(lp.token_logprobs!.every((v) => v <= 0)).toBe(true);
     expect(lp.text_offset![0]).toBe(0);
     for (let i = 1; i < lp.tokens!.length; i++) expect(lp.text_offset![i]).toBeGreaterThanOrEqual(lp.text_offset![i - 1]!);
+  });
+
+  it('responses: include message.output_text.logprobs puts them on each output_text part and its deltas; streamed the same', async () => {
+    const req = { model: MODEL, input: 'Say something.', max_output_tokens: 24, temperature: 0, include: ['message.output_text.logprobs' as const], top_logprobs: 3, ...FIXED_LENGTH };
+    const r = await s.client.responses.create(req);
+    expect(r.top_logprobs).toBe(3);
+    const parts = r.output.flatMap((i) => (i.type === 'message' ? i.content : [])).filter((p) => p.type === 'output_text');
+    expect(parts.length).toBeGreaterThan(0);
+    const strip = (x: string) => x.replace(/\s+/g, '');
+    let entries = 0;
+    for (const p of parts) {
+      const lps = p.logprobs!;
+      entries += lps.length;
+      for (const e of lps) {
+        expect(e.logprob).toBeLessThanOrEqual(0);
+        expect(e.top_logprobs).toHaveLength(3);
+        // greedy: the sampled token is its own most likely one
+        expect(e.top_logprobs[0]!.token).toBe(e.token);
+        expect(e.top_logprobs[0]!.logprob).toBeCloseTo(e.logprob, 5);
+      }
+      expect(strip(Buffer.from(lps.flatMap((e) => e.bytes)).toString('utf8'))).toBe(strip(p.text));
+    }
+    expect(entries).toBeGreaterThan(0);
+
+    const deltas: OpenAI.Responses.ResponseTextDeltaEvent.Logprob[] = [];
+    let done: OpenAI.Responses.ResponseTextDoneEvent['logprobs'] = [];
+    for await (const e of await s.client.responses.create({ ...req, stream: true })) {
+      if (e.type === 'response.output_text.delta') deltas.push(...e.logprobs);
+      if (e.type === 'response.output_text.done') done = [...done, ...e.logprobs];
+    }
+    const tokens = parts.flatMap((p) => p.logprobs!.map((e) => e.token));
+    expect(deltas.map((e) => e.token)).toEqual(tokens);
+    expect(done.map((e) => e.token)).toEqual(tokens);
+
+    // top_logprobs 0: the sampled tokens' own; without include: none, as OpenAI answers
+    const bare = await s.client.responses.create({ ...req, top_logprobs: 0 });
+    const bareParts = bare.output.flatMap((i) => (i.type === 'message' ? i.content : [])).filter((p) => p.type === 'output_text');
+    expect(bareParts.flatMap((p) => p.logprobs!.map((e) => e.token))).toEqual(tokens);
+    for (const p of bareParts) for (const e of p.logprobs!) expect(e.top_logprobs).toEqual([]);
+    const plain = await s.client.responses.create({ model: MODEL, input: 'Say something.', max_output_tokens: 24, temperature: 0, ...FIXED_LENGTH });
+    for (const i of plain.output) if (i.type === 'message') for (const p of i.content) if (p.type === 'output_text') expect(p.logprobs).toEqual([]);
   });
 
   it('a logit bias of 100 forces its token; penalties are accepted and change a greedy answer', async () => {

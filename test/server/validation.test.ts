@@ -149,8 +149,7 @@ function battery(): BadRequest[] {
   field(chat, 'max_completion_tokens', ['5', 0, -3]);
   field(chat, 'max_completion_tokens', [99999], 400, 'context_length_exceeded');
   field(chat, 'stop', [5, [5], ['a', 'b', 'c', 'd', 'e'], '', [''], 'x'.repeat(2000), {}, [['a']]]);
-  field(chat, 'n', [0, -1, 1.5, '1', 1e9, true]);
-  field(chat, 'n', [2, 3], 400, 'unsupported_parameter');
+  field(chat, 'n', [0, -1, 1.5, '1', 1e9, true, 17, 128]);
   field(chat, 'stream_options', [{ include_usage: 'yes' }, 'x', 5]);
   field(chat, 'stream_options', [{ include_usage: true }]);
   field(chat, 'logprobs', ['x', 1]);
@@ -178,7 +177,7 @@ function battery(): BadRequest[] {
   field(completions, 'logprobs', [true, 9]);
   field(completions, 'max_tokens', [0, -5, '3']);
   field(completions, 'max_tokens', [5000], 400, 'context_length_exceeded');
-  field(completions, 'n', [3], 400, 'unsupported_parameter');
+  field(completions, 'n', [0, 17]);
   field(completions, 'stop', [5, ['a', 'b', 'c', 'd', 'e']]);
 
   const responses = '/responses';
@@ -212,7 +211,7 @@ function battery(): BadRequest[] {
   field(responses, 'max_output_tokens', [99999], 400, 'context_length_exceeded');
   field(responses, 'text', ['x', { format: { type: 'xml' } }, { format: 'json' }]);
   field(responses, 'truncation', ['sometimes', 5]);
-  field(responses, 'top_logprobs', [5], 400, 'unsupported_parameter');
+  field(responses, 'top_logprobs', [21, -1, 'x']);
   field(responses, 'instructions', [5, {}]);
   field(responses, 'tool_choice', ['required', { type: 'function', name: 'f' }]);
   field(responses, 'text', [{ format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '(?<=a)b' } } }], 400, 'unsupported_schema');

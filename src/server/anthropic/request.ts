@@ -40,8 +40,14 @@ function resultText(content: unknown, param: string): string {
     .join('\n');
 }
 
-/** The harmony reasoning level for a thinking budget (harmony has three; no budget: medium). */
-export function effortOf(thinking: MessagesRequestBody['thinking']): 'low' | 'medium' | 'high' | undefined {
+/**
+ * The harmony reasoning level: output_config.effort (xhigh and max are harmony's high), else the
+ * thinking budget's (harmony has three levels; neither: the server's default).
+ */
+export function effortOf(thinking: MessagesRequestBody['thinking'], config?: MessagesRequestBody['output_config']): 'low' | 'medium' | 'high' | undefined {
+  const effort = config?.effort;
+  if (effort === 'low' || effort === 'medium' || effort === 'high') return effort;
+  if (effort === 'xhigh' || effort === 'max') return 'high';
   const budget = thinking?.type === 'enabled' ? thinking.budget_tokens : undefined;
   if (budget === undefined || budget === null) return undefined;
   return budget < 4096 ? 'low' : budget < 16384 ? 'medium' : 'high';
@@ -56,6 +62,15 @@ export function toChatRequest(body: MessagesRequestBody, seal: ReasoningSeal, wa
   body.messages.forEach((m, i) => {
     const param = `messages[${i}]`;
     const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : m.content;
+    if (m.role === 'system') {
+      // kept in its place in the conversation (the leading `system` is the developer's instructions)
+      const texts = blocks.map((b, j) => {
+        if (b['type'] !== 'text') fail(`${param}.content[${j}]: a system message holds text blocks only`, `${param}.content[${j}].type`);
+        return text(b, `${param}.content[${j}]`);
+      });
+      messages.push({ role: 'system', content: texts.join('\n\n') });
+      return;
+    }
     if (m.role === 'user') {
       const texts: string[] = [];
       blocks.forEach((b, j) => {
@@ -105,7 +120,9 @@ export function toChatRequest(body: MessagesRequestBody, seal: ReasoningSeal, wa
       ...(calls.length ? { tool_calls: calls } : {}),
     });
   });
-  const tools = (body.tools ?? []).map((t, i) => {
+  // A deferred tool (defer_loading) stays out of the prompt, as Anthropic's tool search keeps it
+  // out of the model's context until a search finds it.
+  const tools = (body.tools ?? []).flatMap((t, i) => (t.defer_loading === true ? [] : [{ t, i }])).map(({ t, i }) => {
     if (t.type && t.type !== 'custom') fail(`tools[${i}]: server tools (${t.type}) are not run by this server; declare client tools with input_schema`, `tools[${i}].type`);
     return { type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.input_schema ?? { type: 'object' } } };
   });
@@ -118,5 +135,5 @@ export function toChatRequest(body: MessagesRequestBody, seal: ReasoningSeal, wa
         : choice.type === 'tool'
           ? { type: 'function', function: { name: choice.name } }
           : choice.type;
-  return { messages, ...(tools.length ? { tools } : {}), ...(toolChoice !== undefined ? { tool_choice: toolChoice } : {}), reasoning_effort: effortOf(body.thinking) };
+  return { messages, ...(tools.length ? { tools } : {}), ...(toolChoice !== undefined ? { tool_choice: toolChoice } : {}), reasoning_effort: effortOf(body.thinking, body.output_config) };
 }

@@ -1,19 +1,20 @@
 // POST /v1/chat/completions, streaming (SSE chunks, then `data: [DONE]`) and not. The request is
 // rendered to a harmony prompt; the sampled tokens are parsed back into reasoning (`reasoning`,
-// and `reasoning_content` for llama.cpp-style clients), content and tool calls.
+// and `reasoning_content` for llama.cpp-style clients), content and tool calls. With n > 1 each
+// choice has its own parser, message, logprobs and constraint (generation.ts runs the choices).
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderChatCompletion } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { invalidRequest } from '../errors.js';
-import { apiFinishReason, clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
+import { apiFinishReason, choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, streamChoices } from '../generation.js';
 import { lastUserText } from '../models.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
-import { checkToolChoice, functionNames, rejectUnsupported, stopList } from '../openai-params.js';
+import { checkToolChoice, functionNames, stopList } from '../openai-params.js';
 import { chatRequestSchema, type ChatRequestBody } from './chat-schema.js';
-import { chatLogprob, chatLogprobCount, logitsProcessing } from '../logprobs.js';
-import type { TokenLogprob } from '../../engine/engine.js';
+import { chatLogprobCount, ContentLogprobs, logitsProcessing } from '../logprobs.js';
+import type { GenerateResult, TokenLogprob } from '../../engine/engine.js';
 import { chatCompletion, errorResponses } from './response-schemas.js';
 
 interface ChatDelta {
@@ -87,7 +88,7 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
   app.post<{ Body: ChatRequestBody }>('/v1/chat/completions', { schema, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
-    rejectUnsupported(body);
+    const n = choiceCount(body.n);
     checkToolChoice(body.tool_choice);
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
     const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
@@ -117,73 +118,76 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
     );
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const maxTokens = completionBudget(ctx.limits, requestedTokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: budgetParam });
-    const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
-    const sampling = samplingOptions(body);
+    const samplings = choiceSampling(body, n);
     const processing = logitsProcessing(body, maskVocabSize(engine, tokenizer));
     const logprobs = chatLogprobCount(body);
-    const output = new AssistantOutput({
-      tokenizer,
-      tools: toolNames,
-      stop: stopList(body.stop),
-      warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered'),
-    });
-    const builder = new ChatMessageBuilder(showReasoning);
     const signal = clientGone(ctx, reply);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = served.name;
-    const usage = (result: { tokens: readonly number[]; cachedTokens: number }) => ({
-      prompt_tokens: promptIds.length,
-      completion_tokens: result.tokens.length,
-      total_tokens: promptIds.length + result.tokens.length,
-      // prompt tokens whose prefill the prefix cache saved
-      prompt_tokens_details: { cached_tokens: result.cachedTokens },
-      completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
-    });
+    const base = { model: served, engine, promptIds, maxTokens, processing, logprobs, signal, ignoreEos: body.ignore_eos === true };
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, processing, logprobs, signal, constraint, ignoreEos: body.ignore_eos === true };
-    // logprobs of the tokens the client reads as content: the plain tokens since the last special
-    // one (harmony's <|message|>, <|end|>, ...) are held until the parser turns them into text
-    // (it may buffer a few), and dropped when they turn out a header, reasoning or a tool call
-    type Entry = ReturnType<typeof chatLogprob>;
-    const content: Entry[] = [];
-    let held: Entry[] = [];
-    const settle = (events: OutputEvent[]) => {
-      if (output.inText || events.some((e) => e.type === 'text_end')) {
-        if (events.some((e) => e.type === 'text_delta')) content.push(...held.splice(0));
-      }
-      return builder.apply(events);
+    /** One choice: its parser, message, content logprobs, constraint and seed. */
+    const choice = (index: number) => {
+      const output = new AssistantOutput({
+        tokenizer,
+        tools: toolNames,
+        stop: stopList(body.stop),
+        warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered'),
+      });
+      const builder = new ChatMessageBuilder(showReasoning);
+      const lps = new ContentLogprobs(tokenizer, output);
+      const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
+      const turn = { ...base, sampling: samplings[index]!, ...(constraint ? { constraint } : {}) };
+      const push = (t: number, lp: TokenLogprob | undefined) => builder.apply(lps.push(t, lp));
+      const end = () => builder.apply(lps.end());
+      const finish = (r: GenerateResult) => {
+        const reason = apiFinishReason(r, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
+        ctx.metrics.finished.inc({ reason });
+        return reason;
+      };
+      return { index, output, builder, lps, turn, push, end, finish };
     };
-    const push = (t: number, lp: TokenLogprob | undefined): ChatDelta[] => {
-      const special = tokenizer.isSpecialToken(t);
-      if (lp && !special) held.push(chatLogprob(tokenizer, t, lp));
-      // a special token may flush the text before it, then ends what was held
-      const deltas = settle(output.push(t));
-      if (special) held = [];
-      return deltas;
+    const choices = Array.from({ length: n }, (_, i) => choice(i));
+    // the prompt counts once; completion and reasoning tokens add up over the choices
+    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => {
+      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
+      return {
+        prompt_tokens: promptIds.length,
+        completion_tokens: completion,
+        total_tokens: promptIds.length + completion,
+        // prompt tokens whose prefill the prefix cache saved (the first choice's)
+        prompt_tokens_details: { cached_tokens: results[0]!.cachedTokens },
+        completion_tokens_details: { reasoning_tokens: choices.reduce((a, c) => a + c.output.reasoningTokens, 0) },
+      };
     };
 
     if (!body.stream) {
-      const result = await completeTurn(ctx, request, reply, {
-        ...turn,
-        onToken: (t, lp) => {
-          push(t, lp);
-          return !output.stoppedByString;
-        },
-      });
-      if (!result) return reply;
-      settle(output.end());
-      const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
-      ctx.metrics.finished.inc({ reason: finish });
-      const hasTools = builder.toolCalls.length > 0;
+      const results = await completeChoices(
+        ctx,
+        request,
+        reply,
+        choices.map((c) => ({
+          ...c.turn,
+          onToken: (t: number, lp?: TokenLogprob) => {
+            c.push(t, lp);
+            return !c.output.stoppedByString;
+          },
+        })),
+      );
+      if (!results) return reply;
       return {
         id,
         object: 'chat.completion',
         created,
         model,
-        choices: [
-          {
-            index: 0,
+        choices: choices.map((c, i) => {
+          c.end();
+          const finish = c.finish(results[i]!);
+          const { builder } = c;
+          const hasTools = builder.toolCalls.length > 0;
+          return {
+            index: i,
             message: {
               role: 'assistant',
               content: hasTools && builder.content === '' ? null : builder.content,
@@ -192,44 +196,47 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
               ...(hasTools ? { tool_calls: builder.toolCalls } : {}),
               refusal: null,
             },
-            logprobs: logprobs === undefined ? null : { content, refusal: null },
+            logprobs: logprobs === undefined ? null : { content: c.lps.content, refusal: null },
             finish_reason: finish,
-          },
-        ],
-        usage: usage(result),
+          };
+        }),
+        usage: usage(results),
       };
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
-    // a content delta carries the logprobs of the tokens since the last one
-    let sent = 0;
-    const chunkLogprobs = (delta: ChatDelta, finish: string | null) => {
-      if (logprobs === undefined || (delta.content === undefined && finish === null)) return null;
-      const out = { content: content.slice(sent), refusal: null };
-      sent = content.length;
-      return out;
-    };
-    const chunk = (delta: ChatDelta, finish: string | null = null) => ({
+    // a choice's content delta carries the logprobs of its tokens since its last one
+    const chunk = (c: (typeof choices)[number], delta: ChatDelta, finish: string | null = null) => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model,
-      choices: [{ index: 0, delta, logprobs: chunkLogprobs(delta, finish), finish_reason: finish }],
+      choices: [{ index: c.index, delta, logprobs: logprobs === undefined || (delta.content === undefined && finish === null) ? null : { content: c.lps.take(), refusal: null }, finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    return streamTurn(ctx, request, reply, turn, true, (sse) => ({
-      onStart: () => sse.data(chunk({ role: 'assistant', content: '' })),
-      onToken: (t, lp) => {
-        for (const d of push(t, lp)) sse.data(chunk(d));
-        return !output.stoppedByString;
-      },
-      finish: (result) => {
-        for (const d of settle(output.end())) sse.data(chunk(d));
-        const finish = apiFinishReason(result, { stoppedByString: output.stoppedByString, toolCalls: builder.toolCalls.length, endedWithCall: output.endedWithCall });
-        ctx.metrics.finished.inc({ reason: finish });
-        sse.data(chunk({}, finish));
-        if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(result) });
-      },
-    }));
+    return streamChoices(
+      ctx,
+      request,
+      reply,
+      choices.map((c) => c.turn),
+      true,
+      (sse) => ({
+        choices: choices.map((c) => ({
+          onStart: () => sse.data(chunk(c, { role: 'assistant', content: '' })),
+          onToken: (t: number, lp?: TokenLogprob) => {
+            for (const d of c.push(t, lp)) sse.data(chunk(c, d));
+            return !c.output.stoppedByString;
+          },
+          // each choice's finish_reason chunk as it ends
+          done: (result: GenerateResult) => {
+            for (const d of c.end()) sse.data(chunk(c, d));
+            sse.data(chunk(c, {}, c.finish(result)));
+          },
+        })),
+        finish: (results) => {
+          if (includeUsage) sse.data({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(results) });
+        },
+      }),
+    );
   });
 };

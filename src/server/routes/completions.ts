@@ -1,16 +1,17 @@
 // POST /v1/completions: the prompt is taken as harmony text (special-token strings are format
 // tokens here) or as token ids, with no chat template; the completion is the decoded tokens,
 // special tokens written out, minus the stop token that ended it (as OpenAI leaves out its stop
-// sequence).
+// sequence). With n > 1 each choice has its own decoder, stop strings and logprobs.
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
 import { invalidRequest, unsupported } from '../errors.js';
-import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, stopTokens, streamTurn } from '../generation.js';
+import { choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, stopTokens, streamChoices } from '../generation.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
-import { rejectUnsupported, stopList } from '../openai-params.js';
+import { stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
 import { CompletionLogprobs, logitsProcessing } from '../logprobs.js';
+import type { GenerateResult, TokenLogprob } from '../../engine/engine.js';
 import { maskVocabSize } from '../constraints.js';
 import { completionsRequestSchema, type CompletionsRequestBody } from './completions-schema.js';
 import { errorResponses, textCompletion } from './response-schemas.js';
@@ -22,7 +23,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
   app.post<{ Body: CompletionsRequestBody }>('/v1/completions', { schema, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
-    rejectUnsupported(body);
+    const n = choiceCount(body.n);
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
     if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
@@ -34,95 +35,129 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
     );
     const promptIds = prompt.tokenIds;
     const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'prompt', maxTokens: 'max_tokens' });
-    const sampling = samplingOptions(body);
+    const samplings = choiceSampling(body, n);
     const processing = logitsProcessing(body, maskVocabSize(engine, tokenizer));
     const logprobs = body.logprobs ?? undefined;
-    const lps = new CompletionLogprobs(tokenizer);
     const stops = new Set(stopTokens(engine));
-    const decoder = tokenizer.createStreamDecoder();
-    const matcher = new StopStringMatcher(stopList(body.stop));
-    let text = body.echo ? prompt.text : '';
+    const echo = body.echo ? prompt.text : '';
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = served.name;
     const signal = clientGone(ctx, reply);
-    /** Text this token adds; the stop token that ends generation adds none. */
-    const next = (t: number): string => (stops.has(t) ? '' : matcher.push(decoder.push(t)));
-    const finalText = (): string => (matcher.stopped ? '' : matcher.push(decoder.flush()) + matcher.flush());
-    const finishOf = (r: { finishReason: string }) => (matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length');
-    const usage = (result: { tokens: readonly number[]; cachedTokens: number }) => ({
-      prompt_tokens: promptIds.length,
-      completion_tokens: result.tokens.length,
-      total_tokens: promptIds.length + result.tokens.length,
-      // prompt tokens whose prefill the prefix cache saved
-      prompt_tokens_details: { cached_tokens: result.cachedTokens },
-    });
+    const base = { model: served, engine, promptIds, maxTokens, processing, logprobs, signal, ignoreEos: body.ignore_eos === true };
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, processing, logprobs, signal, ignoreEos: body.ignore_eos === true };
-    // every token's logprobs, at the offset in the text where its characters start (a stop token adds none)
-    let offset = text.length;
-    const step = (t: number, lp: Parameters<typeof lps.push>[1] | undefined): string => {
-      const delta = next(t);
-      if (lp) lps.push(t, lp, offset);
-      offset += delta.length;
-      return delta;
+    /** One choice: its decoder, stop strings, text, logprobs and seed. */
+    const choice = (index: number) => {
+      const lps = new CompletionLogprobs(tokenizer);
+      const decoder = tokenizer.createStreamDecoder();
+      const matcher = new StopStringMatcher(stopList(body.stop));
+      const c = {
+        index,
+        lps,
+        matcher,
+        text: echo,
+        sent: 0,
+        turn: { ...base, sampling: samplings[index]! },
+        // every token's logprobs, at the offset in the text where its characters start (a stop token adds none)
+        offset: echo.length,
+        /** Text this token adds; the stop token that ends generation adds none. */
+        step(t: number, lp: TokenLogprob | undefined): string {
+          const delta = stops.has(t) ? '' : matcher.push(decoder.push(t));
+          if (lp) lps.push(t, lp, c.offset);
+          c.offset += delta.length;
+          return delta;
+        },
+        finalText: (): string => (matcher.stopped ? '' : matcher.push(decoder.flush()) + matcher.flush()),
+        finish(r: { finishReason: string }): string {
+          const reason = matcher.stopped || r.finishReason === 'stop' ? 'stop' : 'length';
+          ctx.metrics.finished.inc({ reason });
+          return reason;
+        },
+      };
+      return c;
+    };
+    const choices = Array.from({ length: n }, (_, i) => choice(i));
+    // the prompt counts once; completion tokens add up over the choices
+    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => {
+      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
+      return {
+        prompt_tokens: promptIds.length,
+        completion_tokens: completion,
+        total_tokens: promptIds.length + completion,
+        // prompt tokens whose prefill the prefix cache saved (the first choice's)
+        prompt_tokens_details: { cached_tokens: results[0]!.cachedTokens },
+      };
     };
 
     if (!body.stream) {
-      const result = await completeTurn(ctx, request, reply, {
-        ...turn,
-        onToken: (t, lp) => {
-          text += step(t, lp);
-          return !matcher.stopped;
-        },
-      });
-      if (!result) return reply;
-      text += finalText();
-      const finish = finishOf(result);
-      ctx.metrics.finished.inc({ reason: finish });
+      const results = await completeChoices(
+        ctx,
+        request,
+        reply,
+        choices.map((c) => ({
+          ...c.turn,
+          onToken: (t: number, lp?: TokenLogprob) => {
+            c.text += c.step(t, lp);
+            return !c.matcher.stopped;
+          },
+        })),
+      );
+      if (!results) return reply;
       return {
         id,
         object: 'text_completion',
         created,
         model,
-        choices: [{ index: 0, text, logprobs: logprobs === undefined ? null : lps.slice(), finish_reason: finish }],
-        usage: usage(result),
+        choices: choices.map((c, i) => {
+          c.text += c.finalText();
+          return { index: i, text: c.text, logprobs: logprobs === undefined ? null : c.lps.slice(), finish_reason: c.finish(results[i]!) };
+        }),
+        usage: usage(results),
       };
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
-    let sent = 0;
-    const chunkLogprobs = () => {
+    const chunkLogprobs = (c: (typeof choices)[number]) => {
       if (logprobs === undefined) return null;
-      const out = lps.slice(sent);
-      sent = lps.length;
+      const out = c.lps.slice(c.sent);
+      c.sent = c.lps.length;
       return out;
     };
-    const chunk = (delta: string, finish: string | null = null) => ({
+    const chunk = (c: (typeof choices)[number], delta: string, finish: string | null = null) => ({
       id,
       object: 'text_completion',
       created,
       model,
-      choices: [{ index: 0, text: delta, logprobs: chunkLogprobs(), finish_reason: finish }],
+      choices: [{ index: c.index, text: delta, logprobs: chunkLogprobs(c), finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    return streamTurn(ctx, request, reply, turn, true, (sse) => ({
-      onStart: () => {
-        if (text !== '') sse.data(chunk(text));
-      },
-      onToken: (t, lp) => {
-        const delta = step(t, lp);
-        if (delta !== '') sse.data(chunk(delta));
-        return !matcher.stopped;
-      },
-      finish: (result) => {
-        const rest = finalText();
-        if (rest !== '') sse.data(chunk(rest));
-        const finish = finishOf(result);
-        ctx.metrics.finished.inc({ reason: finish });
-        sse.data(chunk('', finish));
-        if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(result) });
-      },
-    }));
+    return streamChoices(
+      ctx,
+      request,
+      reply,
+      choices.map((c) => c.turn),
+      true,
+      (sse) => ({
+        choices: choices.map((c) => ({
+          onStart: () => {
+            if (echo !== '') sse.data(chunk(c, echo));
+          },
+          onToken: (t: number, lp?: TokenLogprob) => {
+            const delta = c.step(t, lp);
+            if (delta !== '') sse.data(chunk(c, delta));
+            return !c.matcher.stopped;
+          },
+          // each choice's finish_reason chunk as it ends
+          done: (result: GenerateResult) => {
+            const rest = c.finalText();
+            if (rest !== '') sse.data(chunk(c, rest));
+            sse.data(chunk(c, '', c.finish(result)));
+          },
+        })),
+        finish: (results) => {
+          if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(results) });
+        },
+      }),
+    );
   });
 };

@@ -9,7 +9,8 @@ const message = {
   type: 'object',
   required: ['role', 'content'],
   properties: {
-    role: { enum: ['user', 'assistant'] },
+    // Claude Code sends system messages between the turns (its environment notes)
+    role: { enum: ['user', 'assistant', 'system'] },
     content: { anyOf: [{ type: 'string' }, { type: 'array', items: block }] },
   },
 } as const;
@@ -17,7 +18,14 @@ const message = {
 const tool = {
   type: 'object',
   required: ['name'],
-  properties: { name: { type: 'string' }, description: nullable('string'), input_schema: nullable('object'), type: nullable('string') },
+  properties: {
+    name: { type: 'string' },
+    description: nullable('string'),
+    input_schema: nullable('object'),
+    type: nullable('string'),
+    // tool search: a deferred tool is not shown to the model until a search finds it
+    defer_loading: nullable('boolean'),
+  },
 } as const;
 
 const common = {
@@ -29,11 +37,20 @@ const common = {
     required: ['type'],
     properties: { type: { enum: ['auto', 'any', 'tool', 'none'] }, name: { type: 'string' }, disable_parallel_tool_use: nullable('boolean') },
   }),
-  // enabled with a budget, disabled, or adaptive: the budget picks the harmony reasoning level.
+  // enabled with a budget, disabled, or adaptive: the budget picks the harmony reasoning level;
+  // display "omitted": thinking blocks carry their signature but no text.
   thinking: nullable('object', {
     required: ['type'],
-    properties: { type: { enum: ['enabled', 'disabled', 'adaptive'] }, budget_tokens: nullable('integer', { minimum: 0 }) },
+    properties: {
+      type: { enum: ['enabled', 'disabled', 'adaptive'] },
+      budget_tokens: nullable('integer', { minimum: 0 }),
+      display: nullable('string', { enum: ['summarized', 'omitted', null] }),
+    },
   }),
+  // effort (Claude Code's /effort): the harmony reasoning level, ahead of a thinking budget
+  output_config: nullable('object', { properties: { effort: nullable('string', { enum: ['low', 'medium', 'high', 'xhigh', 'max', null] }) } }),
+  // Accepted; the server keeps no thinking between turns to clear (Claude Code sends clear_thinking edits).
+  context_management: nullable('object'),
 } as const;
 
 export const messagesRequestSchema = {
@@ -63,11 +80,12 @@ export const countTokensRequestSchema = {
 
 export interface MessagesRequestBody {
   model?: string;
-  messages: Array<{ role: 'user' | 'assistant'; content: string | Array<Record<string, unknown>> }>;
+  messages: Array<{ role: 'user' | 'assistant' | 'system'; content: string | Array<Record<string, unknown>> }>;
   system?: string | Array<Record<string, unknown>> | null;
-  tools?: Array<{ name: string; description?: string | null; input_schema?: Record<string, unknown> | null; type?: string | null }> | null;
+  tools?: Array<{ name: string; description?: string | null; input_schema?: Record<string, unknown> | null; type?: string | null; defer_loading?: boolean | null }> | null;
   tool_choice?: { type: 'auto' | 'any' | 'tool' | 'none'; name?: string } | null;
-  thinking?: { type: 'enabled' | 'disabled' | 'adaptive'; budget_tokens?: number | null } | null;
+  thinking?: { type: 'enabled' | 'disabled' | 'adaptive'; budget_tokens?: number | null; display?: 'summarized' | 'omitted' | null } | null;
+  output_config?: { effort?: 'low' | 'medium' | 'high' | 'xhigh' | 'max' | null } | null;
   max_tokens: number;
   stop_sequences?: string[] | null;
   stream?: boolean | null;

@@ -42,6 +42,8 @@ class BlocksBuilder {
     private readonly emit: (event: string, payload: Record<string, unknown>) => void,
     private readonly seal: (text: string) => string,
     private readonly thinking: boolean,
+    /** thinking.display "omitted": thinking blocks with their signature, without the text. */
+    private readonly omitThinking = false,
   ) {}
 
   apply(events: OutputEvent[]): void {
@@ -51,7 +53,7 @@ class BlocksBuilder {
           if (this.thinking) this.start({ type: 'thinking', thinking: '', signature: '' });
           break;
         case 'reasoning_delta':
-          if (this.thinking) this.delta({ type: 'thinking_delta', thinking: e.text }, 'thinking', e.text);
+          if (this.thinking && !this.omitThinking) this.delta({ type: 'thinking_delta', thinking: e.text }, 'thinking', e.text);
           break;
         case 'reasoning_end':
           if (this.thinking && this.open) {
@@ -164,7 +166,12 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const { model: served, engine, tokenizer, prompt, chat, tools, toolNames } = prepare(request, reply, body, body.max_tokens);
       const promptIds = prompt.tokenIds;
       const forced = forcedOutput({ toolChoice: chat['tool_choice'], tools, format: undefined, formatParam: 'tool_choice', nestedIn: null }, ctx.constraints);
-      const maxTokens = completionBudget(ctx.limits, body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: 'max_tokens' });
+      // As Anthropic's API does for its newer models, max_tokens may reach past the context window
+      // (Claude Code asks for 32000): the turn gets what is left, and stops with
+      // model_context_window_exceeded when it runs out there.
+      const left = engine.contextLength - promptIds.length;
+      const clamped = left > 0 && body.max_tokens > left;
+      const maxTokens = completionBudget(ctx.limits, clamped ? left : body.max_tokens, promptIds.length, engine.contextLength, { prompt: 'messages', maxTokens: 'max_tokens' });
       const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
       const sampling = samplingOptions(body);
       const stops = body.stop_sequences ?? [];
@@ -172,9 +179,18 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const signal = clientGone(ctx, reply);
       const id = `msg_${randomBytes(12).toString('hex')}`;
       const thinking = body.thinking?.type !== 'disabled';
+      const omitThinking = body.thinking?.display === 'omitted';
       const seal = (text: string) => ctx.reasoningSeal.seal(text);
       const stopReason = (r: { finishReason: string }, b: BlocksBuilder) =>
-        b.blocks.some((x) => x.type === 'tool_use') && !output.stoppedByString ? 'tool_use' : output.stoppedByString ? 'stop_sequence' : r.finishReason === 'stop' ? 'end_turn' : 'max_tokens';
+        b.blocks.some((x) => x.type === 'tool_use') && !output.stoppedByString
+          ? 'tool_use'
+          : output.stoppedByString
+            ? 'stop_sequence'
+            : r.finishReason === 'stop'
+              ? 'end_turn'
+              : clamped || r.finishReason === 'context'
+                ? 'model_context_window_exceeded'
+                : 'max_tokens';
       const usage = (r: { tokens: readonly number[]; cachedTokens: number }) => ({
         input_tokens: promptIds.length - r.cachedTokens,
         cache_read_input_tokens: r.cachedTokens,
@@ -194,7 +210,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
       const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint };
 
       if (!body.stream) {
-        const builder = new BlocksBuilder(() => {}, seal, thinking);
+        const builder = new BlocksBuilder(() => {}, seal, thinking, omitThinking);
         const result = await completeTurn(ctx, request, reply, {
           ...turn,
           onToken: (t) => {
@@ -205,13 +221,13 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
         if (!result) return reply;
         builder.apply(output.end());
         const reason = stopReason(result, builder);
-        ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' ? 'length' : 'stop' });
+        ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' || reason === 'model_context_window_exceeded' ? 'length' : 'stop' });
         return message(builder.blocks, { stop_reason: reason, usage: usage(result) });
       }
 
       return streamTurn(ctx, request, reply, turn, false, (sse) => {
         const emit = (event: string, payload: Record<string, unknown>) => sse.event(event, { type: event, ...payload });
-        const builder = new BlocksBuilder(emit, seal, thinking);
+        const builder = new BlocksBuilder(emit, seal, thinking, omitThinking);
         return {
           onStart: () => {
             emit('message_start', { message: message([], { usage: { input_tokens: promptIds.length, output_tokens: 0 } }) });
@@ -224,7 +240,7 @@ export const messagesRoutes: FastifyPluginAsync = async (app) => {
           finish: (result) => {
             builder.apply(output.end());
             const reason = stopReason(result, builder);
-            ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' ? 'length' : 'stop' });
+            ctx.metrics.finished.inc({ reason: reason === 'tool_use' ? 'tool_calls' : reason === 'max_tokens' || reason === 'model_context_window_exceeded' ? 'length' : 'stop' });
             emit('message_delta', { delta: { stop_reason: reason, stop_sequence: null }, usage: { output_tokens: result.tokens.length } });
             emit('message_stop', {});
           },

@@ -2,7 +2,8 @@
 // (content `reasoning_text`), `message` (content `output_text`) and `function_call`, in the order
 // the model wrote them. `previous_response_id` replays a stored response's input and output
 // before this request's input; `item_reference` input items stand for stored items (the AI SDK
-// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends.
+// sends them in tool loops). Streaming sends the event sequence OpenAI's API sends. Content tokens'
+// logprobs (include: message.output_text.logprobs) ride on the output_text parts and deltas.
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderResponsesInput } from '../../harmony/index.js';
@@ -10,6 +11,7 @@ import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import type { ResponseStore } from '../store/index.js';
 import { ApiError, invalidRequest, unsupported } from '../errors.js';
+import { ContentLogprobs, type ContentLogprob } from '../logprobs.js';
 import { clientGone, completeTurn, completionBudget, renderOrReject, samplingOptions, streamTurn } from '../generation.js';
 import { lastUserText } from '../models.js';
 import { ignoreUnknownParams, warnOnce } from '../ignored-params.js';
@@ -58,8 +60,13 @@ class ResponseItemsBuilder {
       seal?: ((text: string) => string) | undefined;
       /** Declared namespace members by full name `ns.name`: their calls carry `namespace`. */
       namespaced?: ReadonlyMap<string, { namespace: string; name: string }>;
+      /** The content tokens' logprobs (include: message.output_text.logprobs): on each delta and output_text part. */
+      logprobs?: ContentLogprobs | undefined;
     } = {},
   ) {}
+
+  /** The open output_text part's logprobs so far. */
+  private partLogprobs: ContentLogprob[] = [];
 
   apply(events: OutputEvent[]): void {
     for (const e of events) {
@@ -68,6 +75,7 @@ class ResponseItemsBuilder {
           this.add({ type: 'reasoning', id: newId('rs'), summary: [], content: [] }, { type: 'reasoning_text', text: '' });
           break;
         case 'text_start':
+          this.partLogprobs = [];
           this.add(
             { type: 'message', id: newId('msg'), role: 'assistant', status: 'in_progress', content: [] },
             { type: 'output_text', text: '', annotations: [], logprobs: [] },
@@ -82,9 +90,12 @@ class ResponseItemsBuilder {
         case 'reasoning_delta':
           this.delta('response.reasoning_text.delta', e.text);
           break;
-        case 'text_delta':
-          this.delta('response.output_text.delta', e.text, { logprobs: [] });
+        case 'text_delta': {
+          const logprobs = this.o.logprobs?.take() ?? [];
+          this.partLogprobs.push(...logprobs);
+          this.delta('response.output_text.delta', e.text, { logprobs });
           break;
+        }
         case 'tool_delta':
           this.delta('response.function_call_arguments.delta', e.text);
           break;
@@ -92,9 +103,10 @@ class ResponseItemsBuilder {
           this.finish('reasoning_text', { content: [{ type: 'reasoning_text', text: e.text }], ...(this.o.seal ? { encrypted_content: this.o.seal(e.text) } : {}) });
           break;
         case 'text_end':
+          this.partLogprobs.push(...(this.o.logprobs?.take() ?? []));
           this.finish('output_text', {
             status: this.cutOff ? 'incomplete' : 'completed',
-            content: [{ type: 'output_text', text: e.text, annotations: [], logprobs: [] }],
+            content: [{ type: 'output_text', text: e.text, annotations: [], logprobs: this.partLogprobs }],
           });
           break;
         case 'tool_end':
@@ -132,7 +144,7 @@ class ResponseItemsBuilder {
       const part = (o.item['content'] as unknown[])[0];
       const text = (part as { text: string }).text;
       if (kind === 'reasoning_text') this.emit('response.reasoning_text.done', { ...at, content_index: 0, text });
-      else this.emit('response.output_text.done', { ...at, content_index: 0, text, logprobs: [] });
+      else this.emit('response.output_text.done', { ...at, content_index: 0, text, logprobs: (part as { logprobs: unknown }).logprobs });
       this.emit('response.content_part.done', { ...at, content_index: 0, part });
     }
     this.emit('response.output_item.done', { output_index: o.index, item: structuredClone(o.item) });
@@ -153,7 +165,6 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
   app.post<{ Body: ResponsesRequestBody }>('/v1/responses', { schema: { body: responsesRequestSchema, response }, preValidation }, async (request, reply) => {
     const body = request.body;
     ctx.models.check(body.model);
-    if (body.top_logprobs) throw unsupported('top_logprobs', 'the Responses API here returns no logprobs; use /v1/chat/completions with logprobs: true');
     if (body.background) throw unsupported('background', 'background responses are not supported; leave it out');
     checkToolChoice(body.tool_choice);
     const requestTools = dropBuiltinTools(body.tools ?? [], (type) =>
@@ -211,12 +222,16 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const constraint = buildConstraint(forced, tokenizer, maskVocabSize(engine, tokenizer), ctx.constraints, maxTokens);
     const sampling = samplingOptions(body);
     const output = new AssistantOutput({ tokenizer, tools: toolNames, warn: (m) => request.log.debug({ parser: m }, 'malformed model output recovered') });
+    // include: message.output_text.logprobs, or top_logprobs > 0 alone: the content tokens' logprobs
+    const topLogprobs = body.top_logprobs ?? 0;
+    const logprobs = body.include?.includes('message.output_text.logprobs') || topLogprobs > 0 ? topLogprobs : undefined;
+    const lps = new ContentLogprobs(tokenizer, output);
     const signal = clientGone(ctx, reply);
     const id = newId('resp');
     const createdAt = Math.floor(Date.now() / 1000);
     const store = body.store !== false;
     const seal = body.include?.includes('reasoning.encrypted_content') ? (text: string) => ctx.reasoningSeal.seal(text) : undefined;
-    const itemOptions = { seal, namespaced };
+    const itemOptions = { seal, namespaced, logprobs: logprobs !== undefined ? lps : undefined };
     // A response to store needs the store: an unreachable one is a 503 before any generation.
     if (store) await ctx.store.check();
 
@@ -243,7 +258,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       text: { format: body.text?.format ?? { type: 'text' } },
       tool_choice: body.tool_choice ?? 'auto',
       tools: requestTools,
-      top_logprobs: 0,
+      top_logprobs: topLogprobs,
       top_p: sampling.topP,
       truncation: body.truncation ?? 'disabled',
       usage: null,
@@ -256,7 +271,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
     const conclude = async (builder: ResponseItemsBuilder, result: { finishReason: string; tokens: number[]; cachedTokens: number }) => {
       const incomplete = result.finishReason === 'length' || result.finishReason === 'context';
       builder.cutOff = incomplete;
-      builder.apply(output.end());
+      builder.apply(lps.end());
       ctx.metrics.finished.inc({ reason: incomplete ? 'length' : builder.items.some((i) => i.type === 'function_call') ? 'tool_calls' : 'stop' });
       const final = responseObject(incomplete ? 'incomplete' : 'completed', builder.items, {
         incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
@@ -273,11 +288,11 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       return { final, incomplete };
     };
 
-    const turn = { model: served, engine, promptIds, maxTokens, sampling, signal, constraint, ignoreEos: body.ignore_eos === true };
+    const turn = { model: served, engine, promptIds, maxTokens, sampling, ...(logprobs !== undefined ? { logprobs } : {}), signal, constraint, ignoreEos: body.ignore_eos === true };
 
     if (!body.stream) {
       const builder = new ResponseItemsBuilder(() => {}, itemOptions);
-      const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t) => builder.apply(output.push(t)) });
+      const result = await completeTurn(ctx, request, reply, { ...turn, onToken: (t, lp) => builder.apply(lps.push(t, lp)) });
       if (!result) return reply;
       return (await conclude(builder, result)).final;
     }
@@ -289,7 +304,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
       emit('response.created', { response: responseObject('in_progress', []) });
       return {
         onStart: () => emit('response.in_progress', { response: responseObject('in_progress', []) }),
-        onToken: (t) => builder.apply(output.push(t)),
+        onToken: (t, lp) => builder.apply(lps.push(t, lp)),
         finish: async (result) => {
           const { final, incomplete } = await conclude(builder, result);
           emit(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
@@ -297,7 +312,7 @@ export const responsesRoutes: FastifyPluginAsync = async (app) => {
         // A generation that fails ends with `response.failed`, its response carrying the error
         // (what Codex reads), then OpenAI's `error` event (what makes the SDKs raise).
         error: ({ error }) => {
-          builder.apply(output.end());
+          builder.apply(lps.end());
           emit('response.failed', { response: responseObject('failed', builder.items, { error: { code: error.code ?? 'server_error', message: error.message } }) });
           emit('error', { code: error.code, message: error.message, param: error.param, error });
         },
