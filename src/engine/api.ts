@@ -103,6 +103,8 @@ export interface GenerateOptions extends SamplingOptions, LogitsProcessing {
    * then computed in full (no prefix-cache hit).
    */
   promptLogprobs?: number;
+  /** With promptLogprobs: called once the prompt's are known, before the first token reaches onToken. */
+  onPromptLogprobs?: (lps: readonly (TokenLogprob | null)[]) => void;
   maxTokens: number;
   /** Token ids that end generation (included in the output). */
   stopTokens?: readonly number[];

@@ -220,6 +220,7 @@ export class Sequences {
       req.opts.onPrefillLogits?.(req.prefillLogits);
       req.prefillLogits = null;
     }
+    if (req.promptLogprobs) req.opts.onPromptLogprobs?.(req.promptLogprobs);
   }
 
   /** One sampled id for a sequence: callbacks, then the checks that end it. */

@@ -147,6 +147,9 @@ export interface Turn {
   processing?: LogitsProcessing;
   /** Top logprobs per token (0..20): each token's logprobs reach onToken. */
   logprobs?: number;
+  /** Top logprobs per prompt token (echo): they reach onPromptLogprobs before the first token. */
+  promptLogprobs?: number;
+  onPromptLogprobs?: (lps: readonly (TokenLogprob | null)[]) => void;
   signal: AbortSignal;
   /** Structured output: the token mask the engine applies at every step. */
   constraint?: TimedConstraint;
@@ -194,6 +197,7 @@ export async function runTurn(ctx: ServerContext, request: FastifyRequest, turn:
           ...turn.sampling,
           ...turn.processing,
           ...(turn.logprobs !== undefined ? { logprobs: turn.logprobs } : {}),
+          ...(turn.promptLogprobs !== undefined ? { promptLogprobs: turn.promptLogprobs, onPromptLogprobs: turn.onPromptLogprobs } : {}),
           stopTokens: turn.ignoreEos && !turn.constraint ? [] : stopTokens(turn.engine),
           signal: turn.signal,
           ...(turn.constraint ? { constraint: turn.constraint } : {}),

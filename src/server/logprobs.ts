@@ -109,8 +109,9 @@ export class ContentLogprobs {
 /** The legacy Completions logprobs object, built token by token. */
 export class CompletionLogprobs {
   readonly tokens: string[] = [];
-  readonly token_logprobs: number[] = [];
-  readonly top_logprobs: Record<string, number>[] = [];
+  /** null for the prompt's first token (echo: nothing comes before it). */
+  readonly token_logprobs: (number | null)[] = [];
+  readonly top_logprobs: (Record<string, number> | null)[] = [];
   readonly text_offset: number[] = [];
 
   constructor(private readonly tokenizer: HarmonyTokenizer) {}
@@ -121,6 +122,27 @@ export class CompletionLogprobs {
     this.token_logprobs.push(lp.logprob);
     this.top_logprobs.push(Object.fromEntries(lp.top.map((t) => [textOf(this.tokenizer, t.id), t.logprob])));
     this.text_offset.push(offset);
+  }
+
+  /**
+   * The prompt's tokens (echo), each with its logprob given the tokens before it (the first has
+   * none), at offsets counted from the start of the text; returns the prompt text's length.
+   */
+  pushPrompt(ids: readonly number[], lps: readonly (TokenLogprob | null)[]): number {
+    let offset = 0;
+    ids.forEach((id, i) => {
+      const lp = lps[i];
+      const text = textOf(this.tokenizer, id);
+      if (lp) this.push(id, lp, offset);
+      else {
+        this.tokens.push(text);
+        this.token_logprobs.push(null);
+        this.top_logprobs.push(null);
+        this.text_offset.push(offset);
+      }
+      offset += text.length;
+    });
+    return offset;
   }
 
   /** The entries from `from` on (a stream chunk's), as the response object. */

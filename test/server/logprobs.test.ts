@@ -110,4 +110,56 @@ describe('logprobs', () => {
     const penalised = (await s.client.completions.create({ ...base, frequency_penalty: 2, presence_penalty: 2 })).choices[0]!.text;
     expect(penalised).not.toBe(plain);
   });
+
+  it('completions echo + logprobs: the prompt tokens with their logprobs (the first null), then the completion; each equals the logprob the token gets as the next token of its prefix; streamed the same', async () => {
+    const ids = [12194, 11, 495, 382, 261, 1746, 13, 357];
+    // the reference: the greedy next token of a prefix and its logprob
+    const prefix = ids.slice(0, 5);
+    const next = await s.client.completions.create({ model: MODEL, prompt: prefix, max_tokens: 1, temperature: 0, logprobs: 2, ...FIXED_LENGTH });
+    const g = next.choices[0]!.logprobs!;
+    const prompt = [...prefix, Number.NaN];
+    const nextId = (await fetch(s.baseURL.replace('/v1', '/tokenize'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: g.tokens![0] }) }).then((r) => r.json())) as { tokens: number[] };
+    expect(nextId.tokens).toHaveLength(1);
+    prompt[5] = nextId.tokens[0]!;
+    const req = { model: MODEL, prompt, max_tokens: 6, temperature: 0, logprobs: 3, echo: true, ...FIXED_LENGTH };
+    const r = await s.client.completions.create(req);
+    const lp = r.choices[0]!.logprobs!;
+    expect(lp.tokens!.length).toBe(prompt.length + 6);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.top_logprobs![0]).toBeNull();
+    for (let p = 1; p < prompt.length; p++) {
+      expect(lp.token_logprobs![p]!, `prompt token ${p}`).toBeLessThanOrEqual(0);
+      expect(Object.keys(lp.top_logprobs![p]!)).toHaveLength(3);
+    }
+    expect(lp.token_logprobs![5]!).toBeCloseTo(g.token_logprobs![0]!, 4);
+    // offsets: the prompt from 0, the completion after the echoed prompt text
+    expect(lp.text_offset![0]).toBe(0);
+    const echoed = lp.tokens!.slice(0, prompt.length).join('');
+    expect(r.choices[0]!.text.startsWith(echoed)).toBe(true);
+    for (let j = 1; j <= prompt.length; j++) expect(lp.text_offset![j]).toBe(lp.text_offset![j - 1]! + lp.tokens![j - 1]!.length);
+    // (a stop token run past with ignore_eos has an entry but adds no text)
+    for (let j = prompt.length + 1; j < lp.tokens!.length; j++) expect(lp.text_offset![j]).toBeGreaterThanOrEqual(lp.text_offset![j - 1]!);
+    // n = 2: the prompt's logprobs (computed once) head both choices
+    const two = await s.client.completions.create({ ...req, n: 2, temperature: 1, seed: 3 });
+    for (const c of two.choices) {
+      expect(c.logprobs!.tokens!.slice(0, prompt.length)).toEqual(lp.tokens!.slice(0, prompt.length));
+      c.logprobs!.token_logprobs!.slice(1, prompt.length).forEach((v, j) => expect(v!).toBeCloseTo(lp.token_logprobs![j + 1]!, 4));
+      expect(c.text.startsWith(echoed)).toBe(true);
+    }
+    // streamed: the same entries over the chunks, the echo first
+    const stream = await s.client.completions.create({ ...req, stream: true });
+    const got: { tokens: string[]; lps: (number | null)[] } = { tokens: [], lps: [] };
+    let text = '';
+    for await (const c of stream) {
+      const l = c.choices[0]?.logprobs;
+      text += c.choices[0]?.text ?? '';
+      if (l) {
+        got.tokens.push(...(l.tokens ?? []));
+        got.lps.push(...(l.token_logprobs ?? []));
+      }
+    }
+    expect(text).toBe(r.choices[0]!.text);
+    expect(got.tokens).toEqual(lp.tokens);
+    got.lps.forEach((v, j) => (j === 0 ? expect(v).toBeNull() : expect(v!).toBeCloseTo(lp.token_logprobs![j]!, 4)));
+  });
 });

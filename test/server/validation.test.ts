@@ -173,7 +173,6 @@ function battery(): BadRequest[] {
   field(completions, 'best_of', [2], 400, 'unsupported_parameter');
   field(completions, 'best_of', [0, 'x']);
   field(completions, 'echo', ['yes', 1]);
-  add(completions, 'echo with logprobs', { ...bases[completions], echo: true, logprobs: 2 }, 400, 'unsupported_parameter');
   field(completions, 'logprobs', [true, 9]);
   field(completions, 'max_tokens', [0, -5, '3']);
   field(completions, 'max_tokens', [5000], 400, 'context_length_exceeded');

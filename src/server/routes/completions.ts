@@ -1,12 +1,14 @@
 // POST /v1/completions: the prompt is taken as harmony text (special-token strings are format
 // tokens here) or as token ids, with no chat template; the completion is the decoded tokens,
 // special tokens written out, minus the stop token that ended it (as OpenAI leaves out its stop
-// sequence). With n > 1 each choice has its own decoder, stop strings and logprobs.
+// sequence). With n > 1 each choice has its own decoder, stop strings and logprobs. echo with
+// logprobs also gives the prompt's tokens their logprobs (the first token's null), computed once,
+// by the first choice's prefill (then the others hit its prefix-cache pages).
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
 import { invalidRequest, unsupported } from '../errors.js';
-import { choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, stopTokens, streamChoices } from '../generation.js';
+import { choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, stopTokens, streamChoices, type Turn } from '../generation.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
 import { stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
@@ -27,7 +29,6 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) throw unsupported('best_of', 'only best_of=1 is supported');
     if (body.suffix) throw unsupported('suffix', 'insertion (suffix) is not supported by gpt-oss');
     if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
-    if (body.echo && body.logprobs !== undefined && body.logprobs !== null) throw unsupported('echo', 'echo with logprobs (the prompt tokens\' logprobs) is not supported; send echo or logprobs, not both');
     const { model: served, engine, tokenizer, prompt } = ctx.models.choose<ReturnType<typeof renderRawPrompt>>(
       reply,
       { model: body.model, effort: null, tools: 0, maxTokens: body.max_tokens, lastUserText: (p) => p.text },
@@ -45,6 +46,12 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
     const model = served.name;
     const signal = clientGone(ctx, reply);
     const base = { model: served, engine, promptIds, maxTokens, processing, logprobs, signal, ignoreEos: body.ignore_eos === true };
+    const promptLogprobs = body.echo && logprobs !== undefined;
+    /** The prompt's logprobs, once choice 0's prefill has them (echo + logprobs). */
+    let promptLps: readonly (TokenLogprob | null)[] | null = null;
+    const withPrompt = (c: { lps: CompletionLogprobs }) => {
+      if (promptLps && c.lps.length === 0) c.lps.pushPrompt(promptIds, promptLps);
+    };
 
     /** One choice: its decoder, stop strings, text, logprobs and seed. */
     const choice = (index: number) => {
@@ -57,7 +64,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
         matcher,
         text: echo,
         sent: 0,
-        turn: { ...base, sampling: samplings[index]! },
+        turn: { ...base, sampling: samplings[index]! } as Omit<Turn, 'onToken'>,
         // every token's logprobs, at the offset in the text where its characters start (a stop token adds none)
         offset: echo.length,
         /** Text this token adds; the stop token that ends generation adds none. */
@@ -77,6 +84,11 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       return c;
     };
     const choices = Array.from({ length: n }, (_, i) => choice(i));
+    const onPromptLogprobs = (lps: readonly (TokenLogprob | null)[]) => {
+      promptLps = lps;
+      for (const c of choices) withPrompt(c);
+    };
+    if (promptLogprobs) choices[0]!.turn = { ...choices[0]!.turn, promptLogprobs: logprobs, onPromptLogprobs };
     // the prompt counts once; completion tokens add up over the choices
     const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => {
       const completion = results.reduce((a, r) => a + r.tokens.length, 0);
@@ -131,33 +143,48 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       choices: [{ index: c.index, text: delta, logprobs: chunkLogprobs(c), finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
+    /** Sends the echo of the prompt, once per choice: with prompt logprobs, once they are known. */
+    let sendEcho: (c: (typeof choices)[number]) => void = () => {};
+    const echoed = new Set<number>();
+    if (promptLogprobs) {
+      choices[0]!.turn.onPromptLogprobs = (lps) => {
+        onPromptLogprobs(lps);
+        sendEcho(choices[0]!);
+      };
+    }
     return streamChoices(
       ctx,
       request,
       reply,
       choices.map((c) => c.turn),
       true,
-      (sse) => ({
-        choices: choices.map((c) => ({
-          onStart: () => {
-            if (echo !== '') sse.data(chunk(c, echo));
+      (sse) => {
+        sendEcho = (c) => {
+          if (echo === '' || echoed.has(c.index) || (promptLogprobs && !promptLps)) return;
+          echoed.add(c.index);
+          sse.data(chunk(c, echo));
+        };
+        return {
+          choices: choices.map((c) => ({
+            onStart: () => sendEcho(c),
+            onToken: (t: number, lp?: TokenLogprob) => {
+              const delta = c.step(t, lp);
+              if (delta !== '') sse.data(chunk(c, delta));
+              return !c.matcher.stopped;
+            },
+            // each choice's finish_reason chunk as it ends
+            done: (result: GenerateResult) => {
+              sendEcho(c);
+              const rest = c.finalText();
+              if (rest !== '') sse.data(chunk(c, rest));
+              sse.data(chunk(c, '', c.finish(result)));
+            },
+          })),
+          finish: (results) => {
+            if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(results) });
           },
-          onToken: (t: number, lp?: TokenLogprob) => {
-            const delta = c.step(t, lp);
-            if (delta !== '') sse.data(chunk(c, delta));
-            return !c.matcher.stopped;
-          },
-          // each choice's finish_reason chunk as it ends
-          done: (result: GenerateResult) => {
-            const rest = c.finalText();
-            if (rest !== '') sse.data(chunk(c, rest));
-            sse.data(chunk(c, '', c.finish(result)));
-          },
-        })),
-        finish: (results) => {
-          if (includeUsage) sse.data({ id, object: 'text_completion', created, model, choices: [], usage: usage(results) });
-        },
-      }),
+        };
+      },
     );
   });
 };
