@@ -8,6 +8,7 @@ import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/co
 import { SAMPLE_LIST, sampleOps } from '../../src/engine/ops/sample.js';
 import { readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
+import { groupedChiSquare } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
 const { shaders } = (await shaderVariants())[0]!;
@@ -86,25 +87,6 @@ function exactDistribution(logits: Float32Array, o: { t: number; topK?: number; 
   const p = new Float64Array(logits.length);
   for (const i of keep) p[i] = w(i) / z;
   return p;
-}
-
-/**
- * Pearson's statistic over the kept tokens grouped by probability (consecutive in that order, each
- * group expecting at least 40 draws), for kept sets too wide for a bin per token; with its degrees
- * of freedom.
- */
-function groupedChiSquare(counts: number[], p: Float64Array): { chi2: number; df: number } {
-  const n = counts.reduce((a, b) => a + b, 0);
-  const kept = [...p.keys()].filter((i) => p[i]! > 0).sort((a, b) => p[b]! - p[a]!);
-  const groups: { e: number; n: number }[] = [];
-  let g = { e: 0, n: 0 };
-  for (const i of kept) {
-    g.e += n * p[i]!;
-    g.n += counts[i]!;
-    if (g.e >= 40) groups.push(g), (g = { e: 0, n: 0 });
-  }
-  if (g.e > 0) groups.length ? ((groups.at(-1)!.e += g.e), (groups.at(-1)!.n += g.n)) : groups.push(g);
-  return { chi2: groups.reduce((a, b) => a + (b.n - b.e) ** 2 / b.e, 0), df: groups.length - 1 };
 }
 
 /** Wilson-Hilferty approximation of the chi-square quantile with `df` degrees of freedom at normal deviate z. */
