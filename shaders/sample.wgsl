@@ -109,6 +109,46 @@ fn thresholds(src: u32, rc: SampleRow, lo0: u32, m: f32, r: f32, inv_t: f32, tot
   return lo;
 }
 
+// thresholds() over a list of at most WG tokens, a token a thread: a threshold is the value of
+// one of them, so each thread tests its own instead of searching. The top-k cut is the value
+// ranked k-th (ties by list position); the top-p cut the largest kept value whose mass at or
+// above it reaches top_p of the total: the same keys the search finds, in two passes over the list.
+fn list_thresholds(rc: SampleRow, lo0: u32, r: f32, inv_t: f32, total0: f32, lid: u32) -> u32 {
+  let mine = lid < listed;
+  let v = select(NEG, list_v[min(lid, LIST - 1u)], mine);
+  var rank = 0u;
+  var mass = 0.0;
+  for (var j = 0u; j < listed; j++) {
+    let o = list_v[j];
+    if (o > v || (o == v && j < lid)) {
+      rank++;
+    }
+    if (o >= v) {
+      mass += exp((o - r) * inv_t);
+    }
+  }
+  var lo = lo0;
+  var total = total0;
+  if (rc.top_k > 0u && rc.top_k < p.vocab) {
+    // fewer listed than k: all kept (the bound let every allowed token through)
+    let kth = wg_argmax(select(NEG, v, mine && rank + 1u >= rc.top_k), lid, lid, p.vocab).v;
+    if (lid == 0u) {
+      wg_range.x = select(lo0, max(key(kth), lo0), listed >= rc.top_k);
+    }
+    lo = workgroupUniformLoad(&wg_range).x;
+    total = wg_sum(select(0.0, exp((v - r) * inv_t), mine && key(v) >= lo), lid, p.vocab);
+  }
+  if (rc.top_p < 1.0) {
+    // the mass at or above v within the top-k set is `mass` when v is in it
+    let cut = wg_argmax(select(NEG, v, mine && key(v) >= lo && mass >= rc.top_p * total), lid, lid, p.vocab).v;
+    if (lid == 0u) {
+      wg_range.x = max(key(cut), lo);
+    }
+    lo = workgroupUniformLoad(&wg_range).x;
+  }
+  return lo;
+}
+
 fn finish(r_idx: u32, slot: u32, id: u32, lid: u32) {
   if (lid == 0u) {
     sampled[r_idx] = id;
@@ -267,7 +307,11 @@ fn main(
     }
     workgroupBarrier();
     listed = n;
-    lo = thresholds(LISTED, rc, lo0, m, r, inv_t, total, lid);
+    if (n <= WG) {
+      lo = list_thresholds(rc, lo0, r, inv_t, total, lid);
+    } else {
+      lo = thresholds(LISTED, rc, lo0, m, r, inv_t, total, lid);
+    }
     // the list holds every kept token when the cut is at or above the bound
     if (lo >= kb) {
       src = LISTED;

@@ -80,7 +80,7 @@ async function readIds(inputs: StepInputs, n: number): Promise<Uint32Array> {
 }
 
 /** The sampler alone (no unembedding pick) over `logits`: its Gumbel-max pass over the row. */
-async function candidatePath(ctx: OpContext, logits: GPUBuffer, V: number, R: number, rows: Row[]): Promise<Uint32Array> {
+async function samplerPath(ctx: OpContext, logits: GPUBuffer, V: number, R: number, rows: Row[]): Promise<Uint32Array> {
   const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab: V });
   for (const [i, o] of rows.entries()) if (o.mask) writeBuffer(gpu, inputs.masks, i * inputs.maskWords * 4, o.mask);
   writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
@@ -118,7 +118,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
       ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined }),
     ];
-    // sampleScan 0: the step's rows are all settled by the unembedding, no candidate pass runs
+    // sampleScan 0: the step's rows are all settled by the unembedding (the sampler copies the picks)
     const shape = { tokens: 2, rows: N, samples: N, sampleScan: hasPick ? 0 : N };
     freshOutputs(inputs, N, N);
     await run(ctx, ops, shape);
@@ -153,7 +153,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
     await run(ctx, ops, shape);
     expect(await readIds(inputs, N)).toEqual(ids);
     // and the sampler's own pass (the tiled head, no atomics) draws the same from these logits
-    expect(await candidatePath(ctx, logits, V, N, rows)).toEqual(ids);
+    expect(await samplerPath(ctx, logits, V, N, rows)).toEqual(ids);
     inputs.destroy();
   });
 
@@ -208,7 +208,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
       expect(pick(3), 'the Gumbel-max row keeps its draw').toBe(ref.id);
     }
     // the sampler alone agrees on the rows it decides deterministically
-    const alone = await candidatePath(ctx, logits, V, R, rows);
+    const alone = await samplerPath(ctx, logits, V, R, rows);
     expect([alone[0], alone[1]]).toEqual([ids[0], ids[1]]);
     inputs.destroy();
   });
