@@ -5,7 +5,8 @@
 // no pass over the logits after this. A logits row whose sample row asks for temperature
 // sampling over the whole softmax (lib/sample_settings gumbel_draw) takes the same max over
 // Gumbel-max keys instead (lib/gumbel: logit / temperature + noise of the row's seed, counter and
-// token id), which is its draw. A workgroup owns NTEAMS * RPT vocabulary rows (RPT per team of
+// token id), which is its draw; a top-p row too (lib/sample_settings gumbel_nucleus), whose draw
+// it is when it falls in the nucleus. A workgroup owns NTEAMS * RPT vocabulary rows (RPT per team of
 // TEAM lanes) for up to RT logits rows; x is loaded once per row for all of them.
 // defines: TEAM, RPT, RT, H; flags: SUBGROUPS, ARGMAX. Grid: x = row group (linearised with y), z = logits-row group.
 #include lib/step
@@ -64,7 +65,7 @@ fn draw_of_row(r: u32) -> vec2<u32> {
   let s = sample_of_row(r);
   if (s != NONE) {
     let rc = samples[s];
-    if (gumbel_draw(rc, p.ny)) {
+    if (unembed_keys(rc, p.ny)) {
       return vec2<u32>(gumbel_stream(rc.seed, rc.counter), bitcast<u32>(1.0 / rc.temperature));
     }
   }

@@ -1,5 +1,4 @@
-// A sampled row's settings and its logits as the samplers see them (sample_candidates.wgsl and
-// sample.wgsl). Needs the bindings `samples`, `logits` and `mask`, and `p.mask_words`.
+// A sampled row's settings and its logits as the samplers see them (sample.wgsl). Needs the bindings `samples`, `logits` and `mask`, and `p.mask_words`.
 #include lib/order
 #include lib/sample_settings
 

@@ -8,7 +8,6 @@ const ATTN_PARAMS = declareParams(
   { nq: 'u32', nkv: 'u32', sliding: 'u32', window: 'u32', max_blocks: 'u32', section: 'u32', count_idx: 'u32', scale: 'f32' },
   'AttnParams',
 );
-const SAMPLE_PARAMS = declareParams({ vocab: 'u32', mask_words: 'u32', slices: 'u32' });
 const MATMUL_PARAMS = declareParams({ k: 'u32', n: 'u32', n0: 'u32', ny: 'u32' });
 const MOE_GEMM_PARAMS = declareParams({ kdim: 'u32', n: 'u32', k: 'u32', e: 'u32', e0: 'u32', ec: 'u32', tiles_off: 'u32', limit: 'f32' });
 
@@ -37,8 +36,7 @@ export const KERNEL_PARAMS = {
   mxfp4_f16_check: declareParams({ blocks: 'u32' }),
   dispatch_gap: declareParams({ add: 'u32' }),
   unembed: declareParams({ n: 'u32', n0: 'u32', ny: 'u32', eps: 'f32' }),
-  sample_candidates: SAMPLE_PARAMS,
-  sample: SAMPLE_PARAMS,
+  sample: declareParams({ vocab: 'u32', mask_words: 'u32' }),
   logits_process: declareParams({ vocab: 'u32' }),
   logprobs_pick: declareParams({ vocab: 'u32' }),
   fill_random: declareParams({

@@ -1,11 +1,11 @@
 // Temperature sampling over the whole softmax (top_p 1, no top_k below the vocabulary, no mask) is
 // a Gumbel-max draw: the unembedding's epilogue takes argmax(logit / T + noise(seed, counter, id))
 // and the sampler copies it; without the unembedding's pick (the tiled head, adapters without
-// atomic-vec2u-min-max) sample_candidates takes the same max per slice. Checked here: thousands of
+// atomic-vec2u-min-max) the sampler takes the same max over the row. Checked here: thousands of
 // draws (one logits row each, distinct counters) against the float64 softmax by chi-square; every
 // draw against the float64 recomputation of its keys; the two paths against each other; replay;
 // and a step mixing Gumbel-max rows with greedy, masked, top-p and unsampled rows. Odd vocabulary
-// sizes over several shards and slices, poisoned outputs.
+// sizes over several shards, poisoned outputs.
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer, type Dispatch, type StepShape } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
@@ -79,13 +79,13 @@ async function readIds(inputs: StepInputs, n: number): Promise<Uint32Array> {
   return ids;
 }
 
-/** The sampler alone (no unembedding pick) over `logits`: sample_candidates' Gumbel-max slices. */
-async function candidatePath(ctx: OpContext, logits: GPUBuffer, V: number, R: number, rows: Row[], slice?: number): Promise<Uint32Array> {
+/** The sampler alone (no unembedding pick) over `logits`: its Gumbel-max pass over the row. */
+async function samplerPath(ctx: OpContext, logits: GPUBuffer, V: number, R: number, rows: Row[]): Promise<Uint32Array> {
   const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab: V });
   for (const [i, o] of rows.entries()) if (o.mask) writeBuffer(gpu, inputs.masks, i * inputs.maskWords * 4, o.mask);
   writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
   freshOutputs(inputs, rows.length, R);
-  await run(ctx, sampleOps(ctx, { logits, inputs, vocab: V, slice }), { tokens: 1, rows: R, samples: rows.length });
+  await run(ctx, sampleOps(ctx, { logits, inputs, vocab: V }), { tokens: 1, rows: R, samples: rows.length });
   const ids = await readIds(inputs, rows.length);
   inputs.destroy();
   return ids;
@@ -100,11 +100,11 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
   // practically impossible, while a distribution off by a total variation d adds >= 4 N d^2
   // (d = 0.1: 1600) to its mean.
   it.each([
-    // [V, H, shards, temperature, slice of the candidate path]
-    [61, 32, 1, 1, undefined],
-    [61, 32, 2, 0.6, undefined],
-    [601, 48, 3, 1.4, 256],
-  ] as const)('V=%i H=%i in %i shard(s) at temperature %f: draws follow the softmax', async (V, H, nshards, t, slice) => {
+    // [V, H, shards, temperature]
+    [61, 32, 1, 1],
+    [61, 32, 2, 0.6],
+    [601, 48, 3, 1.4],
+  ] as const)('V=%i H=%i in %i shard(s) at temperature %f: draws follow the softmax', async (V, H, nshards, t) => {
     const N = 4096;
     const seed = 7000 + V + nshards;
     const head = randomHead(V * 31 + nshards, V, H, 2, nshards);
@@ -116,9 +116,9 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
     const logits = poisoned(gpu, N * V * 4);
     const ops = [
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
-      ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined, slice }),
+      ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined }),
     ];
-    // sampleScan 0: the step's rows are all settled by the unembedding, no candidate pass runs
+    // sampleScan 0: the step's rows are all settled by the unembedding (the sampler copies the picks)
     const shape = { tokens: 2, rows: N, samples: N, sampleScan: hasPick ? 0 : N };
     freshOutputs(inputs, N, N);
     await run(ctx, ops, shape);
@@ -153,7 +153,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
     await run(ctx, ops, shape);
     expect(await readIds(inputs, N)).toEqual(ids);
     // and the sampler's own pass (the tiled head, no atomics) draws the same from these logits
-    expect(await candidatePath(ctx, logits, V, N, rows, slice)).toEqual(ids);
+    expect(await samplerPath(ctx, logits, V, N, rows)).toEqual(ids);
     inputs.destroy();
   });
 
@@ -208,7 +208,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
       expect(pick(3), 'the Gumbel-max row keeps its draw').toBe(ref.id);
     }
     // the sampler alone agrees on the rows it decides deterministically
-    const alone = await candidatePath(ctx, logits, V, R, rows);
+    const alone = await samplerPath(ctx, logits, V, R, rows);
     expect([alone[0], alone[1]]).toEqual([ids[0], ids[1]]);
     inputs.destroy();
   });

@@ -5,9 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
-import { SAMPLE_CANDIDATES, sampleOps } from '../../src/engine/ops/sample.js';
+import { SAMPLE_LIST, sampleOps } from '../../src/engine/ops/sample.js';
 import { readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
 import { randomF32, rng } from '../helpers/random.js';
+import { groupedChiSquare } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
 const { shaders } = (await shaderVariants())[0]!;
@@ -26,13 +27,12 @@ export interface RowSettings {
 }
 
 /**
- * One sampler run (its two dispatches) over `rows` draws from `logits` ([R][V]); returns each
- * draw's id. `slice` sets the logits per slice of the first pass (several slices on a small row).
+ * One sampler run over `rows` draws from `logits` ([R][V]); returns each draw's id.
  */
-async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings[], slice?: number): Promise<Uint32Array> {
+async function sampleRows(logits: Float32Array, vocab: number, rows: RowSettings[]): Promise<Uint32Array> {
   const R = logits.length / vocab;
   const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab });
-  const ops = sampleOps(ctx, { logits: uploadBuffer(gpu, logits, 'logits'), inputs, vocab, slice });
+  const ops = sampleOps(ctx, { logits: uploadBuffer(gpu, logits, 'logits'), inputs, vocab });
   const words = new Uint32Array(rows.length * SAMPLE_ROW_WORDS);
   const floats = new Float32Array(words.buffer);
   rows.forEach((o, i) => {
@@ -69,7 +69,7 @@ async function sample(
  * softmax(logits / t) in float64, cut to the top_k largest, then to the smallest top set holding
  * top_p of that mass (the sampler's definition); 0 outside. Checks no cut is within 0.005 of top_p, far beyond f32 rounding.
  */
-function exactDistribution(logits: Float32Array, o: { t: number; topK?: number; topP?: number }): Float64Array {
+function exactDistribution(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, edge = 5e-3): Float64Array {
   const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!);
   let keep = o.topK ? order.slice(0, o.topK) : order;
   const w = (i: number) => Math.exp((logits[i]! - logits[order[0]!]!) / o.t);
@@ -79,7 +79,7 @@ function exactDistribution(logits: Float32Array, o: { t: number; topK?: number; 
     let n = 0;
     while (cum < o.topP) {
       cum += w(keep[n++]!) / z;
-      if (Math.abs(cum - o.topP) < 5e-3) throw new Error('top_p falls on a rounding edge; change the test logits');
+      if (Math.abs(cum - o.topP) < edge) throw new Error('top_p falls on a rounding edge; change the test logits');
     }
     keep = keep.slice(0, n);
   }
@@ -96,8 +96,8 @@ function chiSquareQuantile(df: number, z: number): number {
 }
 
 /** `n` seeded draws (counters 0..n-1) from one logits row: one sampler run of n rows. */
-async function manyDraws(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, n: number, seed: number, slice?: number): Promise<Uint32Array> {
-  return sampleRows(logits, logits.length, Array.from({ length: n }, (_, c) => ({ row: 0, ...o, seed, counter: c })), slice);
+async function manyDraws(logits: Float32Array, o: { t: number; topK?: number; topP?: number }, n: number, seed: number): Promise<Uint32Array> {
+  return sampleRows(logits, logits.length, Array.from({ length: n }, (_, c) => ({ row: 0, ...o, seed, counter: c })));
 }
 
 describe('sampler', () => {
@@ -206,15 +206,11 @@ describe('sampler', () => {
       { name: 'top-p 0.45 at temperature 0.8', t: 0.8, topP: 0.45, kept: 11 },
       { name: 'top-k 20 then top-p 0.67 at temperature 1', t: 1, topK: 20, topP: 0.67, kept: 12 },
     ];
-    // the same row padded to 700 tokens of very low logits, in slices of 256: the kept tokens sit
-    // in the first slice, the others decide nothing, and sampling reads only the candidates
-    // (temperature 1.6 with no cut is a Gumbel-max draw, the max of per-slice keys: gumbel.test.ts
-    // tests it over slices)
+    // the same row padded to 700 tokens of very low logits: the kept tokens sit among the first
+    // threads' elements, the others' bests bound nothing
     const padded = Float32Array.from({ length: 700 }, (_, i) => (i < V ? logits[i]! : -40 - (i % 7)));
     for (const c of cases) {
-      // (the padded row for the two cut cases, the ones the candidates decide)
-      const rows = c.topP !== undefined && c.topK === undefined || c.topK === 7 ? ([['one slice', logits, undefined], ['slices of 256', padded, 256]] as const) : ([['one slice', logits, undefined]] as const);
-      for (const [what, row, slice] of rows) {
+      for (const [what, row] of [['48 tokens', logits], ['padded to 700', padded]] as const) {
         it(`${c.name} (${what})`, async () => {
           const p = exactDistribution(row, c);
           const kept = [...p.keys()].filter((i) => p[i]! > 1e-9);
@@ -223,7 +219,7 @@ describe('sampler', () => {
           expect(kept.length).toBeGreaterThan(2);
           for (const i of kept) expect(N * p[i]!).toBeGreaterThanOrEqual(20);
           const counts = new Array<number>(row.length).fill(0);
-          for (const id of await manyDraws(row, c, N, 1000 + kept.length, slice)) counts[id]!++;
+          for (const id of await manyDraws(row, c, N, 1000 + kept.length)) counts[id]!++;
           const outside = counts.map((n, i) => (p[i]! <= 1e-9 ? n : 0)).reduce((a, b) => a + b, 0);
           expect(outside, `draws outside the kept set: ${counts}`).toBe(0);
           for (const i of kept) expect(counts[i], `token ${i} (p = ${p[i]!.toFixed(4)}) never drawn`).toBeGreaterThan(0);
@@ -235,41 +231,56 @@ describe('sampler', () => {
     }
   });
 
-  // top_k above the candidates per slice: decided from the candidates when the top_k largest
-  // spread over the slices, from the whole row when one slice holds more than C of them
+  // Top-k sets the list of tokens above the threads' bests decides, and those it cannot: the
+  // top-k largest spread over the threads, clustered in one thread's elements (ids 256 apart),
+  // k above the 256 threads (no thread best bounds it: the list takes every token, or the
+  // whole row decides when they are more than SAMPLE_LIST), with top-p after
   it.each([
-    ['spread over the slices', 40, undefined],
-    ['spread over the slices, then top-p 0.8', 60, 0.8],
-    ['in one slice', 50, undefined],
-  ] as const)('top-k %s (k = %i > C, top-p %s) follows the exact distribution', async (what, k, topP) => {
-    const V = 700;
-    const r = rng(k + (topP ? 1 : 0));
+    ['spread over the threads', 700, 40, undefined],
+    ['spread over the threads, then top-p 0.8', 700, 60, 0.8],
+    ['clustered in one thread', 5000, 50, undefined],
+    ['above the threads, listed', 700, 300, undefined],
+    ['above the threads, over the whole row', 3000, 300, 0.9],
+  ] as const)('top-k %s (V = %i, k = %i, top-p %s) follows the exact distribution', async (what, V, k, topP) => {
+    const r = rng(k + V + (topP ? 1 : 0));
     const l = randomF32(r, V, 0.5);
-    if (what === 'in one slice') for (let i = 0; i < 60; i++) l[3 * i + 1]! += 3; // ids 1..178: slice 0 of 256
+    if (what === 'clustered in one thread') for (let i = 0; i < 19; i++) l[3 + 256 * i]! += 3;
     const o = { t: 1, topK: k, topP };
-    const p = exactDistribution(l, o);
+    const p = exactDistribution(l, o, 1e-5);
     const kept = [...p.keys()].filter((i) => p[i]! > 1e-9);
-    expect(kept.length).toBeGreaterThan(SAMPLE_CANDIDATES);
-    const N = 4096;
-    for (const i of kept) expect(N * p[i]!).toBeGreaterThanOrEqual(20);
+    if (V > SAMPLE_LIST) expect(kept.length).toBeGreaterThan(k * (topP ?? 1) * 0.5);
+    const N = 8192;
     const counts = new Array<number>(V).fill(0);
-    for (const id of await manyDraws(l, o, N, 77, 256)) counts[id]!++;
+    for (const id of await manyDraws(l, o, N, 77)) counts[id]!++;
     expect(counts.filter((n, i) => n > 0 && p[i]! <= 1e-9), 'draws outside the top-k set').toEqual([]);
-    let chi2 = 0;
-    for (const i of kept) chi2 += (counts[i]! - N * p[i]!) ** 2 / (N * p[i]!);
-    expect(chi2, `counts ${counts}`).toBeLessThan(chiSquareQuantile(kept.length - 1, 4.753));
+    const { chi2, df } = groupedChiSquare(counts, p);
+    expect(df).toBeGreaterThanOrEqual(6);
+    expect(chi2, `counts ${counts}`).toBeLessThan(chiSquareQuantile(df, 4.753));
   });
 
-  it('candidates and the whole row agree: a nucleus wider than the candidates falls back to the row', async () => {
-    // 3 slices of 256; a flat top of 80 tokens spread over all three: more than 32 per slice may
-    // be kept, so the candidates cannot decide and the whole row is read; every draw stays in the top
-    const V = 700;
-    const l = Float32Array.from({ length: V }, (_, i) => (i % 9 === 0 ? 5 : -30));
+  it('a flat nucleus wider than the list: the whole row decides, every draw stays in the top', async () => {
+    const V = 3000;
+    const l = Float32Array.from({ length: V }, (_, i) => (i % 2 === 0 ? 5 : -30));
     const top = new Set([...l.keys()].filter((i) => l[i] === 5));
-    expect(top.size).toBeGreaterThan(SAMPLE_CANDIDATES * 2);
-    const ids = await sampleRows(l, V, Array.from({ length: 512 }, (_, c) => ({ row: 0, t: 1, topP: 0.9, seed: 5, counter: c })), 256);
+    expect(top.size).toBeGreaterThan(SAMPLE_LIST);
+    const ids = await sampleRows(l, V, Array.from({ length: 512 }, (_, c) => ({ row: 0, t: 1, topP: 0.9, seed: 5, counter: c })));
     for (const id of ids) expect(top.has(id)).toBe(true);
-    expect(new Set(ids).size).toBeGreaterThan(SAMPLE_CANDIDATES * 2);
+    expect(new Set(ids).size).toBeGreaterThan(400);
+  });
+
+  it('a nucleus wider than the list follows the exact distribution', async () => {
+    const V = 4000;
+    const l = randomF32(rng(404), V, 0.4);
+    const o = { t: 1, topP: 0.7 };
+    const p = exactDistribution(l, o, 1e-5);
+    expect([...p].filter((x) => x > 0).length).toBeGreaterThan(SAMPLE_LIST);
+    const N = 8192;
+    const counts = new Array<number>(V).fill(0);
+    for (const id of await manyDraws(l, o, N, 91)) counts[id]!++;
+    expect(counts.filter((n, i) => n > 0 && p[i]! <= 1e-9), 'draws outside the nucleus').toEqual([]);
+    const { chi2, df } = groupedChiSquare(counts, p);
+    expect(df).toBeGreaterThanOrEqual(6);
+    expect(chi2).toBeLessThan(chiSquareQuantile(df, 4.753));
   });
 
   it('an allowed-token mask restricts argmax and sampling; set(null) turns it off', async () => {

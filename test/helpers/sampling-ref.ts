@@ -95,3 +95,26 @@ export function pooledChiSquare(counts: ArrayLike<number>, p: Float64Array, minE
   const chi2 = bins.reduce((a, b) => a + (b.n - b.e) ** 2 / b.e, 0);
   return { chi2, df: bins.length - 1 };
 }
+
+/**
+ * Pearson's statistic over the kept tokens (p > 0) grouped by probability (consecutive in that
+ * order, each group expecting at least `minExpected` draws), for kept sets too wide and flat for a
+ * bin per token; with its degrees of freedom.
+ */
+export function groupedChiSquare(counts: ArrayLike<number>, p: Float64Array, minExpected = 40): { chi2: number; df: number } {
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i]!;
+  const kept = [...p.keys()].filter((i) => p[i]! > 0).sort((a, b) => p[b]! - p[a]!);
+  const groups: { e: number; n: number }[] = [];
+  let g = { e: 0, n: 0 };
+  for (const i of kept) {
+    g.e += n * p[i]!;
+    g.n += counts[i]!;
+    if (g.e >= minExpected) groups.push(g), (g = { e: 0, n: 0 });
+  }
+  if (g.e > 0) {
+    if (groups.length) (groups.at(-1)!.e += g.e), (groups.at(-1)!.n += g.n);
+    else groups.push(g);
+  }
+  return { chi2: groups.reduce((a, b) => a + (b.n - b.e) ** 2 / b.e, 0), df: groups.length - 1 };
+}
