@@ -18,10 +18,11 @@
 //                    prefill chunk once per 128 tokens); a tile's idle row slices of 16 do no
 //                    arithmetic
 //   MoE block        T = 1:   router_norm (norm + router), moe_up_swiglu (top-k inside), moe_down_acc
-//                    T >= 2:  rmsnorm, the router as a multi-row matvec, topk_softmax, then
+//                    T >= 2:  rmsnorm, the router (dense rule above), topk_softmax, then
 //                    T <= 128: moe_route_parallel + moe_grouped_matvec ×2 (each used expert's
 //                              weights read once per 16 of its rows; no padding rows)
-//                    T > 128:  moe_route + moe_gemm ×2 (32-row tiles, mostly full there)
+//                    T > 128:  moe_route + moe_gemm ×2 (64-row tiles; idle 8-row slices of a
+//                              partial tile do no arithmetic)
 //                    and moe_gather. The grouped parts read topk's routing; the T = 1 matvec picks
 //                    the experts from the router's logits itself, so its parts switch together.
 //   head             R <= 16: unembed with the final norm folded in (1, 2, 4, 8 or 16 rows a
@@ -101,7 +102,7 @@ export function unembedRowsPerGroup(rows: number): number | null {
 // Where the load-time self-check (engine/sgmat-check.ts) passed, the f16 x f16 -> f32
 // subgroup-matrix GEMMs (matmul_sgmat, moe_gemm_sgmat: 64-row x 128-column tiles) replace the f32
 // tiled GEMMs for the same steps: they do ~4-8x the arithmetic rate there, so their 64-row tile
-// pays off wherever the 32-row f32 tile already did. The small-M kernels keep steps below that.
+// pays off wherever the f32 tiles already did. The small-M kernels keep steps below that.
 
 /** Scale bytes whose MXFP4 values are exact in f16 (lib/mxfp4_f16.wgsl): 2^-23 .. 2^13 with FP4. */
 export const SGMAT_MXFP4_SCALES = { lo: 104, hi: 140 } as const;

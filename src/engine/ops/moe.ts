@@ -175,8 +175,12 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   };
 }
 
-/** Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block. */
-export const GEMM_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
+/**
+ * Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block;
+ * 64 invocations, row slices of 8 (BM / TM), (BM + BN) x 33 f32 = 12.7 KiB of workgroup storage.
+ * 64 rows: a 512-token prefill chunk averages 64 rows per expert on gpt-oss-20b (top-4 of 32).
+ */
+export const GEMM_TILE = { BM: 64, BN: 32, BK: 32, TM: 8, TN: 4 } as const;
 
 
 export function moeGroupBytes(tokens: number, c: { numExperts: number; expertsPerToken: number; hiddenSize: number }): number {
