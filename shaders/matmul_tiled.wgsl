@@ -1,8 +1,9 @@
 // y = x W^T (lib/dense_io: bias, residual add, shards) as a tiled GEMM for steps of many tokens
-// (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each K slice of 32
+// (prefill chunks, big batches): a workgroup owns BM tokens x BN rows of W, and each K slice of BK
 // is loaded once into workgroup memory (bf16 widened exactly to f32) for all BM tokens, so W is
-// read once per BM tokens rather than once per few tokens as in matmul_bf16.
-// K a multiple of 32. defines: BM, BN, BK (32), TM, TN; flags of lib/dense_io.
+// read once per BM tokens rather than once per few tokens as in matmul_bf16. Row slices of the
+// tile past the step's rows do no arithmetic (lib/gemm gemm_live).
+// K a multiple of BK (a multiple of 8). defines: BM, BN, BK, TM, TN; flags of lib/dense_io.
 #include lib/dense_io
 #include lib/bf16
 #include lib/gemm
@@ -22,15 +23,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let tr = lid % ROW_THREADS;
   let tc = lid / ROW_THREADS;
   let kv8 = p.k / 8u;  // vec4<u32> (8 bf16) of W per row
+  let live = gemm_live(tokens - t0);
   gemm_zero();
   for (var kb = 0u; kb < p.k / BK; kb++) {
     gemm_load_a(lid, t0, tokens - t0, kb);
-    for (var i = lid; i < BN * 4u; i += GEMM_WG) {
-      let c = i / 4u;
-      let q = i % 4u;
+    for (var i = lid; i < BN * (BK / 8u); i += GEMM_WG) {
+      let c = i / (BK / 8u);
+      let q = i % (BK / 8u);
       var wv = vec4<u32>(0u);
       if (c0 + c < p.n) {
-        wv = w[(c0 + c) * kv8 + kb * 4u + q];
+        wv = w[(c0 + c) * kv8 + kb * (BK / 8u) + q];
       }
       let o = c * KS + 8u * q;
       Bs[o] = bf16_lo(wv.x);
@@ -43,7 +45,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       Bs[o + 7u] = bf16_hi(wv.w);
     }
     workgroupBarrier();
-    gemm_step(tr, tc, opaque(BK, p.k));
+    gemm_step(tr, tc, opaque(BK, p.k), live);
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {

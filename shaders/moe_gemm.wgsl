@@ -1,7 +1,8 @@
 // Grouped MXFP4 GEMM over a step's expert-sorted rows (moe_route): a workgroup owns one tile (up to
 // BM sorted rows, all of one expert) x BN output rows of that expert's matrix. Each K slice of 32
 // (one MXFP4 block per weight row) is decoded once into workgroup memory and serves all the tile's
-// rows, so an expert's weights are read once per tile instead of once per (token, slot).
+// rows, so an expert's weights are read once per tile instead of once per (token, slot). A partial
+// tile does the arithmetic of its rows rounded up to BM/TM (lib/gemm gemm_live).
 //   UP:    h[row][i] = SwiGLU(W1[e] x[t] + b1[e])  (rows 2i / 2i+1 = gate / up; x[t] with t = order[row] / k)
 //   DOWN:  y[row][c] = W2[e][c] · h[row] + b2[e][c]
 // The grid's x covers an upper bound of this shard's tiles; surplus workgroups return at once.
@@ -86,7 +87,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       }
     }
     workgroupBarrier();
-    gemm_step(tr, tc, opaque(BK, p.kdim));
+    gemm_step(tr, tc, opaque(BK, p.kdim), gemm_live(rows));
     workgroupBarrier();
   }
   for (var i = 0u; i < TM; i++) {

@@ -5,7 +5,9 @@
 // tc·TN + j (a thread's columns are consecutive, so gate/up pairs stay together).
 // The including kernel fills the tiles (A with gemm_load_a, B itself: its weight format),
 // barriers, calls gemm_step, barriers. It defines `fn gemm_a(row: u32, v: u32) -> vec4<f32>`, vec4
-// v of row `row` of A.
+// v of row `row` of A. gemm_step skips the row slices i >= live (a thread's rows tr + i·(BM/TM)
+// past the tile's rows; the same i for every lane, so none diverges): a partial tile does the
+// arithmetic of its rows rounded up to BM/TM, not of BM.
 // defines: BM, BN, BK, TM, TN.
 const GEMM_WG: u32 = (BM / TM) * (BN / TN);
 const ROW_THREADS: u32 = BM / TM;
@@ -39,9 +41,14 @@ fn gemm_load_a(lid: u32, row0: u32, rows: u32, kb: u32) {
   }
 }
 
-// Accumulates one K slice for the thread's block: tr in [0, BM/TM), tc in [0, BN/TN). `bk` is BK
-// through opaque() (lib/step): the inner TM x TN block stays unrolled (registers).
-fn gemm_step(tr: u32, tc: u32, bk: u32) {
+// Row slices of a tile holding `rows` rows that have any live row: gemm_step's `live`.
+fn gemm_live(rows: u32) -> u32 {
+  return min(TM, (rows + ROW_THREADS - 1u) / ROW_THREADS);
+}
+
+// Accumulates one K slice for the thread's block: tr in [0, BM/TM), tc in [0, BN/TN), row slices
+// i < live. `bk` is BK through opaque() (lib/step): the inner TM x TN block stays unrolled (registers).
+fn gemm_step(tr: u32, tc: u32, bk: u32, live: u32) {
   for (var kk = 0u; kk < bk; kk++) {
     var a: array<f32, TM>;
     var b: array<f32, TN>;
@@ -52,8 +59,10 @@ fn gemm_step(tr: u32, tc: u32, bk: u32) {
       b[j] = Bs[(tc * TN + j) * KS + kk];
     }
     for (var i = 0u; i < TM; i++) {
-      for (var j = 0u; j < TN; j++) {
-        acc[i][j] = fma(a[i], b[j], acc[i][j]);
+      if (i < live) {
+        for (var j = 0u; j < TN; j++) {
+          acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
       }
     }
   }

@@ -13,18 +13,23 @@
 //                    items, combine: AttentionPlan) and the out projection
 //   dense matmuls    1 row: matmul_bf16; 2..31 rows: matmul_rows_bf16, the variant of 2, 4, 8, 16
 //                    or 32 rows that holds them (each weight read once for all of them, no padding
-//                    rows); 32 and more: matmul_tiled (its 32-row tiles are full)
+//                    rows); 32 and more: matmul_tiled, one tile of 64 rows up to 64, else tiles of
+//                    128 (so every decode step of up to 128 rows reads each matrix once, and a
+//                    prefill chunk once per 128 tokens); a tile's idle row slices of 16 do no
+//                    arithmetic
 //   MoE block        T = 1:   router_norm (norm + router), moe_up_swiglu (top-k inside), moe_down_acc
-//                    T >= 2:  rmsnorm, the router as a multi-row matvec, topk_softmax, then
+//                    T >= 2:  rmsnorm, the router (dense rule above), topk_softmax, then
 //                    T <= 128: moe_route_parallel + moe_grouped_matvec ×2 (each used expert's
 //                              weights read once per 16 of its rows; no padding rows)
-//                    T > 128:  moe_route + moe_gemm ×2 (32-row tiles, mostly full there)
+//                    T > 128:  moe_route + moe_gemm ×2 (64-row tiles; idle 8-row slices of a
+//                              partial tile do no arithmetic)
 //                    and moe_gather. The grouped parts read topk's routing; the T = 1 matvec picks
 //                    the experts from the router's logits itself, so its parts switch together.
 //   head             R <= 16: unembed with the final norm folded in (1, 2, 4, 8 or 16 rows a
 //                    workgroup, the smallest that holds R) and the sampler's greedy fast path;
-//                    R > 16 (every prompt row's logits): rmsnorm of the rows, the dense unembedding
-//                    (rule above), the sampler without it
+//                    R > 16 (big decode batches, every prompt row's logits): rmsnorm of the rows,
+//                    the dense unembedding (rule above: up to 128 rows read it once), the sampler
+//                    without it
 // Why these switch points: on a GPU a decode step is bound by the weight bytes it reads, so from
 // two rows every product reads each matrix (and each used expert) once per step; the tiled GEMMs,
 // which pay for whole tiles, start where their tiles fill.
@@ -55,6 +60,14 @@ export const UNEMBED_ROW_VARIANTS = [1, 2, 4, 8, 16] as const;
 export const fusedQkv: When = (s) => s.tokens <= FUSED_MAX_TOKENS;
 /** The attention block's QKV: rmsnorm, the dense QKV matmul, rope_kv_write. */
 export const unfusedQkv: When = (s) => !fusedQkv(s);
+
+/** Rows per tile of matmul_tiled's variants, ascending (ops/dense.ts DENSE_TILES has their shapes). */
+export const DENSE_TILE_ROWS = [64, 128] as const;
+
+/** The matmul_tiled variant a product over `rows` (tiled) rows runs: the smallest tile that holds them, else the largest. */
+export function denseTileRows(rows: number): (typeof DENSE_TILE_ROWS)[number] {
+  return DENSE_TILE_ROWS.find((bm) => rows <= bm) ?? DENSE_TILE_ROWS.at(-1)!;
+}
 
 /** Which bf16 matmul kernel a product over `rows` rows runs. */
 export type DenseKernel = 'matvec' | 'rows' | 'tiled';
@@ -89,7 +102,7 @@ export function unembedRowsPerGroup(rows: number): number | null {
 // Where the load-time self-check (engine/sgmat-check.ts) passed, the f16 x f16 -> f32
 // subgroup-matrix GEMMs (matmul_sgmat, moe_gemm_sgmat: 64-row x 128-column tiles) replace the f32
 // tiled GEMMs for the same steps: they do ~4-8x the arithmetic rate there, so their 64-row tile
-// pays off wherever the 32-row f32 tile already did. The small-M kernels keep steps below that.
+// pays off wherever the f32 tiles already did. The small-M kernels keep steps below that.
 
 /** Scale bytes whose MXFP4 values are exact in f16 (lib/mxfp4_f16.wgsl): 2^-23 .. 2^13 with FP4. */
 export const SGMAT_MXFP4_SCALES = { lo: 104, hi: 140 } as const;

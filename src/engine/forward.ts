@@ -11,7 +11,6 @@ import type { ModelConfig } from '../model/config.js';
 import type { OpContext, StepInputs } from './ops/context.js';
 import { embedOps, rmsnormOp } from './ops/basic.js';
 import { denseOps } from './ops/dense.js';
-import { denseRowsOps } from './ops/dense-rows.js';
 import { allocateMoeSmallM, moeSmallMGroupBytes, moeSmallMOps, type MoeSmallMBuffers } from './ops/moe-smallm.js';
 import { attentionOps, ropeKvWriteOp, type AttentionPlan, type AttentionScratch, type KvLayout } from './ops/attention.js';
 import { allocateMoeGroup, moeDownOp, moeGroupBytes, moeGroupedOps, moeUpOp, topkOp, type MoeGroupBuffers } from './ops/moe.js';
@@ -192,8 +191,9 @@ function moeBlock(f: ForwardState, l: LayerWeights, i: number): ProgramItem[] {
     ]),
     ...only(moeRouted, [
       rmsnormOp(ctx, { x: a.x, scale: l.mlpNorm, y: a.xn, hidden: H, eps: c.rmsNormEps, label: `${name}.mlp_norm` }),
-      // the router is a matvec at any step size: E rows are too few for a GEMM tile
-      ...denseRowsOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
+      // the dense rule like any product: from 32 tokens one tile of 64 or 128 rows reads the
+      // router once (E columns of a 64-wide tile: padding arithmetic, but E x H is small)
+      ...denseOps(ctx, { x: a.xn, w: l.routerWeight, bias: l.routerBias, y: a.routerLogits, k: H, n: c.numExperts, label: `${name}.router` }),
       topkOp(ctx, { logits: a.routerLogits, routing, numExperts: c.numExperts, topK: c.expertsPerToken, label: `${name}.topk` }),
     ]),
     // the (token, slot) pairs grouped by expert: each used expert's weights read once per pass of

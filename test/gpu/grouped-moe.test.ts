@@ -2,7 +2,8 @@
 // MXFP4 GEMMs (mlp1 + SwiGLU, mlp2 + bias) with the gather-accumulate, and the tiled bf16 GEMM.
 // Odd shapes: token counts that are not multiples of the tile, output sizes that leave partial
 // tiles, experts with no token, one expert taking every token, experts split over shards.
-// Outputs start poisoned; guard words after them must stay untouched.
+// Outputs start poisoned; guard words after them must stay untouched. The grouped GEMM's weight
+// bytes and multiply-adds are checked against the routing (tiles of BM rows, row slices of BM / TM).
 import { describe, expect, it } from 'vitest';
 import { encodeDispatches, groupsOf, uploadBuffer, type Dispatch } from '../../src/gpu/buffers.js';
 import { OpContext } from '../../src/engine/ops/context.js';
@@ -49,6 +50,7 @@ describe('grouped MoE (moe_route, moe_gemm, moe_gather)', () => {
     [64, 2, 64, 160, 9, 1, undefined], // most experts get no token
     [20, 3, 160, 96, 33, 2, undefined],
     [8, 8, 64, 32, 41, 1, 0], // every expert in every token
+    [16, 4, 64, 96, 150, 2, 3], // one expert with 150 rows: three tiles, the last partial
   ] as const)('E=%i k=%i H=%i I=%i T=%i in %i shard(s), hot expert %s', async (E, k, H, I, T, shards, hot) => {
     const r = rng(E * 7919 + T * 31 + k);
     const w1 = randomMxfp4(r, E, 2 * I, H);
@@ -128,6 +130,20 @@ describe('grouped MoE (moe_route, moe_gemm, moe_gather)', () => {
     const d = expectClose(await readF32(gpu, x, T * H), want, 2e-4, 1e-5, 'x');
     expect(d.maxAbs).toBeLessThan(2e-4);
     expect(Array.from(await readF32(gpu, x, GUARD, T * H))).toEqual(new Array(GUARD).fill(-1));
+
+    // counts: each expert's weights once per BM-row tile of its rows; the arithmetic of its rows
+    // rounded up to a row slice (BM / TM)
+    const counts = Array.from({ length: E }, (_, e) => routing.ids.filter((id) => id === e).length);
+    const tiles = counts.reduce((t, c) => t + Math.ceil(c / GEMM_TILE.BM), 0);
+    const slice = GEMM_TILE.BM / GEMM_TILE.TM;
+    const sliceRows = counts.reduce((t, c) => t + Math.ceil(c / slice) * slice, 0);
+    const shape = { tokens: T, rows: 0, samples: 0 };
+    const ids = { ids: () => routing.ids };
+    const sum = (part: string, f: (o: Dispatch) => number) => ops.filter((o) => o.label.includes(part)).reduce((t, o) => t + f(o), 0);
+    expect(sum('mlp1_gemm', (o) => o.macs!(shape, ids))).toBe(2 * I * H * sliceRows);
+    expect(sum('mlp2_gemm', (o) => o.macs!(shape, ids))).toBe(H * I * sliceRows);
+    expect(sum('mlp1_gemm', (o) => o.weightBytes!(shape, ids))).toBe(((2 * I * H) / 2 + (2 * I * H) / 32 + 2 * I * 4) * tiles);
+    expect(sum('mlp2_gemm', (o) => o.weightBytes!(shape, ids))).toBe(((H * I) / 2 + (H * I) / 32 + H * 4) * tiles);
   });
 
   it('steps below the token threshold leave the grouped path idle', async () => {
@@ -176,10 +192,10 @@ describe('the bf16 matmul variants (matmul_bf16, matmul_rows_bf16, matmul_tiled)
     if (acc) for (let i = 0; i < want.length; i++) want[i]! += y0[i]!;
     const y = acc ? uploadBuffer(gpu, Float32Array.from([...y0, ...new Array(GUARD).fill(-1)]), 'y') : poisoned(gpu, (T * N + GUARD) * 4);
     const ops = denseOps(ctx, { x: uploadBuffer(gpu, x, 'x'), w: uploadBuffer(gpu, w.bits, 'w'), bias: bias ? uploadBuffer(gpu, bias, 'b') : undefined, y, k: K, n: N, accumulate: acc, kernel: () => kernel, label: 'mm' });
-    expect(ops.map((o) => o.label)).toEqual(['mm', 'mm.rows2', 'mm.rows4', 'mm.rows8', 'mm.rows16', 'mm.rows32', 'mm.tiled']);
+    expect(ops.map((o) => o.label)).toEqual(['mm', 'mm.rows2', 'mm.rows4', 'mm.rows8', 'mm.rows16', 'mm.rows32', 'mm.tiled64', 'mm.tiled128']);
     const shape = { tokens: T, rows: 0, samples: 0 };
     const ran = ops.filter((o) => (o.when ? o.when(shape) : true) && groupsOf(o, shape));
-    expect(ran.map((o) => o.label)).toEqual([kernel === 'matvec' ? 'mm' : kernel === 'tiled' ? 'mm.tiled' : `mm.rows${T <= 2 ? 2 : T <= 4 ? 4 : T <= 8 ? 8 : T <= 16 ? 16 : 32}`]);
+    expect(ran.map((o) => o.label)).toEqual([kernel === 'matvec' ? 'mm' : kernel === 'tiled' ? (T <= 64 ? 'mm.tiled64' : 'mm.tiled128') : `mm.rows${T <= 2 ? 2 : T <= 4 ? 4 : T <= 8 ? 8 : T <= 16 ? 16 : 32}`]);
     await run(ops, T);
     expectClose(await readF32(gpu, y, T * N), want, 2e-5 * Math.sqrt(K), 1e-5, `${kernel} y`);
     const guard = await readU32(gpu, y, GUARD, T * N);
@@ -201,6 +217,6 @@ describe('the bf16 matmul variants (matmul_bf16, matmul_rows_bf16, matmul_tiled)
       // columns of other shards stay untouched
       expect(Number.isNaN(got[t * V + n0 - 1]!) && Number.isNaN(got[t * V + n0 + n]!)).toBe(true);
     }
-    expect(DENSE_TILE.BK).toBe(32);
+    expect(K % DENSE_TILE.BK).toBe(0);
   });
 });

@@ -120,7 +120,7 @@ describe('policy and the self-check', () => {
     const buf = uploadBuffer(c2.gpu, new Uint32Array(4096), 'dummy');
     const dense = () => denseOps(c2, { x: buf, w: buf, y: buf, k: 64, n: 96, label: 'mm' });
     const ran = (ops: ReturnType<typeof dense>, tokens: number) => ops.filter((o) => groupsOf(o, { tokens, rows: 0, samples: 0 })).map((o) => o.label);
-    expect(ran(dense(), 70)).toEqual(['mm.tiled']);
+    expect(ran(dense(), 70)).toEqual(['mm.tiled128']);
     useSgmat(shaders, { shape: sgmatTwin(), moe: false });
     expect(ran(dense(), 70)).toEqual(['mm.sgmat']);
     expect(ran(dense(), DENSE_TILED_MIN_ROWS)).toEqual(['mm.sgmat']);

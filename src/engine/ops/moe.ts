@@ -175,8 +175,12 @@ export function moeDownOp(ctx: OpContext, a: MoeDownArgs): Dispatch {
   };
 }
 
-/** Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block. */
-export const GEMM_TILE = { BM: 32, BN: 64, BK: 32, TM: 4, TN: 8 } as const;
+/**
+ * Tile of the grouped GEMMs (lib/gemm.wgsl): BM rows x BN columns, K slices of one MXFP4 block;
+ * 64 invocations, row slices of 8 (BM / TM), (BM + BN) x 33 f32 = 12.7 KiB of workgroup storage.
+ * 64 rows: a 512-token prefill chunk averages 64 rows per expert on gpt-oss-20b (top-4 of 32).
+ */
+export const GEMM_TILE = { BM: 64, BN: 32, BK: 32, TM: 8, TN: 4 } as const;
 
 
 export function moeGroupBytes(tokens: number, c: { numExperts: number; expertsPerToken: number; hiddenSize: number }): number {
@@ -246,9 +250,10 @@ export function moeGroupedOps(ctx: OpContext, a: MoeGroupedArgs): Dispatch[] {
       label,
       pipeline,
       bindGroup: bindGroup(ctx.gpu, pipeline, bufs, label),
-      // an expert's matrix once per tile of BM of its rows, and a whole tile's arithmetic
+      // an expert's matrix once per tile of BM of its rows
       weightBytes: (s, r) => perExpert * tilesIn(r.ids(a.routing), s.tokens * k, e.first, e.count, T.BM),
-      macs: (s, r) => T.BM * n * (up ? H : I) * tilesIn(r.ids(a.routing), s.tokens * k, e.first, e.count, T.BM),
+      // each tile's rows rounded up to a row slice (lib/gemm gemm_live skips the rest)
+      macs: (s, r) => n * (up ? H : I) * sliceRowsIn(r.ids(a.routing), s.tokens * k, e.first, e.count, T.BM / T.TM),
       // an upper bound on this shard's tiles: its rows in BM-row tiles, plus one partial tile per expert
       when: on,
       groups: (s) => [Math.ceil((s.tokens * k) / T.BM) + e.count, Math.ceil(n / T.BN), 1],
@@ -289,6 +294,13 @@ function tilesIn(ids: Uint32Array, n: number, e0: number, ec: number, bm: number
   const rows = new Uint32Array(ec);
   for (let i = 0; i < n; i++) if (ids[i]! >= e0 && ids[i]! < e0 + ec) rows[ids[i]! - e0]!++;
   return rows.reduce((t, r) => t + Math.ceil(r / bm), 0);
+}
+
+/** The rows of the first n ids per expert of [e0, e0 + ec), each expert's rounded up to a multiple of `slice`. */
+function sliceRowsIn(ids: Uint32Array, n: number, e0: number, ec: number, slice: number): number {
+  const rows = new Uint32Array(ec);
+  for (let i = 0; i < n; i++) if (ids[i]! >= e0 && ids[i]! < e0 + ec) rows[ids[i]! - e0]!++;
+  return rows.reduce((t, r) => t + Math.ceil(r / slice) * slice, 0);
 }
 
 /** How many of the first n ids fall in [e0, e0 + ec). */
