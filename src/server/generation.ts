@@ -48,6 +48,15 @@ export function choiceCount(n: number | null | undefined): number {
  * choice i draws with seed + i (mod 2^32), so choice i is what the same request with n=1 and that
  * seed answers; without one, each choice gets a fresh random seed.
  */
+/**
+ * Usage of a request's n choices: the prompt counted once (as OpenAI bills n > 1), completion
+ * tokens summed, and the prompt tokens whose prefill the prefix cache saved (the first choice's).
+ */
+export function choicesUsage(promptTokens: number, results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) {
+  const completion = results.reduce((a, r) => a + r.tokens.length, 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion, prompt_tokens_details: { cached_tokens: results[0]!.cachedTokens } };
+}
+
 export function choiceSampling(b: SamplingFields, n: number): Required<SamplingOptions>[] {
   const base = samplingOptions(b);
   const seeded = b.seed !== undefined && b.seed !== null;

@@ -8,7 +8,7 @@ import { renderChatCompletion } from '../../harmony/index.js';
 import { AssistantOutput, type OutputEvent } from '../assistant-output.js';
 import { buildConstraint, forcedOutput, maskVocabSize } from '../constraints.js';
 import { invalidRequest } from '../errors.js';
-import { apiFinishReason, choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, streamChoices } from '../generation.js';
+import { apiFinishReason, choiceCount, choiceSampling, choicesUsage, clientGone, completeChoices, completionBudget, renderOrReject, streamChoices } from '../generation.js';
 import { lastUserText } from '../models.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
 import { checkToolChoice, functionNames, stopList } from '../openai-params.js';
@@ -149,18 +149,11 @@ export const chatRoutes: FastifyPluginAsync = async (app) => {
       return { index, output, builder, lps, turn, push, end, finish };
     };
     const choices = Array.from({ length: n }, (_, i) => choice(i));
-    // the prompt counts once; completion and reasoning tokens add up over the choices
-    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => {
-      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
-      return {
-        prompt_tokens: promptIds.length,
-        completion_tokens: completion,
-        total_tokens: promptIds.length + completion,
-        // prompt tokens whose prefill the prefix cache saved (the first choice's)
-        prompt_tokens_details: { cached_tokens: results[0]!.cachedTokens },
-        completion_tokens_details: { reasoning_tokens: choices.reduce((a, c) => a + c.output.reasoningTokens, 0) },
-      };
-    };
+    // reasoning tokens add up over the choices too
+    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => ({
+      ...choicesUsage(promptIds.length, results),
+      completion_tokens_details: { reasoning_tokens: choices.reduce((a, c) => a + c.output.reasoningTokens, 0) },
+    });
 
     if (!body.stream) {
       const results = await completeChoices(

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { renderRawPrompt } from '../../harmony/index.js';
 import { invalidRequest, unsupported } from '../errors.js';
-import { choiceCount, choiceSampling, clientGone, completeChoices, completionBudget, renderOrReject, stopTokens, streamChoices, type Turn } from '../generation.js';
+import { choiceCount, choiceSampling, choicesUsage, clientGone, completeChoices, completionBudget, renderOrReject, stopTokens, streamChoices, type Turn } from '../generation.js';
 import { ignoreUnknownParams } from '../ignored-params.js';
 import { stopList } from '../openai-params.js';
 import { StopStringMatcher } from '../stop-strings.js';
@@ -89,17 +89,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       for (const c of choices) withPrompt(c);
     };
     if (promptLogprobs) choices[0]!.turn = { ...choices[0]!.turn, promptLogprobs: logprobs, onPromptLogprobs };
-    // the prompt counts once; completion tokens add up over the choices
-    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => {
-      const completion = results.reduce((a, r) => a + r.tokens.length, 0);
-      return {
-        prompt_tokens: promptIds.length,
-        completion_tokens: completion,
-        total_tokens: promptIds.length + completion,
-        // prompt tokens whose prefill the prefix cache saved (the first choice's)
-        prompt_tokens_details: { cached_tokens: results[0]!.cachedTokens },
-      };
-    };
+    const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => choicesUsage(promptIds.length, results);
 
     if (!body.stream) {
       const results = await completeChoices(
