@@ -78,7 +78,7 @@ export class EngineCore<F extends InFlight = InFlight> {
     };
     this.sequences = new Sequences(this.scheduler, { vocab: o.vocab, allLogits: o.allLogits, stats: this.stats });
     const s = o.scheduler;
-    this.inputs = new StepInputWriter({ tokens: s.maxBatchTokens, rows: o.rows, samples: o.samples ?? s.maxNumSeqs, vocab: o.vocab }, o.maskWords);
+    this.inputs = new StepInputWriter({ tokens: s.maxBatchTokens, rows: o.rows, samples: o.samples ?? s.maxNumSeqs }, o.maskWords);
   }
 
   get contextLength(): number {

@@ -4,9 +4,8 @@
 // executor (step-exec.ts) writes them to the GPU.
 import type { AttentionWork, StepShape } from '../gpu/buffers.js';
 import { NO_GIVEN, NO_LOGPROBS, PROC_ENTRIES, PROC_ENTRY_WORDS, PROC_ROW_WORDS, SAMPLE_ROW_WORDS, SAMPLED_ID, TOK_INFO_WORDS, type StepCapacity } from './ops/context.js';
-import { rowProcessing } from './logits-processing.js';
+import { needsTokenHistory, rowProcessing } from './logits-processing.js';
 import type { AttentionEntry } from './ops/attention.js';
-import { unembedSettles } from './ops/sample.js';
 import type { StepPlan } from './scheduler.js';
 import type { EngineSeq, SeqRequest } from './sequences.js';
 
@@ -46,14 +45,12 @@ export class StepInputWriter {
   private readonly entryWords = new Uint32Array(PROC_ENTRIES * PROC_ENTRY_WORDS);
   private readonly entryFloats = new Float32Array(this.entryWords.buffer);
   private allOnes: Uint32Array | null = null;
-  private readonly vocab: number;
 
   constructor(
-    cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples' | 'vocab'>,
+    cap: Pick<StepCapacity, 'tokens' | 'rows' | 'samples'>,
     /** u32 words of one allowed-token mask. */
     private readonly maskWords: number,
   ) {
-    this.vocab = cap.vocab;
     this.tokWords = new Uint32Array(cap.tokens * TOK_INFO_WORDS);
     this.rowWords = new Uint32Array(Math.max(1, cap.rows));
     this.sampleWords = new Uint32Array(Math.max(1, cap.samples) * SAMPLE_ROW_WORDS);
@@ -66,7 +63,6 @@ export class StepInputWriter {
   prepare(plan: StepPlan<SeqRequest>): PreparedStep {
     let rows = 0;
     let samples = 0;
-    let sampleScan = 0; // sampled rows the unembedding's pick does not settle
     let readLogits = false;
     const attention: AttentionEntry[] = [];
     const masks: PreparedStep['masks'] = [];
@@ -122,7 +118,7 @@ export class StepInputWriter {
         let mask = constrained;
         const row = rows - 1 - e.draft.length + j;
         // a verified position's penalties count the proposals before it as generated tokens
-        const history = j ? [...seq.tokens, ...e.draft.slice(0, j)] : seq.tokens;
+        const history = j && needsTokenHistory(o) ? [...seq.tokens, ...e.draft.slice(0, j)] : seq.tokens;
         const proc = rowProcessing(o, history, seq.promptLength, PROC_ENTRIES - entries);
         if (proc) {
           const pw = procSamples.length * PROC_ROW_WORDS;
@@ -160,14 +156,11 @@ export class StepInputWriter {
         this.sampleFloats[w + 5] = o.topP ?? 1;
         this.sampleWords[w + 6] = o.topK ?? 0;
         this.sampleWords[w + 7] = mask ? 1 : 0;
-        // decided from the words as written (f32), as the kernels decide
-        const settings = { temperature: this.sampleFloats[w + 4]!, topP: this.sampleFloats[w + 5]!, topK: this.sampleWords[w + 6]!, masked: !!mask };
-        if (!unembedSettles(settings, this.vocab)) sampleScan++;
       }
     }
     return {
       plan,
-      shape: { tokens: plan.tokens, rows, samples, sampleScan, processRows: procSamples.length, attention: { sliding: NO_ATTENTION, full: NO_ATTENTION } },
+      shape: { tokens: plan.tokens, rows, samples, processRows: procSamples.length, attention: { sliding: NO_ATTENTION, full: NO_ATTENTION } },
       tokWords: this.tokWords.subarray(0, plan.tokens * TOK_INFO_WORDS),
       rowWords: this.rowWords.subarray(0, rows),
       sampleWords: this.sampleWords.subarray(0, samples * SAMPLE_ROW_WORDS),

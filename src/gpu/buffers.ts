@@ -86,8 +86,6 @@ export interface StepShape {
   tokens: number;
   rows: number;
   samples: number;
-  /** Sampled rows the unembedding's pick does not settle, which need the sampler's candidate pass; default: all. */
-  sampleScan?: number;
   /** Sampled rows with logits processing or logprobs (ops/logits-process.ts); default 0. */
   processRows?: number;
   attention?: Readonly<Partial<Record<AttentionGroup, Readonly<AttentionWork>>>>;

@@ -118,8 +118,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
       ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined }),
     ];
-    // sampleScan 0: the step's rows are all settled by the unembedding (the sampler copies the picks)
-    const shape = { tokens: 2, rows: N, samples: N, sampleScan: hasPick ? 0 : N };
+    const shape = { tokens: 2, rows: N, samples: N };
     freshOutputs(inputs, N, N);
     await run(ctx, ops, shape);
     const ids = await readIds(inputs, N);
@@ -180,7 +179,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
       ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined }),
     ];
     freshOutputs(inputs, rows.length, R);
-    await run(ctx, ops, { tokens: T, rows: R, samples: rows.length, sampleScan: 2 });
+    await run(ctx, ops, { tokens: T, rows: R, samples: rows.length });
     const ids = await readIds(inputs, rows.length);
     const all = await readF32(gpu, logits, R * V);
     const row = (r: number) => Array.from(all.subarray(r * V, (r + 1) * V));

@@ -101,7 +101,7 @@ describe.each(variants)('sampling after the fused unembedding ($name)', ({ shade
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
       ...sampleOps(ctx, { logits, inputs, vocab: V, argmax: hasPick ? inputs.argmax : undefined }),
     ];
-    const shape: StepShape = { tokens: 2, rows: N, samples: N, sampleScan: N };
+    const shape: StepShape = { tokens: 2, rows: N, samples: N };
     const once = async () => {
       writeBuffer(gpu, inputs.sampled, 0, new Uint32Array(N).fill(POISON));
       writeBuffer(gpu, inputs.argmax, 0, new Uint32Array(2 * N));

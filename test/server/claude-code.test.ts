@@ -6,11 +6,10 @@
 // What Claude Code sends that a plain Messages client does not (system messages between turns,
 // thinking display, output_config, context_management, deferred tools, ?beta=true) is checked in
 // its real request bodies. Then against synthetic:tiny (random weights): exit 0, text printed.
-import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/server/app.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../../src/tokenizer/index.js';
-import { CLAUDE_BIN, runClaude } from './claude-code.js';
+import { runClaude } from './claude-code.js';
 import { CURRENT_DATE, MODEL } from './helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
@@ -20,7 +19,7 @@ const KEY = 'sk-claude-code-test';
 
 type Body = Record<string, any>;
 
-describe.skipIf(!existsSync(CLAUDE_BIN))('Claude Code CLI', () => {
+describe('Claude Code CLI', () => {
   let tokenizer: HarmonyTokenizer;
   beforeAll(async () => {
     tokenizer = await loadModelTokenizer();

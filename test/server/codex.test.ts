@@ -6,12 +6,12 @@
 // run (test/fixtures/codex-0.169.0-requests.json; UPDATE_CODEX_FIXTURE=1 rewrites it). Then
 // against synthetic:tiny (random weights), where the protocol is what can be checked: exit 0 and
 // the printed answer being the JSON the server forced.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/server/app.js';
 import { loadModelTokenizer, type HarmonyTokenizer } from '../../src/tokenizer/index.js';
-import { CODEX_BIN, runCodex } from './codex.js';
+import { runCodex } from './codex.js';
 import { CURRENT_DATE, MODEL, REPO_ROOT } from './helpers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
@@ -38,7 +38,7 @@ function shape(b: Body) {
   };
 }
 
-describe.skipIf(!existsSync(CODEX_BIN))('Codex CLI', () => {
+describe('Codex CLI', () => {
   let tokenizer: HarmonyTokenizer;
   beforeAll(async () => {
     tokenizer = await loadModelTokenizer();

@@ -8,27 +8,6 @@ import { KERNEL_PARAMS } from '../../gpu/kernel-params.js';
 import { paramsBuffer } from '../../gpu/params.js';
 import type { OpContext, StepInputs } from './context.js';
 
-/** A sample row's settings as its kernels read them (temperature and top_p as f32). */
-export interface SampleSettings {
-  temperature: number;
-  topP: number;
-  topK: number;
-  masked: boolean;
-}
-
-/**
- * Temperature sampling over the whole softmax, drawn by Gumbel-max (shaders/lib/sample_settings
- * gumbel_draw, which this must match: pass temperature and top_p rounded to f32).
- */
-export function gumbelDraw(s: SampleSettings, vocab: number): boolean {
-  return !s.masked && s.temperature > 0 && s.topP >= 1 && (s.topK === 0 || s.topK >= vocab);
-}
-
-/** The unembedding's pick (ARGMAX) is the row's token: lib/sample_settings unembed_settles. */
-export function unembedSettles(s: SampleSettings, vocab: number): boolean {
-  return (s.temperature <= 0 && !s.masked) || gumbelDraw(s, vocab);
-}
-
 /**
  * Tokens a cut row (top-k, top-p) may list in workgroup memory: a bound from the threads' best
  * logits that lets more through sends the row's thresholds over the whole row.

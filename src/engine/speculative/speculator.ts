@@ -35,11 +35,16 @@ export class Speculator {
     this.stats = { ...zeroSpeculativeStats(o.tokens), method: o.proposer.name };
   }
 
-  /** Whether a sequence may verify proposals: a plain decoding one (no constraint, no logits to the host). */
-  private eligible(seq: EngineSeq): boolean {
+  /** Whether a sequence speculates at all: a plain decoding one (no constraint, no logits to the host) that did not opt out. */
+  private speculates(seq: EngineSeq): boolean {
     const r = seq.request;
     const o = r.opts;
-    return seq.state === 'running' && seq.generates && !seq.prefilling && seq.pending === 0 && o.speculative !== false && !o.constraint && !o.onLogits && !r.prefillLogits;
+    return seq.generates && o.speculative !== false && !o.constraint && !o.onLogits && !r.prefillLogits;
+  }
+
+  /** Whether it may get proposals now: decoding, with its last token's id on the host. */
+  private eligible(seq: EngineSeq): boolean {
+    return seq.state === 'running' && !seq.prefilling && seq.pending === 0 && this.speculates(seq);
   }
 
   private adaptive(seq: EngineSeq): AdaptiveK {
@@ -50,7 +55,8 @@ export class Speculator {
 
   /** Whether some running sequence will ask for proposals before its next step (no run-ahead then). */
   wantsHost(running: readonly EngineSeq[]): boolean {
-    return running.some((s) => s.request.opts.speculative !== false && !s.request.opts.constraint && s.generates && !s.prefilling && this.adaptive(s).active);
+    // asked while the previous step runs: a token of it may still be pending
+    return running.some((s) => !s.prefilling && this.speculates(s) && this.adaptive(s).active);
   }
 
   /** Sets the proposals of the sequences that speculate at the next step. */

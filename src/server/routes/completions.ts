@@ -84,11 +84,19 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       return c;
     };
     const choices = Array.from({ length: n }, (_, i) => choice(i));
-    const onPromptLogprobs = (lps: readonly (TokenLogprob | null)[]) => {
-      promptLps = lps;
-      for (const c of choices) withPrompt(c);
-    };
-    if (promptLogprobs) choices[0]!.turn = { ...choices[0]!.turn, promptLogprobs: logprobs, onPromptLogprobs };
+    /** Streaming: sends the echo of the prompt once per choice (with prompt logprobs, once they are known). */
+    let sendEcho: (c: (typeof choices)[number]) => void = () => {};
+    if (promptLogprobs) {
+      choices[0]!.turn = {
+        ...choices[0]!.turn,
+        promptLogprobs: logprobs,
+        onPromptLogprobs: (lps) => {
+          promptLps = lps;
+          for (const c of choices) withPrompt(c);
+          sendEcho(choices[0]!);
+        },
+      };
+    }
     const usage = (results: ReadonlyArray<{ tokens: readonly number[]; cachedTokens: number }>) => choicesUsage(promptIds.length, results);
 
     if (!body.stream) {
@@ -133,15 +141,7 @@ export const completionsRoutes: FastifyPluginAsync = async (app) => {
       choices: [{ index: c.index, text: delta, logprobs: chunkLogprobs(c), finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    /** Sends the echo of the prompt, once per choice: with prompt logprobs, once they are known. */
-    let sendEcho: (c: (typeof choices)[number]) => void = () => {};
     const echoed = new Set<number>();
-    if (promptLogprobs) {
-      choices[0]!.turn.onPromptLogprobs = (lps) => {
-        onPromptLogprobs(lps);
-        sendEcho(choices[0]!);
-      };
-    }
     return streamChoices(
       ctx,
       request,
