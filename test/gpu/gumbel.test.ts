@@ -7,12 +7,12 @@
 // and a step mixing Gumbel-max rows with greedy, masked, top-p and unsampled rows. Odd vocabulary
 // sizes over several shards, poisoned outputs.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer, writeBuffer, type Dispatch, type StepShape } from '../../src/gpu/buffers.js';
-import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
+import { encodeDispatches, writeBuffer, type Dispatch, type StepShape } from '../../src/gpu/buffers.js';
+import { OpContext, StepInputs } from '../../src/engine/ops/context.js';
 import { unembedOps } from '../../src/engine/ops/fused.js';
 import { sampleOps } from '../../src/engine/ops/sample.js';
 import { noGpuErrors, poisoned, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
-import { randomBf16, randomF32, rng } from '../helpers/random.js';
+import { randomHead, sampleRowWords, type SampleRowSpec } from '../helpers/sampler-inputs.js';
 import { chiSquareQuantile, gumbelArgmax, pooledChiSquare, softmax64 } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
@@ -20,46 +20,9 @@ const variants = await shaderVariants();
 const EPS = 1e-5;
 const POISON = 0xffffffff;
 
-interface Row {
-  /** Logits row. */
-  row: number;
-  t: number;
-  seed: number;
-  counter: number;
-  topP?: number;
-  topK?: number;
-  mask?: Uint32Array;
-}
+type Row = SampleRowSpec;
 
-function sampleWords(rows: Row[]): Uint32Array {
-  const words = new Uint32Array(rows.length * SAMPLE_ROW_WORDS);
-  const floats = new Float32Array(words.buffer);
-  rows.forEach((o, i) => {
-    const w = i * SAMPLE_ROW_WORDS;
-    words.set([o.row, i, o.seed, o.counter], w);
-    floats[w + 4] = o.t;
-    floats[w + 5] = o.topP ?? 1;
-    words[w + 6] = o.topK ?? 0;
-    words[w + 7] = o.mask ? 1 : 0;
-  });
-  return words;
-}
 
-/** A head of V vocabulary rows over H, in `nshards` shards; its logits rows read tokens of x. */
-function randomHead(seed: number, V: number, H: number, T: number, nshards: number) {
-  const r = rng(seed);
-  const x = uploadBuffer(gpu, randomF32(r, T * H, 2), 'x');
-  const scale = uploadBuffer(gpu, randomF32(r, H, 1), 'scale');
-  // logits of standard deviation ~0.3·sqrt(H): a few tokens hold most of the mass, none all of it
-  const w = randomBf16(r, V * H, 0.3);
-  const per = Math.ceil(V / nshards);
-  const shards = Array.from({ length: nshards }, (_, i) => {
-    const first = i * per;
-    const count = Math.min(per, V - first);
-    return { first, count, buffer: uploadBuffer(gpu, w.bits.slice(first * H, (first + count) * H), `w${i}`) };
-  });
-  return { x, scale, shards };
-}
 
 async function run(ctx: OpContext, ops: Dispatch[], shape: StepShape) {
   ctx.writeStep(shape);
@@ -83,7 +46,7 @@ async function readIds(inputs: StepInputs, n: number): Promise<Uint32Array> {
 async function samplerPath(ctx: OpContext, logits: GPUBuffer, V: number, R: number, rows: Row[]): Promise<Uint32Array> {
   const inputs = new StepInputs(gpu, { tokens: 1, rows: R, samples: rows.length, seqs: rows.length, vocab: V });
   for (const [i, o] of rows.entries()) if (o.mask) writeBuffer(gpu, inputs.masks, i * inputs.maskWords * 4, o.mask);
-  writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
+  writeBuffer(gpu, inputs.sampling, 0, sampleRowWords(rows));
   freshOutputs(inputs, rows.length, R);
   await run(ctx, sampleOps(ctx, { logits, inputs, vocab: V }), { tokens: 1, rows: R, samples: rows.length });
   const ids = await readIds(inputs, rows.length);
@@ -107,12 +70,12 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
   ] as const)('V=%i H=%i in %i shard(s) at temperature %f: draws follow the softmax', async (V, H, nshards, t) => {
     const N = 4096;
     const seed = 7000 + V + nshards;
-    const head = randomHead(V * 31 + nshards, V, H, 2, nshards);
+    const head = randomHead(gpu, V * 31 + nshards, V, H, 2, nshards);
     // N logits rows of the same token: one row per draw, each its own counter; top_k V or more is off
     const rows: Row[] = Array.from({ length: N }, (_, i) => ({ row: i, t, seed, counter: i, topK: i % 3 === 1 ? V : i % 3 === 2 ? V + 9 : 0 }));
     const inputs = new StepInputs(gpu, { tokens: 2, rows: N, samples: N, seqs: N, vocab: V });
     writeBuffer(gpu, inputs.rows, 0, new Uint32Array(N).fill(1));
-    writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
+    writeBuffer(gpu, inputs.sampling, 0, sampleRowWords(rows));
     const logits = poisoned(gpu, N * V * 4);
     const ops = [
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
@@ -158,7 +121,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
 
   it('a step mixing Gumbel-max, greedy, masked, top-p and unsampled rows, sample rows out of logits-row order', async () => {
     const [V, H, T, R] = [203, 40, 6, 5];
-    const head = randomHead(99, V, H, T, 2);
+    const head = randomHead(gpu, 99, V, H, T, 2);
     const mask = new Uint32Array(Math.ceil(V / 32));
     const allowed = [3, 50, 51, 120, 202];
     for (const i of allowed) mask[i >>> 5]! |= 1 << (i & 31);
@@ -172,7 +135,7 @@ describe.each(variants)('Gumbel-max temperature sampling ($name)', ({ shaders })
     const inputs = new StepInputs(gpu, { tokens: T, rows: R, samples: rows.length, seqs: rows.length, vocab: V });
     writeBuffer(gpu, inputs.rows, 0, Uint32Array.from([5, 0, 2, 4, 1]));
     writeBuffer(gpu, inputs.masks, 2 * inputs.maskWords * 4, mask);
-    writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
+    writeBuffer(gpu, inputs.sampling, 0, sampleRowWords(rows));
     const logits = poisoned(gpu, R * V * 4);
     const ops = [
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),

@@ -7,12 +7,12 @@
 // several rows of a sequence in one step) drawing independently; replay; greedy rows equal to the
 // argmax of the logits as written. Odd vocabulary sizes over shards, poisoned outputs.
 import { describe, expect, it } from 'vitest';
-import { encodeDispatches, uploadBuffer, writeBuffer, type Dispatch, type StepShape } from '../../src/gpu/buffers.js';
-import { OpContext, SAMPLE_ROW_WORDS, StepInputs } from '../../src/engine/ops/context.js';
+import { encodeDispatches, writeBuffer, type Dispatch, type StepShape } from '../../src/gpu/buffers.js';
+import { OpContext, StepInputs } from '../../src/engine/ops/context.js';
 import { unembedOps } from '../../src/engine/ops/fused.js';
 import { sampleOps } from '../../src/engine/ops/sample.js';
 import { noGpuErrors, poisoned, readF32, readU32, shaderVariants, submit, testGpu } from '../helpers/gpu.js';
-import { randomBf16, randomF32, rng } from '../helpers/random.js';
+import { randomHead, sampleRowWords, type SampleRowSpec } from '../helpers/sampler-inputs.js';
 import { chiSquareQuantile, groupedChiSquare } from '../helpers/sampling-ref.js';
 
 const gpu = await testGpu();
@@ -20,30 +20,8 @@ const variants = await shaderVariants();
 const EPS = 1e-5;
 const POISON = 0xffffffff;
 
-interface Row {
-  row: number;
-  slot: number;
-  t: number;
-  seed: number;
-  counter: number;
-  topP?: number;
-  topK?: number;
-  mask?: Uint32Array;
-}
+type Row = SampleRowSpec;
 
-function sampleWords(rows: Row[]): Uint32Array {
-  const words = new Uint32Array(rows.length * SAMPLE_ROW_WORDS);
-  const floats = new Float32Array(words.buffer);
-  rows.forEach((o, i) => {
-    const w = i * SAMPLE_ROW_WORDS;
-    words.set([o.row, o.slot, o.seed, o.counter], w);
-    floats[w + 4] = o.t;
-    floats[w + 5] = o.topP ?? 1;
-    words[w + 6] = o.topK ?? 0;
-    words[w + 7] = o.mask ? 1 : 0;
-  });
-  return words;
-}
 
 /** softmax(l / t) in float64 cut to the top_k largest, then to the smallest top set holding top_p (no cut within 1e-5 of an edge). */
 function exact(l: ArrayLike<number>, o: { t: number; topK?: number; topP?: number }): Float64Array {
@@ -69,20 +47,6 @@ function exact(l: ArrayLike<number>, o: { t: number; topK?: number; topP?: numbe
   return p;
 }
 
-/** A head of V vocabulary rows over H in `nshards` shards, logits of spread ~`spread`·sqrt(H). */
-function randomHead(seed: number, V: number, H: number, T: number, nshards: number, spread = 0.3) {
-  const r = rng(seed);
-  const x = uploadBuffer(gpu, randomF32(r, T * H, 2), 'x');
-  const scale = uploadBuffer(gpu, randomF32(r, H, 1), 'scale');
-  const w = randomBf16(r, V * H, spread);
-  const per = Math.ceil(V / nshards);
-  const shards = Array.from({ length: nshards }, (_, i) => {
-    const first = i * per;
-    const count = Math.min(per, V - first);
-    return { first, count, buffer: uploadBuffer(gpu, w.bits.slice(first * H, (first + count) * H), `w${i}`) };
-  });
-  return { x, scale, shards };
-}
 
 describe.each(variants)('sampling after the fused unembedding ($name)', ({ shaders }) => {
   const ctx = new OpContext(gpu, shaders);
@@ -91,11 +55,11 @@ describe.each(variants)('sampling after the fused unembedding ($name)', ({ shade
   /** N logits rows of token 1 through the head and the sampler; the draws and the (shared) logits row. */
   async function draws(V: number, H: number, nshards: number, rows: Row[], spread?: number) {
     const N = rows.length;
-    const head = randomHead(V * 13 + nshards, V, H, 2, nshards, spread);
+    const head = randomHead(gpu, V * 13 + nshards, V, H, 2, nshards, spread);
     const inputs = new StepInputs(gpu, { tokens: 2, rows: N, samples: N, seqs: N, vocab: V });
     writeBuffer(gpu, inputs.rows, 0, new Uint32Array(N).fill(1));
-    writeBuffer(gpu, inputs.sampling, 0, sampleWords(rows));
-    for (const [i, o] of rows.entries()) if (o.mask) writeBuffer(gpu, inputs.masks, o.slot * inputs.maskWords * 4, o.mask);
+    writeBuffer(gpu, inputs.sampling, 0, sampleRowWords(rows));
+    for (const [i, o] of rows.entries()) if (o.mask) writeBuffer(gpu, inputs.masks, (o.slot ?? i) * inputs.maskWords * 4, o.mask);
     const logits = poisoned(gpu, N * V * 4);
     const ops: Dispatch[] = [
       ...unembedOps(ctx, { rows: inputs.rows, x: head.x, normScale: head.scale, shards: head.shards, logits, argmax: hasPick ? { picks: inputs.argmax, samples: inputs.sampling } : undefined, cfg: { vocabSize: V, hiddenSize: H, rmsNormEps: EPS }, label: 'unembed' }),
